@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's test command: `bash scripts/test.sh [jest args...]`.
+# Installs Node 24 and the dependencies when missing, starts the real services (PostgreSQL,
+# MariaDB, Kafka), type-checks, runs every Jest project, and stops what it started.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+source scripts/node-env.sh
+
+if [[ ! -d node_modules/.bin || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci
+fi
+
+kafka_was_running=0
+bash scripts/services.sh status | grep -q '^kafka: up' && kafka_was_running=1
+bash scripts/services.sh start
+if [[ $kafka_was_running == 0 ]]; then
+  trap 'bash scripts/services.sh stop' EXIT
+fi
+
+echo "[test] type-checking"
+npx tsc -p tsconfig.json --noEmit
+echo "[test] jest"
+NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 "$@"
