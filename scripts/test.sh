@@ -8,7 +8,7 @@ cd "$ROOT"
 source scripts/node-env.sh
 
 if [[ ! -d node_modules/.bin || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm ci
+  npm_config_nodedir="$TM_NODE_DIR" npm ci
 fi
 
 kafka_was_running=0

@@ -1,0 +1,114 @@
+import { NoTransactionContextError } from '../errors/no-transaction-context.error.js';
+import { InvalidMessageError } from '../errors/invalid-message.error.js';
+import {
+  validateDurationMs,
+  validateKey,
+  validateProperties,
+  validateTags,
+} from '../message/encode-message.js';
+import { TransactionStatus } from '../message/transaction-status.enum.js';
+import { transactionStorage } from './transaction-context.storage.js';
+
+/**
+ * The half message of the running `@TransactionalMessage` method, from `currentHalfMessage()`.
+ * Set the outcome of the local transaction and anything about the message that is only known
+ * inside the method. Every setter validates at once, so a bad value fails at the line that set it.
+ */
+export interface HalfMessageHandle {
+  /** The topic from the decorator. */
+  readonly topic: string;
+  /** The outcome so far: COMMIT unless the method said otherwise. */
+  readonly outcome: TransactionStatus;
+  /** The message body (JSON-serialisable, or a Buffer/Uint8Array). Overrides the `body` option. */
+  setBody(body: unknown): this;
+  /** The message key. Overrides the `key` option. */
+  setKey(key: string): this;
+  /** The tags. Override the `tags` option. */
+  setTags(tags: string | readonly string[]): this;
+  /** Adds or replaces one user property. */
+  setProperty(name: string, value: string): this;
+  /** Check immunity of this message, in ms. Overrides the option. */
+  setCheckImmunity(ms: number): this;
+  /** COMMIT (the default): the message is committed with the transaction and delivered. */
+  commit(): this;
+  /** ROLLBACK: business writes still commit, the message is stored ROLLED_BACK and never delivered. */
+  rollback(): this;
+  /** UNKNOWN: the message stays HALF and the check handler is asked after its check immunity. */
+  unknown(): this;
+}
+
+/** @internal */
+export class HalfMessageDraft implements HalfMessageHandle {
+  outcome = TransactionStatus.COMMIT;
+  body: { value: unknown } | undefined;
+  key: string | undefined;
+  tags: string[] | undefined;
+  properties: Record<string, string> = {};
+  checkImmunityMs: number | undefined;
+
+  constructor(
+    readonly topic: string,
+    private readonly label: string,
+  ) {}
+
+  setBody(body: unknown): this {
+    this.body = { value: body };
+    return this;
+  }
+
+  setKey(key: string): this {
+    const valid = validateKey(key, this.label);
+    if (valid === null) throw new InvalidMessageError('key', key, 'a non-empty string', this.label);
+    this.key = valid;
+    return this;
+  }
+
+  setTags(tags: string | readonly string[]): this {
+    this.tags = validateTags(tags, this.label);
+    return this;
+  }
+
+  setProperty(name: string, value: string): this {
+    Object.assign(this.properties, validateProperties({ [name]: value }, this.label));
+    return this;
+  }
+
+  setCheckImmunity(ms: number): this {
+    this.checkImmunityMs = validateDurationMs('checkImmunityMs', ms, this.label);
+    return this;
+  }
+
+  commit(): this {
+    this.outcome = TransactionStatus.COMMIT;
+    return this;
+  }
+
+  rollback(): this {
+    this.outcome = TransactionStatus.ROLLBACK;
+    return this;
+  }
+
+  unknown(): this {
+    this.outcome = TransactionStatus.UNKNOWN;
+    return this;
+  }
+}
+
+/**
+ * The half message of the `@TransactionalMessage` method that is running now (the innermost one
+ * when they are nested). Throws NoTransactionContextError outside such a method.
+ *
+ * ```ts
+ * @TransactionalMessage({ topic: 'order.paid' })
+ * async pay(dto: PayOrderDto) {
+ *   const payment = await this.gateway.charge(dto);
+ *   if (payment.pending) currentHalfMessage().unknown();   // the check handler decides later
+ *   return { orderId: dto.orderId };                          // the message body (default)
+ * }
+ * ```
+ */
+export function currentHalfMessage(): HalfMessageHandle {
+  const draft = transactionStorage.getStore()?.draft;
+  if (!draft) throw new NoTransactionContextError('currentHalfMessage()');
+  return draft;
+}

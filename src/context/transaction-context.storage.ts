@@ -1,0 +1,23 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { DataSource, EntityManager } from 'typeorm';
+import type { HalfMessageDraft } from './half-message-draft.js';
+
+/** @internal One database transaction, shared by every call that joined it. */
+export interface TransactionScope {
+  readonly dataSource: DataSource;
+  readonly manager: EntityManager;
+  /** Set once the transaction committed or rolled back (or, when joined from outside, once our call returned). */
+  ended: boolean;
+}
+
+/** @internal What the current async context runs in. */
+export interface ContextFrame {
+  readonly scope: TransactionScope;
+  /** The half message of the innermost `@TransactionalMessage` method, if any. */
+  readonly draft: HalfMessageDraft | undefined;
+  /** `Class.method` of the innermost transactional call, for error messages. */
+  readonly label: string;
+}
+
+/** @internal The one AsyncLocalStorage of the library. */
+export const transactionStorage = new AsyncLocalStorage<ContextFrame>();

@@ -1,0 +1,135 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { NestedIndependentTransactionError } from '../errors/nested-independent-transaction.error.js';
+import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
+import { TransactionRequiredError } from '../errors/transaction-required.error.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { resolveDialect } from '../store/dialects/resolve-dialect.js';
+import type { SqlDialect } from '../store/dialects/sql-dialect.interface.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { ClsTransactionBridge } from './cls-transaction.bridge.js';
+import type { HalfMessageDraft } from './half-message-draft.js';
+import type { IsolationLevel } from './isolation-level.js';
+import { installQueryGuard } from './query-guard.js';
+import { fenceQueryRunner } from './query-runner-fence.js';
+import { serialLockFor } from './serial-lock.js';
+import { transactionStorage, type TransactionScope } from './transaction-context.storage.js';
+
+/** @internal How a transactional call wants its transaction. */
+export interface TransactionDemand {
+  /** Used only when the call opens the transaction; ignored (with a warning) when it joins one. */
+  isolationLevel?: IsolationLevel;
+  /** Refuse to run unless a caller's transaction can be joined. */
+  mandatory?: boolean;
+}
+
+/**
+ * @internal Joins the caller's transaction or opens one, and runs work in the transaction context.
+ * The caller's transaction is, in this order: an outer transactional call of this library on the
+ * same DataSource, then an active `@nestjs-cls/transactional` transaction on it.
+ */
+@Injectable()
+export class TransactionRunner implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger(LOGGER_CONTEXT);
+  readonly dialect: SqlDialect;
+  private uninstallGuard: () => void = () => undefined;
+  private readonly isolationWarnings = new Set<string>();
+
+  constructor(
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly cls: ClsTransactionBridge,
+  ) {
+    this.dialect = resolveDialect(options.dataSource);
+  }
+
+  onModuleInit(): void {
+    this.uninstallGuard = installQueryGuard(this.options.dataSource, this.options.queriesOutsideTransaction, this.logger);
+  }
+
+  onModuleDestroy(): void {
+    this.uninstallGuard();
+  }
+
+  /** The transaction of the current context on this DataSource, if any (ended or not). */
+  currentScope(): TransactionScope | undefined {
+    const frame = transactionStorage.getStore();
+    return frame?.scope.dataSource === this.options.dataSource ? frame.scope : undefined;
+  }
+
+  /**
+   * Runs `work` inside the caller's transaction, or in a new one. `draft` becomes the current half
+   * message inside `work` (undefined keeps the caller's, if any).
+   */
+  async run<T>(
+    label: string,
+    demand: TransactionDemand,
+    draft: HalfMessageDraft | undefined,
+    work: (scope: TransactionScope) => Promise<T>,
+  ): Promise<T> {
+    const outer = transactionStorage.getStore();
+    const inScope = (scope: TransactionScope) =>
+      transactionStorage.run({ scope, draft: draft ?? outer?.draft, label }, () => work(scope));
+
+    const joined = this.currentScope();
+    if (joined) {
+      if (joined.ended) throw new TransactionContextEndedError(label);
+      this.warnIsolationIgnored(label, demand);
+      return inScope(joined);
+    }
+    const clsManager = this.cls.activeManager();
+    if (clsManager) {
+      this.warnIsolationIgnored(label, demand);
+      // The cls transaction outlives this call; once the call returns, nothing of ours may use it.
+      const scope: TransactionScope = { dataSource: this.options.dataSource, manager: clsManager, ended: false };
+      try {
+        return await inScope(scope);
+      } finally {
+        scope.ended = true;
+      }
+    }
+    if (demand.mandatory) throw new TransactionRequiredError(label);
+    return this.open(demand.isolationLevel, (manager) => {
+      const scope: TransactionScope = { dataSource: this.options.dataSource, manager, ended: false };
+      fenceQueryRunner(manager);
+      return inScope(scope).finally(() => {
+        scope.ended = true;
+      });
+    });
+  }
+
+  /**
+   * Runs `work` in a transaction of its own, committed when it returns, whatever transaction the
+   * caller is in (the explicit producer API stores half messages this way, before the local
+   * transaction runs). Outside the caller's context, so the query guard does not apply.
+   */
+  independent<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    if (this.dialect.singleConnection && this.currentScope() && !this.currentScope()?.ended) {
+      throw new NestedIndependentTransactionError(label);
+    }
+    return transactionStorage.exit(() => this.open(undefined, work, false));
+  }
+
+  private open<T>(
+    isolationLevel: IsolationLevel | undefined,
+    work: (manager: EntityManager) => Promise<T>,
+    viaCls = true,
+  ): Promise<T> {
+    const { dataSource } = this.options;
+    const start = () =>
+      viaCls && this.cls.active
+        ? this.cls.open(isolationLevel, work)
+        : isolationLevel
+          ? dataSource.transaction(isolationLevel, work)
+          : dataSource.transaction(work);
+    return this.dialect.singleConnection ? serialLockFor(dataSource).run(start) : start();
+  }
+
+  private warnIsolationIgnored(label: string, demand: TransactionDemand): void {
+    if (!demand.isolationLevel || this.isolationWarnings.has(label)) return;
+    this.isolationWarnings.add(label);
+    this.logger.warn(
+      `${label}: isolationLevel '${demand.isolationLevel}' is ignored because the call joined the caller's transaction ` +
+        `(the isolation level is fixed when a transaction starts).`,
+    );
+  }
+}

@@ -1,0 +1,40 @@
+import { validateIsolationLevel } from '../context/isolation-level.js';
+import { InvalidMessageError } from '../errors/invalid-message.error.js';
+import {
+  validateDurationMs,
+  validateKey,
+  validateProperties,
+  validateTags,
+  validateTopic,
+} from '../message/encode-message.js';
+import type { TransactionalMessageOptions } from './transactional-message-options.interface.js';
+
+const KNOWN = new Set(['topic', 'key', 'tags', 'properties', 'body', 'checkImmunityMs', 'mandatory', 'isolationLevel']);
+
+/**
+ * @internal Validates everything about `@TransactionalMessage` options that is known when the
+ * class is defined, so a typo fails at import time rather than on the first call.
+ */
+export function validateMethodOptions(options: TransactionalMessageOptions, where: string): TransactionalMessageOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidMessageError('options', options, "an object like { topic: 'order.paid' }", where);
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN.has(name)) {
+      throw new InvalidMessageError('option', name, `one of ${[...KNOWN].join(', ')}`, where);
+    }
+  }
+  validateTopic(options.topic, where);
+  if (typeof options.key !== 'function') validateKey(options.key, where);
+  if (typeof options.tags !== 'function') validateTags(options.tags, where);
+  if (typeof options.properties !== 'function') validateProperties(options.properties, where);
+  if (options.body !== undefined && typeof options.body !== 'function') {
+    throw new InvalidMessageError('body option', options.body, 'a function (args, result) => body', where);
+  }
+  if (options.checkImmunityMs !== undefined) validateDurationMs('checkImmunityMs', options.checkImmunityMs, where);
+  if (options.mandatory !== undefined && typeof options.mandatory !== 'boolean') {
+    throw new InvalidMessageError('mandatory option', options.mandatory, 'true or false', where);
+  }
+  validateIsolationLevel(options.isolationLevel, where);
+  return { ...options };
+}

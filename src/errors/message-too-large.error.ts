@@ -1,0 +1,16 @@
+import { TransactionalMessageError } from './transactional-message.error.js';
+
+/** The encoded message (body, key, tags and properties) is over `maxMessageBytes`. */
+export class MessageTooLargeError extends TransactionalMessageError {
+  constructor(
+    readonly topic: string,
+    readonly sizeBytes: number,
+    readonly maxMessageBytes: number,
+  ) {
+    super(
+      `The message for topic '${topic}' is ${sizeBytes} bytes, over the limit of ${maxMessageBytes} bytes ` +
+        `(option maxMessageBytes). Send a smaller body (for example a reference to the data), or raise ` +
+        `maxMessageBytes together with the broker's message.max.bytes. Nothing was stored; the transaction was rolled back.`,
+    );
+  }
+}

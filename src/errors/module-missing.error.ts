@@ -1,0 +1,16 @@
+import { TransactionalMessageError } from './transactional-message.error.js';
+
+/**
+ * A `@TransactionalMessage` method was called on an instance that no running
+ * `TransactionalMessageModule` knows: the module is not imported, the application is not
+ * initialised yet (or already closed), or the instance was created with `new` instead of by Nest.
+ */
+export class TransactionalMessageModuleMissingError extends TransactionalMessageError {
+  constructor(readonly method: string) {
+    super(
+      `@TransactionalMessage method ${method} was called, but no initialised TransactionalMessageModule ` +
+        `manages this instance. Import TransactionalMessageModule.forRoot()/forRootAsync() in the application, ` +
+        `let Nest create the provider (not \`new\`), and call it after app.init() and before app.close().`,
+    );
+  }
+}

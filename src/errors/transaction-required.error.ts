@@ -1,0 +1,13 @@
+import { TransactionalMessageError } from './transactional-message.error.js';
+
+/** A `mandatory` `@TransactionalMessage` method was called without a caller's transaction. */
+export class TransactionRequiredError extends TransactionalMessageError {
+  constructor(readonly method: string) {
+    super(
+      `@TransactionalMessage method ${method} is mandatory: it must join a transaction the caller already has, ` +
+        `and there is none. Call it from another @TransactionalMessage method, inside ` +
+        `TransactionContext.runInTransaction(), or inside an @nestjs-cls/transactional transaction; ` +
+        `or drop \`mandatory: true\` to let it open its own.`,
+    );
+  }
+}

@@ -1,0 +1,50 @@
+// The public API of nestjs-transactional-message. Everything not exported here is internal.
+
+export { TransactionalMessageModule } from './transactional-message.module.js';
+export type { TransactionalMessageModuleExtras } from './transactional-message.module-definition.js';
+export type {
+  TransactionalMessageModuleOptions,
+  QueriesOutsideTransactionMode,
+} from './options/transactional-message-options.interface.js';
+export { DEFAULT_OPTIONS } from './options/resolve-options.js';
+
+export { TransactionalMessage } from './decorators/transactional-message.decorator.js';
+export type { TransactionalMessageOptions, FromCall } from './decorators/transactional-message-options.interface.js';
+export { currentHalfMessage, type HalfMessageHandle } from './context/half-message-draft.js';
+export { TransactionContext, type RunInTransactionOptions } from './context/transaction-context.service.js';
+export type { IsolationLevel } from './context/isolation-level.js';
+
+export {
+  TransactionalMessageProducer,
+  type SentHalfMessage,
+  type SendResult,
+  type LocalTransactionExecutor,
+} from './producer/transactional-message.producer.js';
+
+export { TransactionStatus } from './message/transaction-status.enum.js';
+export { MessageStatus } from './message/message-status.enum.js';
+export type { MessageInput } from './message/message.interface.js';
+export { JSON_CONTENT_TYPE, BYTES_CONTENT_TYPE, RESERVED_PROPERTY_PREFIX } from './message/encode-message.js';
+export type { StoredMessage } from './store/stored-message.interface.js';
+export {
+  transactionalMessageMigrations,
+  type TransactionalMessageMigrationsOptions,
+  type MigrationClass,
+} from './store/migrations/message-table.migrations.js';
+export { DEFAULT_TABLE_NAME } from './store/table-name.js';
+
+export { TransactionalMessageError } from './errors/transactional-message.error.js';
+export { InvalidModuleOptionsError } from './errors/invalid-module-options.error.js';
+export { InvalidMessageError } from './errors/invalid-message.error.js';
+export { MessageBodyNotSerializableError } from './errors/message-body-not-serializable.error.js';
+export { MessageTooLargeError } from './errors/message-too-large.error.js';
+export { TransactionalMessageModuleMissingError } from './errors/module-missing.error.js';
+export { TransactionRequiredError } from './errors/transaction-required.error.js';
+export { TransactionContextEndedError } from './errors/transaction-context-ended.error.js';
+export { QueryOutsideTransactionError } from './errors/query-outside-transaction.error.js';
+export { NoTransactionContextError } from './errors/no-transaction-context.error.js';
+export { TransactionAlreadyEndedError } from './errors/transaction-already-ended.error.js';
+export { MessageNotFoundError } from './errors/message-not-found.error.js';
+export { MessageTableMissingError } from './errors/message-table-missing.error.js';
+export { NestedIndependentTransactionError } from './errors/nested-independent-transaction.error.js';
+export { UnsupportedDatabaseError } from './errors/unsupported-database.error.js';

@@ -1,0 +1,173 @@
+import { InvalidMessageError } from '../errors/invalid-message.error.js';
+import { MessageBodyNotSerializableError } from '../errors/message-body-not-serializable.error.js';
+import { MessageTooLargeError } from '../errors/message-too-large.error.js';
+import type { MessageInput } from './message.interface.js';
+import { uuidV7 } from './uuid-v7.js';
+
+/** Content type of a JSON body. */
+export const JSON_CONTENT_TYPE = 'application/json';
+/** Content type of a raw-bytes body. */
+export const BYTES_CONTENT_TYPE = 'application/octet-stream';
+
+/** Header and property names starting with this prefix are reserved for the library. */
+export const RESERVED_PROPERTY_PREFIX = 'tm-';
+
+/** @internal A validated message, ready to be stored. */
+export interface EncodedMessage {
+  id: string;
+  producerGroup: string;
+  topic: string;
+  key: string | null;
+  tags: string[];
+  properties: Record<string, string>;
+  body: Buffer;
+  contentType: typeof JSON_CONTENT_TYPE | typeof BYTES_CONTENT_TYPE;
+  checkImmunityMs: number;
+}
+
+/** @internal What the module's options fix for every message. */
+export interface MessageDefaults {
+  producerGroup: string;
+  maxMessageBytes: number;
+  checkImmunityMs: number;
+}
+
+const TOPIC_PATTERN = /^[a-zA-Z0-9._-]{1,249}$/;
+const TAG_PATTERN = /^[^\s|,]{1,128}$/;
+const MAX_KEY_LENGTH = 255;
+const MAX_PROPERTY_NAME_LENGTH = 255;
+/** The largest value the int columns hold: about 24.8 days. */
+export const MAX_DURATION_MS = 2_147_483_647;
+
+/** @internal Throws InvalidMessageError unless `topic` is a valid Kafka topic name. */
+export function validateTopic(topic: unknown, where?: string): string {
+  if (typeof topic !== 'string' || !TOPIC_PATTERN.test(topic) || topic === '.' || topic === '..') {
+    throw new InvalidMessageError(
+      'topic',
+      topic,
+      "a Kafka topic name: 1-249 characters of letters, digits, '.', '_' or '-' (not '.' or '..')",
+      where,
+    );
+  }
+  return topic;
+}
+
+/** @internal */
+export function validateKey(key: unknown, where?: string): string | null {
+  if (key === undefined || key === null) return null;
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
+    throw new InvalidMessageError('key', key, `a non-empty string of at most ${MAX_KEY_LENGTH} characters, or no key`, where);
+  }
+  return key;
+}
+
+/** @internal */
+export function validateTags(tags: unknown, where?: string): string[] {
+  if (tags === undefined || tags === null) return [];
+  const list = typeof tags === 'string' ? [tags] : tags;
+  if (!Array.isArray(list) || !list.every((tag) => typeof tag === 'string' && TAG_PATTERN.test(tag))) {
+    throw new InvalidMessageError(
+      'tags',
+      tags,
+      "a tag or an array of tags, each 1-128 characters without spaces, '|' or ','",
+      where,
+    );
+  }
+  return [...new Set(list as string[])];
+}
+
+/** @internal */
+export function validateProperties(properties: unknown, where?: string): Record<string, string> {
+  if (properties === undefined || properties === null) return {};
+  if (typeof properties !== 'object' || Array.isArray(properties)) {
+    throw new InvalidMessageError('properties', properties, 'an object of string values', where);
+  }
+  const result: Record<string, string> = {};
+  for (const [name, value] of Object.entries(properties)) {
+    if (name.length === 0 || name.length > MAX_PROPERTY_NAME_LENGTH) {
+      throw new InvalidMessageError('property name', name, `1-${MAX_PROPERTY_NAME_LENGTH} characters`, where);
+    }
+    if (name.toLowerCase().startsWith(RESERVED_PROPERTY_PREFIX)) {
+      throw new InvalidMessageError(
+        'property name',
+        name,
+        `a name that does not start with '${RESERVED_PROPERTY_PREFIX}' (reserved for the library's headers)`,
+        where,
+      );
+    }
+    if (typeof value !== 'string') {
+      throw new InvalidMessageError(`property '${name}'`, value, 'a string (Kafka headers are strings)', where);
+    }
+    result[name] = value;
+  }
+  return result;
+}
+
+/** @internal */
+export function validateDurationMs(field: string, value: unknown, where?: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_DURATION_MS) {
+    throw new InvalidMessageError(field, value, `a whole number of milliseconds from 0 to ${MAX_DURATION_MS}`, where);
+  }
+  return value;
+}
+
+/** @internal Serialises a body: bytes stay bytes, everything else becomes JSON. */
+export function encodeBody(topic: string, body: unknown): Pick<EncodedMessage, 'body' | 'contentType'> {
+  if (body instanceof Uint8Array) {
+    return { body: Buffer.from(body.buffer, body.byteOffset, body.byteLength), contentType: BYTES_CONTENT_TYPE };
+  }
+  if (body === undefined) {
+    throw new MessageBodyNotSerializableError(
+      topic,
+      'the body is undefined (set the `body` option, call currentHalfMessage().setBody(), or return a value)',
+    );
+  }
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(body);
+  } catch (error) {
+    throw new MessageBodyNotSerializableError(topic, (error as Error).message);
+  }
+  if (json === undefined) {
+    throw new MessageBodyNotSerializableError(topic, `a ${typeof body} has no JSON form`);
+  }
+  return { body: Buffer.from(json, 'utf8'), contentType: JSON_CONTENT_TYPE };
+}
+
+/** @internal Validates and encodes a message; throws before anything is stored. */
+export function encodeMessage(input: MessageInput, defaults: MessageDefaults, where?: string): EncodedMessage {
+  if (input === null || typeof input !== 'object') {
+    throw new InvalidMessageError('message', input, 'an object with at least a topic and a body', where);
+  }
+  const topic = validateTopic(input.topic, where);
+  const key = validateKey(input.key, where);
+  const tags = validateTags(input.tags, where);
+  const properties = validateProperties(input.properties, where);
+  const checkImmunityMs =
+    input.checkImmunityMs === undefined
+      ? defaults.checkImmunityMs
+      : validateDurationMs('checkImmunityMs', input.checkImmunityMs, where);
+  const { body, contentType } = encodeBody(topic, input.body);
+  const size = messageSize(body, key, tags, properties);
+  if (size > defaults.maxMessageBytes) {
+    throw new MessageTooLargeError(topic, size, defaults.maxMessageBytes);
+  }
+  return {
+    id: uuidV7(),
+    producerGroup: defaults.producerGroup,
+    topic,
+    key,
+    tags,
+    properties,
+    body,
+    contentType,
+    checkImmunityMs,
+  };
+}
+
+/** What the message costs on the wire, near enough: body, key, tags and property headers. */
+function messageSize(body: Buffer, key: string | null, tags: string[], properties: Record<string, string>): number {
+  let size = body.byteLength + (key ? Buffer.byteLength(key) : 0) + Buffer.byteLength(tags.join(','));
+  for (const [name, value] of Object.entries(properties)) size += Buffer.byteLength(name) + Buffer.byteLength(value);
+  return size;
+}

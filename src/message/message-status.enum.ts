@@ -1,0 +1,27 @@
+/**
+ * Where a stored message is in its life:
+ *
+ * ```text
+ * HALF ──commit──▶ COMMITTED ──published──▶ DELIVERED
+ *   └───rollback─▶ ROLLED_BACK       └──retries exhausted──▶ DEAD (replayable)
+ * ```
+ */
+export enum MessageStatus {
+  /** Stored, invisible to consumers; the local transaction's outcome is not known yet. */
+  HALF = 'HALF',
+  /** The local transaction committed; waiting for the relay to publish it. */
+  COMMITTED = 'COMMITTED',
+  /** The local transaction rolled back; never delivered. */
+  ROLLED_BACK = 'ROLLED_BACK',
+  /** Published to the broker and acknowledged. */
+  DELIVERED = 'DELIVERED',
+  /** Committed, but publishing failed more times than allowed; kept for an operator to replay. */
+  DEAD = 'DEAD',
+}
+
+/** @internal Statuses in which the local transaction counts as committed. */
+export const COMMITTED_STATUSES: ReadonlySet<MessageStatus> = new Set([
+  MessageStatus.COMMITTED,
+  MessageStatus.DELIVERED,
+  MessageStatus.DEAD,
+]);

@@ -1,0 +1,77 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { HalfMessageDraft } from '../context/half-message-draft.js';
+import { TransactionRunner } from '../context/transaction-runner.service.js';
+import type { TransactionalMessageOptions } from '../decorators/transactional-message-options.interface.js';
+import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
+import { encodeMessage, type EncodedMessage, type MessageDefaults } from '../message/encode-message.js';
+import { MessageStatus } from '../message/message-status.enum.js';
+import { TransactionStatus } from '../message/transaction-status.enum.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { MessageStore, type InitialStatus } from '../store/message.store.js';
+import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+
+const STATUS_OF_OUTCOME: Record<TransactionStatus, InitialStatus> = {
+  [TransactionStatus.COMMIT]: MessageStatus.COMMITTED,
+  [TransactionStatus.ROLLBACK]: MessageStatus.ROLLED_BACK,
+  [TransactionStatus.UNKNOWN]: MessageStatus.HALF,
+};
+
+/** @internal Runs `@TransactionalMessage` methods and stores their message in their transaction. */
+@Injectable()
+export class MessageSender {
+  readonly defaults: MessageDefaults;
+
+  constructor(
+    @Inject(RESOLVED_OPTIONS) options: ResolvedOptions,
+    private readonly runner: TransactionRunner,
+    private readonly store: MessageStore,
+  ) {
+    this.defaults = {
+      producerGroup: options.producerGroup,
+      maxMessageBytes: options.maxMessageBytes,
+      checkImmunityMs: options.checkImmunityMs,
+    };
+  }
+
+  sendFromMethod(
+    instance: object,
+    label: string,
+    options: TransactionalMessageOptions,
+    method: (...args: unknown[]) => unknown,
+    args: unknown[],
+  ): Promise<unknown> {
+    const draft = new HalfMessageDraft(options.topic, label);
+    return this.runner.run(label, options, draft, async (scope) => {
+      const result = await method.apply(instance, args);
+      if (scope.ended) throw new TransactionContextEndedError(label);
+      const message = this.build(draft, options, args, result, label);
+      await this.store.insert(scope.manager, message, STATUS_OF_OUTCOME[draft.outcome]);
+      return result;
+    });
+  }
+
+  private build(
+    draft: HalfMessageDraft,
+    options: TransactionalMessageOptions,
+    args: unknown[],
+    result: unknown,
+    label: string,
+  ): EncodedMessage {
+    const fromCall = (option: unknown) => (typeof option === 'function' ? option(args, result) : option);
+    let body = draft.body ? draft.body.value : options.body ? options.body(args, result) : result;
+    // A rolled-back message is never delivered; do not make its method invent a body.
+    if (body === undefined && draft.outcome === TransactionStatus.ROLLBACK) body = null;
+    return encodeMessage(
+      {
+        topic: options.topic,
+        key: draft.key ?? fromCall(options.key),
+        tags: draft.tags ?? fromCall(options.tags),
+        properties: { ...fromCall(options.properties), ...draft.properties },
+        body,
+        checkImmunityMs: draft.checkImmunityMs ?? options.checkImmunityMs,
+      },
+      this.defaults,
+      label,
+    );
+  }
+}

@@ -1,0 +1,46 @@
+import type { SqlDialect } from './sql-dialect.interface.js';
+
+/** @internal MySQL 8 and MariaDB 10.6+. Times are DATETIME(3) in UTC, independent of the session time zone. */
+export const mysqlDialect: SqlDialect = {
+  name: 'mysql',
+  singleConnection: false,
+  quote: (identifier) => `\`${identifier}\``,
+  param: () => '?',
+  now: () => 'UTC_TIMESTAMP(3)',
+  nowPlusMs: (param) => `(UTC_TIMESTAMP(3) + INTERVAL (${param} * 1000) MICROSECOND)`,
+  selectTime: (column) => `DATE_FORMAT(${column}, '%Y-%m-%d %H:%i:%s.%f')`,
+  createMessageTable: (t) => [
+    `CREATE TABLE \`${t}\` (
+      \`seq\` BIGINT NOT NULL AUTO_INCREMENT,
+      \`id\` CHAR(36) CHARACTER SET ascii NOT NULL,
+      \`producer_group\` VARCHAR(255) NOT NULL,
+      \`topic\` VARCHAR(249) NOT NULL,
+      \`message_key\` VARCHAR(255) NULL,
+      \`tags\` VARCHAR(1024) NULL,
+      \`properties\` MEDIUMTEXT NULL,
+      \`body\` LONGBLOB NOT NULL,
+      \`content_type\` VARCHAR(64) NOT NULL,
+      \`status\` VARCHAR(16) NOT NULL,
+      \`created_at\` DATETIME(3) NOT NULL,
+      \`transaction_ended_at\` DATETIME(3) NULL,
+      \`check_immunity_ms\` INT NOT NULL,
+      \`check_count\` INT NOT NULL DEFAULT 0,
+      \`next_check_at\` DATETIME(3) NULL,
+      \`delivery_attempts\` INT NOT NULL DEFAULT 0,
+      \`next_attempt_at\` DATETIME(3) NULL,
+      \`last_error\` TEXT NULL,
+      \`lease_owner\` VARCHAR(255) NULL,
+      \`lease_token\` VARCHAR(64) NULL,
+      \`lease_expires_at\` DATETIME(3) NULL,
+      \`delivered_at\` DATETIME(3) NULL,
+      PRIMARY KEY (\`seq\`),
+      UNIQUE KEY \`${t}_id_key\` (\`id\`),
+      KEY \`${t}_status_check_idx\` (\`status\`, \`next_check_at\`),
+      KEY \`${t}_status_attempt_idx\` (\`status\`, \`next_attempt_at\`, \`seq\`),
+      KEY \`${t}_key_status_idx\` (\`message_key\`, \`status\`, \`seq\`),
+      KEY \`${t}_status_delivered_idx\` (\`status\`, \`delivered_at\`),
+      KEY \`${t}_status_ended_idx\` (\`status\`, \`transaction_ended_at\`)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+  ],
+  dropMessageTable: (t) => [`DROP TABLE IF EXISTS \`${t}\``],
+};

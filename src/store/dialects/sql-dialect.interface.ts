@@ -1,0 +1,28 @@
+/**
+ * @internal The SQL that differs between databases. Everything that reads or compares a time uses
+ * the database's clock through `now()` / `nowPlusMs()`, never the application's.
+ */
+export interface SqlDialect {
+  readonly name: 'postgres' | 'mysql' | 'sqlite';
+  /** SQLite has one connection per DataSource: the library serialises its own transactions on it. */
+  readonly singleConnection: boolean;
+  quote(identifier: string): string;
+  /** Placeholder for the 1-based parameter `index`. */
+  param(index: number): string;
+  /** The database's current time, in milliseconds precision. */
+  now(): string;
+  /** The database's current time plus the milliseconds in placeholder `param`. */
+  nowPlusMs(param: string): string;
+  /** An expression that reads time column `column` as UTC text 'YYYY-MM-DD HH:MM:SS.mmm...'. */
+  selectTime(column: string): string;
+  /** DDL creating the message table and its indexes. */
+  createMessageTable(table: string): string[];
+  dropMessageTable(table: string): string[];
+}
+
+/** @internal Parses the text `selectTime()` produced. */
+export function parseDbTime(value: unknown): Date | null {
+  if (value === null || value === undefined) return null;
+  const text = String(value);
+  return new Date(`${text.slice(0, 10)}T${text.slice(11, 23)}Z`);
+}

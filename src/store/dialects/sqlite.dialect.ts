@@ -1,0 +1,47 @@
+import type { SqlDialect } from './sql-dialect.interface.js';
+
+const NOW = `strftime('%Y-%m-%d %H:%M:%f', 'now')`;
+
+/** @internal SQLite 3.35+ (better-sqlite3). Times are UTC text 'YYYY-MM-DD HH:MM:SS.mmm', which sorts as time. */
+export const sqliteDialect: SqlDialect = {
+  name: 'sqlite',
+  singleConnection: true,
+  quote: (identifier) => `"${identifier}"`,
+  param: () => '?',
+  now: () => NOW,
+  nowPlusMs: (param) => `strftime('%Y-%m-%d %H:%M:%f', 'now', (${param} / 1000.0) || ' seconds')`,
+  selectTime: (column) => column,
+  createMessageTable: (t) => [
+    `CREATE TABLE "${t}" (
+      "seq" INTEGER PRIMARY KEY AUTOINCREMENT,
+      "id" TEXT NOT NULL,
+      "producer_group" TEXT NOT NULL,
+      "topic" TEXT NOT NULL,
+      "message_key" TEXT,
+      "tags" TEXT,
+      "properties" TEXT,
+      "body" BLOB NOT NULL,
+      "content_type" TEXT NOT NULL,
+      "status" TEXT NOT NULL,
+      "created_at" TEXT NOT NULL,
+      "transaction_ended_at" TEXT,
+      "check_immunity_ms" INTEGER NOT NULL,
+      "check_count" INTEGER NOT NULL DEFAULT 0,
+      "next_check_at" TEXT,
+      "delivery_attempts" INTEGER NOT NULL DEFAULT 0,
+      "next_attempt_at" TEXT,
+      "last_error" TEXT,
+      "lease_owner" TEXT,
+      "lease_token" TEXT,
+      "lease_expires_at" TEXT,
+      "delivered_at" TEXT,
+      CONSTRAINT "${t}_id_key" UNIQUE ("id")
+    )`,
+    `CREATE INDEX "${t}_half_due_idx" ON "${t}" ("next_check_at") WHERE "status" = 'HALF'`,
+    `CREATE INDEX "${t}_committed_due_idx" ON "${t}" ("next_attempt_at", "seq") WHERE "status" = 'COMMITTED'`,
+    `CREATE INDEX "${t}_open_key_idx" ON "${t}" ("message_key", "seq") WHERE "status" IN ('HALF', 'COMMITTED')`,
+    `CREATE INDEX "${t}_delivered_idx" ON "${t}" ("delivered_at") WHERE "status" = 'DELIVERED'`,
+    `CREATE INDEX "${t}_rolled_back_idx" ON "${t}" ("transaction_ended_at") WHERE "status" = 'ROLLED_BACK'`,
+  ],
+  dropMessageTable: (t) => [`DROP TABLE IF EXISTS "${t}"`],
+};

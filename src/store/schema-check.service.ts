@@ -1,0 +1,31 @@
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
+import { MessageTableMissingError } from '../errors/message-table-missing.error.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { MessageStore } from './message.store.js';
+
+/** @internal Fails the bootstrap, with the fix, when the DataSource or the message table is not ready. */
+@Injectable()
+export class SchemaCheck implements OnModuleInit {
+  constructor(
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly store: MessageStore,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    const { dataSource, tableName } = this.options;
+    if (!dataSource.isInitialized) {
+      throw new InvalidModuleOptionsError(
+        'dataSource',
+        'a DataSource that is not initialized',
+        'an initialized DataSource: await dataSource.initialize() in the factory, or take it from @nestjs/typeorm',
+      );
+    }
+    try {
+      await dataSource.query(`SELECT 1 FROM ${this.store.dialect.quote(tableName)} WHERE 1 = 0`);
+    } catch (error) {
+      throw new MessageTableMissingError(tableName, (error as Error).message);
+    }
+  }
+}

@@ -1,0 +1,18 @@
+import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
+
+/** Default name of the message table. */
+export const DEFAULT_TABLE_NAME = 'transactional_message';
+
+const TABLE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
+
+/** @internal Table names are used in SQL text, so only plain identifiers are accepted. */
+export function validateTableName(tableName: unknown, option = 'tableName'): string {
+  if (typeof tableName !== 'string' || !TABLE_NAME_PATTERN.test(tableName)) {
+    throw new InvalidModuleOptionsError(
+      option,
+      tableName,
+      'a plain SQL identifier of 1-48 characters: a letter or underscore, then letters, digits or underscores',
+    );
+  }
+  return tableName;
+}
