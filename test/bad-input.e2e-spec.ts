@@ -1,0 +1,225 @@
+import 'reflect-metadata';
+import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import {
+  currentHalfMessage,
+  InvalidMessageError,
+  InvalidModuleOptionsError,
+  MessageBodyNotSerializableError,
+  MessageTableMissingError,
+  MessageTooLargeError,
+  NoTransactionContextError,
+  TransactionalMessage,
+  TransactionalMessageModule,
+  TransactionalMessageModuleMissingError,
+  TransactionalMessageProducer,
+  TransactionContext,
+  type TransactionalMessageModuleOptions,
+} from '../src/index.js';
+import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
+import { createShopApp, OrderService, ShopOrder } from './support/shop.fixture.js';
+
+@Injectable()
+class EventService {
+  constructor(private readonly tx: TransactionContext) {}
+
+  @TransactionalMessage<[string, unknown]>({ topic: 'shop.event', key: ([id]) => id, body: ([, body]) => body })
+  async publish(id: string, body: unknown): Promise<void> {
+    await this.tx.getRepository(ShopOrder).insert({ id, amount: 1 });
+  }
+
+  @TransactionalMessage<[string, string]>({ topic: 'shop.event', key: ([id]) => id, body: () => ({}) })
+  async withKey(id: string, key: string): Promise<void> {
+    await this.tx.getRepository(ShopOrder).insert({ id, amount: 1 });
+    currentHalfMessage().setKey(key);
+  }
+
+  @TransactionalMessage<[string, string]>({ topic: 'shop.event', body: () => ({}) })
+  async withProperty(id: string, name: string): Promise<void> {
+    await this.tx.getRepository(ShopOrder).insert({ id, amount: 1 });
+    currentHalfMessage().setProperty(name, 'x');
+  }
+}
+
+describe.each(DATABASE_KINDS)('bad input on %s: a clear error, nothing stored, nothing already stored changed', (kind) => {
+  let db: TestDatabase;
+  let app: INestApplicationContext;
+  let events: EventService;
+  let snapshot: Array<Record<string, unknown>>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind, { entities: [ShopOrder] });
+    app = await createShopApp(db, { maxMessageBytes: 10_000 }, [EventService]);
+    events = app.get(EventService);
+    // Rows stored before the bad calls; they must be exactly the same afterwards.
+    await app.get(OrderService).pay({ id: randomUUID(), amount: 1 });
+    await app.get(OrderService).pay({ id: randomUUID(), amount: 2, outcome: 'unknown' });
+    snapshot = await messageRows(db);
+  });
+
+  afterEach(async () => {
+    expect(await messageRows(db)).toEqual(snapshot);
+    expect(await db.dataSource.getRepository(ShopOrder).count()).toBe(2);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.drop();
+  });
+
+  it('a BigInt body', async () => {
+    const call = events.publish(randomUUID(), { amount: 10n });
+    await expect(call).rejects.toThrow(MessageBodyNotSerializableError);
+    await expect(events.publish(randomUUID(), { amount: 10n })).rejects.toThrow(
+      /topic 'shop.event' cannot be serialised to JSON: Do not know how to serialize a BigInt/,
+    );
+  });
+
+  it('a body with a cycle', async () => {
+    const body: Record<string, unknown> = { name: 'loop' };
+    body.self = body;
+    await expect(events.publish(randomUUID(), body)).rejects.toThrow(MessageBodyNotSerializableError);
+  });
+
+  it('an undefined body', async () => {
+    await expect(events.publish(randomUUID(), undefined)).rejects.toThrow(/the body is undefined/);
+  });
+
+  it('a body over maxMessageBytes', async () => {
+    const call = events.publish(randomUUID(), { blob: 'x'.repeat(20_000) });
+    await expect(call).rejects.toThrow(MessageTooLargeError);
+    // 20011 bytes of JSON body plus the 36-byte key.
+    await expect(events.publish(randomUUID(), { blob: 'x'.repeat(20_000) })).rejects.toThrow(
+      /is 20047 bytes, over the limit of 10000 bytes \(option maxMessageBytes\)/,
+    );
+  });
+
+  it('an invalid key set inside the method', async () => {
+    await expect(events.withKey(randomUUID(), '')).rejects.toThrow(InvalidMessageError);
+    await expect(events.withKey(randomUUID(), 'k'.repeat(300))).rejects.toThrow(/Invalid message key .* in EventService.withKey/);
+  });
+
+  it('a reserved property name', async () => {
+    await expect(events.withProperty(randomUUID(), 'tm-message-id')).rejects.toThrow(/does not start with 'tm-'/);
+  });
+
+  it('explicit API: invalid topic, properties and immunity are refused before anything is stored', async () => {
+    const producer = app.get(TransactionalMessageProducer);
+    await expect(producer.sendHalfMessage({ topic: 'bad topic!', body: {} })).rejects.toThrow(/Invalid message topic "bad topic!"/);
+    await expect(producer.sendHalfMessage({ topic: '', body: {} })).rejects.toThrow(InvalidMessageError);
+    await expect(producer.sendHalfMessage({ topic: 'ok', body: {}, properties: { n: 1 as unknown as string } })).rejects.toThrow(
+      /property 'n' 1/,
+    );
+    await expect(producer.sendHalfMessage({ topic: 'ok', body: {}, checkImmunityMs: -1 })).rejects.toThrow(/checkImmunityMs -1/);
+    await expect(producer.sendHalfMessage({ topic: 'ok', body: { n: 1n } })).rejects.toThrow(MessageBodyNotSerializableError);
+  });
+
+  it('currentHalfMessage() and TransactionContext.manager outside a transactional method', async () => {
+    expect(() => currentHalfMessage()).toThrow(NoTransactionContextError);
+    expect(() => app.get(TransactionContext).manager).toThrow(/TransactionContext.manager is only available inside/);
+  });
+
+  it('a decorated method on an instance the module does not manage', async () => {
+    const stray = new EventService(app.get(TransactionContext));
+    await expect(stray.publish(randomUUID(), {})).rejects.toThrow(TransactionalMessageModuleMissingError);
+    await expect(stray.publish(randomUUID(), {})).rejects.toThrow(/EventService.publish was called, but no initialised/);
+  });
+});
+
+describe('bad input at class definition: invalid @TransactionalMessage options fail when the class is defined', () => {
+  it.each([
+    [{ topic: 'has space' }, /Invalid message topic "has space" in @TransactionalMessage on Broken.method/],
+    [{ topic: '..' }, /Invalid message topic/],
+    [{ topic: 'x'.repeat(250) }, /Invalid message topic/],
+    [{ topic: 'ok', tags: 'a|b' }, /Invalid message tags "a\|b"/],
+    [{ topic: 'ok', key: '' }, /Invalid message key ""/],
+    [{ topic: 'ok', checkImmunityMs: 1.5 }, /checkImmunityMs 1.5/],
+    [{ topic: 'ok', isolationLevel: 'SNAPSHOT' }, /isolationLevel "SNAPSHOT"/],
+    [{ topic: 'ok', topik: 'typo' }, /Invalid message option "topik"/],
+  ])('%j', (options, expected) => {
+    expect(() => {
+      class Broken {
+        @TransactionalMessage(options as never)
+        async method() {}
+      }
+      return Broken;
+    }).toThrow(expected);
+  });
+
+  it('a static method', () => {
+    expect(() => {
+      class Broken {
+        @TransactionalMessage({ topic: 'ok' })
+        static async method() {}
+      }
+      return Broken;
+    }).toThrow(/cannot decorate static method Broken.method/);
+  });
+});
+
+describe('bad input at boot: invalid module options fail the bootstrap with the option named', () => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres');
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  const boot = async (options: Partial<TransactionalMessageModuleOptions> | (() => Partial<TransactionalMessageModuleOptions>)) => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        typeof options === 'function'
+          ? TransactionalMessageModule.forRootAsync({ useFactory: options as () => TransactionalMessageModuleOptions })
+          : TransactionalMessageModule.forRoot(options as TransactionalMessageModuleOptions),
+      ],
+    }).compile();
+    moduleRef.useLogger(false);
+    return moduleRef.init().finally(() => moduleRef.close());
+  };
+
+  const cases: Array<[string, (dataSource: DataSource) => Record<string, unknown>, RegExp]> = [
+    ['no dataSource', () => ({ producerGroup: 'shop' }), /option 'dataSource' is undefined; expected a TypeORM DataSource/],
+    ['empty producerGroup', (dataSource) => ({ dataSource, producerGroup: '' }), /option 'producerGroup' is ""/],
+    ['producerGroup with a space', (dataSource) => ({ dataSource, producerGroup: 'has space' }), /option 'producerGroup' is "has space"/],
+    ['negative checkImmunityMs', (dataSource) => ({ dataSource, producerGroup: 'shop', checkImmunityMs: -5 }), /option 'checkImmunityMs' is -5; expected a whole number from 0/],
+    ['zero maxMessageBytes', (dataSource) => ({ dataSource, producerGroup: 'shop', maxMessageBytes: 0 }), /option 'maxMessageBytes' is 0/],
+    ['tableName that is not an identifier', (dataSource) => ({ dataSource, producerGroup: 'shop', tableName: 'drop table;' }), /option 'tableName' is "drop table;"/],
+    ['unknown queriesOutsideTransaction', (dataSource) => ({ dataSource, producerGroup: 'shop', queriesOutsideTransaction: 'maybe' }), /option 'queriesOutsideTransaction' is "maybe"/],
+    ['misspelt option', (dataSource) => ({ dataSource, producerGroup: 'shop', checkImmunity: 5 }), /option 'checkImmunity' is 5; expected no such option/],
+  ];
+
+  it.each(cases)('%s', async (_name, options, expected) => {
+    const invalid = options(db.dataSource) as Partial<TransactionalMessageModuleOptions>;
+    await expect(boot(invalid)).rejects.toThrow(InvalidModuleOptionsError);
+    await expect(boot(invalid)).rejects.toThrow(expected);
+  });
+
+  it('forRootAsync validates the options its factory returns', async () => {
+    await expect(boot(() => ({ dataSource: db.dataSource, producerGroup: 'a b' }))).rejects.toThrow(/option 'producerGroup' is "a b"/);
+  });
+
+  it('an unsupported database type', async () => {
+    const fake = { options: { type: 'mongodb' }, transaction: () => undefined } as unknown as DataSource;
+    await expect(boot({ dataSource: fake, producerGroup: 'shop' })).rejects.toThrow(/DataSource type "mongodb" is not supported/);
+  });
+
+  it('a DataSource that is not initialized', async () => {
+    const idle = new DataSource(db.options);
+    await expect(boot({ dataSource: idle, producerGroup: 'shop' })).rejects.toThrow(/not initialized/);
+  });
+
+  it('a missing message table names the migrations to run', async () => {
+    const bare = await createTestDatabase('postgres', { migrate: false });
+    try {
+      await expect(boot({ dataSource: bare.dataSource, producerGroup: 'shop' })).rejects.toThrow(MessageTableMissingError);
+      await expect(boot({ dataSource: bare.dataSource, producerGroup: 'shop' })).rejects.toThrow(/transactionalMessageMigrations/);
+    } finally {
+      await bare.drop();
+    }
+  });
+});

@@ -1,0 +1,35 @@
+import 'reflect-metadata';
+import { Injectable } from '@nestjs/common';
+import { ClsPluginTransactional, Transactional, TransactionHost } from '@nestjs-cls/transactional';
+import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
+import { ClsModule } from 'nestjs-cls';
+import { TransactionalMessage } from '../../src/index.js';
+import { OrderService, ShopOrder } from './shop.fixture.js';
+
+export { ClsModule, ClsPluginTransactional, TransactionalAdapterTypeOrm };
+
+/** Application code written with @nestjs-cls/transactional. */
+@Injectable()
+export class CheckoutService {
+  constructor(
+    private readonly txHost: TransactionHost<TransactionalAdapterTypeOrm>,
+    private readonly orders: OrderService,
+  ) {}
+
+  @Transactional()
+  async checkout(cartId: string, orderId: string, fail: boolean): Promise<void> {
+    await this.txHost.tx.getRepository(ShopOrder).insert({ id: cartId, amount: 0 });
+    await this.orders.pay({ id: orderId, amount: 10 });
+    if (fail) throw new Error('checkout failed');
+  }
+
+  /** A decorated method whose business code uses TransactionHost.tx, not TransactionContext. */
+  @TransactionalMessage<[string, boolean]>({ topic: 'cart.cleared', key: ([id]) => id, body: ([id]) => ({ id }) })
+  async clearCart(id: string, fail: boolean): Promise<string> {
+    await this.txHost.tx.getRepository(ShopOrder).insert({ id, amount: 0 });
+    if (fail) throw new Error('clear failed');
+    const [{ txid }] = await this.txHost.tx.query('SELECT txid_current()::text AS txid').catch(() => [{ txid: 'n/a' }]);
+    return txid;
+  }
+}
+
