@@ -18,7 +18,10 @@ if [[ $kafka_was_running == 0 ]]; then
   trap 'bash scripts/services.sh stop' EXIT
 fi
 
-echo "[test] type-checking"
+echo "[test] type-checking and building the package"
 npx tsc -p tsconfig.json --noEmit
+rm -rf dist && npx tsc -p tsconfig.build.json
+# The published entry point must load in plain Node (ESM, no test transform).
+node --input-type=module -e "import('./dist/index.js').then((m) => { if (!m.TransactionalMessageModule) process.exit(1); })"
 echo "[test] jest"
 NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 "$@"

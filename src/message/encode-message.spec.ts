@@ -1,0 +1,81 @@
+import { InvalidMessageError } from '../errors/invalid-message.error.js';
+import { MessageBodyNotSerializableError } from '../errors/message-body-not-serializable.error.js';
+import { MessageTooLargeError } from '../errors/message-too-large.error.js';
+import { BYTES_CONTENT_TYPE, encodeMessage, JSON_CONTENT_TYPE, validateTopic } from './encode-message.js';
+
+const defaults = { producerGroup: 'shop', maxMessageBytes: 100, checkImmunityMs: 10_000 };
+
+describe('encodeMessage', () => {
+  it('encodes a JSON body and fills the defaults', () => {
+    const message = encodeMessage({ topic: 'order.paid', body: { a: 1 } }, defaults);
+    expect(message).toMatchObject({
+      producerGroup: 'shop',
+      topic: 'order.paid',
+      key: null,
+      tags: [],
+      properties: {},
+      contentType: JSON_CONTENT_TYPE,
+      checkImmunityMs: 10_000,
+    });
+    expect(message.body.toString()).toBe('{"a":1}');
+    expect(message.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it('keeps bytes as bytes', () => {
+    const bytes = new Uint8Array([0, 1, 255]);
+    const message = encodeMessage({ topic: 't', body: bytes }, defaults);
+    expect(message.contentType).toBe(BYTES_CONTENT_TYPE);
+    expect([...message.body]).toEqual([0, 1, 255]);
+  });
+
+  it('normalises tags to a de-duplicated list', () => {
+    expect(encodeMessage({ topic: 't', body: 1, tags: 'paid' }, defaults).tags).toEqual(['paid']);
+    expect(encodeMessage({ topic: 't', body: 1, tags: ['a', 'b', 'a'] }, defaults).tags).toEqual(['a', 'b']);
+  });
+
+  it.each([
+    [{ topic: 't', body: 1, tags: ['a b'] }, /tags/],
+    [{ topic: 't', body: 1, tags: [''] }, /tags/],
+    [{ topic: 't', body: 1, key: '' }, /key ""/],
+    [{ topic: 't', body: 1, properties: { 'TM-x': 'v' } }, /property name "TM-x"/],
+    [{ topic: 't', body: 1, properties: { n: 1 } }, /property 'n' 1/],
+    [{ topic: 't', body: 1, properties: ['x'] }, /properties \["x"\]/],
+    [{ topic: 't', body: 1, checkImmunityMs: -1 }, /checkImmunityMs -1/],
+    [{ topic: 't', body: 1, checkImmunityMs: 2 ** 31 }, /checkImmunityMs 2147483648/],
+  ])('refuses %j', (input, expected) => {
+    expect(() => encodeMessage(input as never, defaults)).toThrow(InvalidMessageError);
+    expect(() => encodeMessage(input as never, defaults)).toThrow(expected);
+  });
+
+  it('refuses bodies without a JSON form', () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const body of [10n, cyclic, undefined, () => 1, Symbol('s')]) {
+      expect(() => encodeMessage({ topic: 't', body }, defaults)).toThrow(MessageBodyNotSerializableError);
+    }
+  });
+
+  it('counts body, key, tags and properties against maxMessageBytes', () => {
+    // body "x..." (2 quotes) = 92 bytes, key 4, tags 'ab' 2, property 'p'+'v' 2 = 100: allowed
+    const fits = { topic: 't', body: 'x'.repeat(90), key: 'kkkk', tags: 'ab', properties: { p: 'v' } };
+    expect(() => encodeMessage(fits, defaults)).not.toThrow();
+    expect(() => encodeMessage({ ...fits, key: 'kkkkk' }, defaults)).toThrow(MessageTooLargeError);
+    expect(() => encodeMessage({ ...fits, key: 'kkkkk' }, defaults)).toThrow(/is 101 bytes, over the limit of 100 bytes/);
+  });
+
+  it('counts multi-byte characters as bytes', () => {
+    // 50 characters, but 2 quotes + 100 bytes of UTF-8.
+    expect(() => encodeMessage({ topic: 't', body: 'é'.repeat(50) }, defaults)).toThrow(/is 102 bytes/);
+    expect(() => encodeMessage({ topic: 't', body: 'é'.repeat(49) }, defaults)).not.toThrow();
+  });
+});
+
+describe('validateTopic', () => {
+  it.each(['order.paid', 'a', 'A_b-c.9', 'x'.repeat(249)])('accepts %s', (topic) => {
+    expect(validateTopic(topic)).toBe(topic);
+  });
+
+  it.each(['', '.', '..', 'has space', 'x'.repeat(250), 'a/b', 'ü', 42, undefined])('refuses %p', (topic) => {
+    expect(() => validateTopic(topic, 'somewhere')).toThrow(/Invalid message topic .* in somewhere: expected a Kafka topic name/);
+  });
+});

@@ -1,0 +1,76 @@
+import 'reflect-metadata';
+import type { INestApplicationContext } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { MessageStatus, transactionalMessageMigrations, TransactionalMessageProducer } from '../src/index.js';
+import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './support/databases.js';
+import { createShopApp, OrderService, ShopOrder } from './support/shop.fixture.js';
+
+describe.each(DATABASE_KINDS)('message table migrations on %s', (kind) => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind, { entities: [ShopOrder], migrate: false });
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('run as TypeORM migrations: up once, recorded, and down again', async () => {
+    const dataSource = new DataSource({
+      ...db.options,
+      migrations: transactionalMessageMigrations({ tableName: 'order_messages' }),
+    } as never);
+    await dataSource.initialize();
+    try {
+      expect((await dataSource.runMigrations()).map((m) => m.name)).toEqual([
+        'CreateTransactionalMessageTable_order_messages1763800000000',
+      ]);
+      expect(await dataSource.runMigrations()).toEqual([]); // already applied
+      expect(await dataSource.createQueryRunner().hasTable('order_messages')).toBe(true);
+      await dataSource.undoLastMigration();
+      expect(await dataSource.createQueryRunner().hasTable('order_messages')).toBe(false);
+    } finally {
+      await dataSource.destroy();
+    }
+  });
+
+  it('a table with a custom name serves the module', async () => {
+    const custom = await createTestDatabase(kind, { entities: [ShopOrder], tableName: 'shop_outbox' });
+    let app: INestApplicationContext | undefined;
+    try {
+      app = await createShopApp(custom);
+      const id = randomUUID();
+      await app.get(OrderService).pay({ id, amount: 1 });
+      const [row] = await custom.dataSource.query(`SELECT id, status FROM shop_outbox`);
+      expect(row.status).toBe(MessageStatus.COMMITTED);
+      expect((await app.get(TransactionalMessageProducer).getMessage(row.id))?.key).toBe(id);
+    } finally {
+      await app?.close();
+      await custom.drop();
+    }
+  });
+});
+
+describe('the relay-facing indexes on postgres', () => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres');
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('live-work indexes are partial, so they do not hold the delivered history', async () => {
+    const rows: Array<{ indexname: string; indexdef: string }> = await db.dataSource.query(
+      `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'transactional_message' ORDER BY indexname`,
+    );
+    const byName = Object.fromEntries(rows.map((r) => [r.indexname, r.indexdef]));
+    expect(byName.transactional_message_half_due_idx).toMatch(/WHERE \(\(status\)::text = 'HALF'::text\)/);
+    expect(byName.transactional_message_committed_due_idx).toMatch(/WHERE \(\(status\)::text = 'COMMITTED'::text\)/);
+    expect(byName.transactional_message_id_key).toMatch(/UNIQUE INDEX/);
+  });
+});
