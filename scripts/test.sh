@@ -8,7 +8,10 @@ cd "$ROOT"
 source scripts/node-env.sh
 
 if [[ ! -d node_modules/.bin || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm_config_nodedir="$TM_NODE_DIR" npm ci
+  # `npm install`, not `npm ci`: npm 11 leaves the platform-specific optional packages of
+  # unrs-resolver (a Jest 30 dependency) out of the lock file and then `npm ci` refuses it.
+  # With a lock file present, `npm install` installs the locked versions.
+  npm_config_nodedir="$TM_NODE_DIR" npm install --no-audit --no-fund
 fi
 
 kafka_was_running=0
