@@ -1,3 +1,4 @@
+import { partialIndexes } from './partial-indexes.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
 /** @internal PostgreSQL 12+. */
@@ -38,13 +39,7 @@ export const postgresDialect: SqlDialect = {
       "delivered_at" TIMESTAMPTZ(3),
       CONSTRAINT "${t}_id_key" UNIQUE ("id")
     )`,
-    // Partial indexes: the relay's claim queries read only live rows, so their cost does not
-    // grow with the delivered history.
-    `CREATE INDEX "${t}_half_due_idx" ON "${t}" ("next_check_at") WHERE "status" = 'HALF'`,
-    `CREATE INDEX "${t}_committed_due_idx" ON "${t}" ("next_attempt_at", "seq") WHERE "status" = 'COMMITTED'`,
-    `CREATE INDEX "${t}_open_key_idx" ON "${t}" ("message_key", "seq") WHERE "status" IN ('HALF', 'COMMITTED')`,
-    `CREATE INDEX "${t}_delivered_idx" ON "${t}" ("delivered_at") WHERE "status" = 'DELIVERED'`,
-    `CREATE INDEX "${t}_rolled_back_idx" ON "${t}" ("transaction_ended_at") WHERE "status" = 'ROLLED_BACK'`,
+    ...partialIndexes(t),
   ],
   dropMessageTable: (t) => [`DROP TABLE IF EXISTS "${t}"`],
 };

@@ -1,3 +1,4 @@
+import { partialIndexes } from './partial-indexes.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
 const NOW = `strftime('%Y-%m-%d %H:%M:%f', 'now')`;
@@ -37,11 +38,7 @@ export const sqliteDialect: SqlDialect = {
       "delivered_at" TEXT,
       CONSTRAINT "${t}_id_key" UNIQUE ("id")
     )`,
-    `CREATE INDEX "${t}_half_due_idx" ON "${t}" ("next_check_at") WHERE "status" = 'HALF'`,
-    `CREATE INDEX "${t}_committed_due_idx" ON "${t}" ("next_attempt_at", "seq") WHERE "status" = 'COMMITTED'`,
-    `CREATE INDEX "${t}_open_key_idx" ON "${t}" ("message_key", "seq") WHERE "status" IN ('HALF', 'COMMITTED')`,
-    `CREATE INDEX "${t}_delivered_idx" ON "${t}" ("delivered_at") WHERE "status" = 'DELIVERED'`,
-    `CREATE INDEX "${t}_rolled_back_idx" ON "${t}" ("transaction_ended_at") WHERE "status" = 'ROLLED_BACK'`,
+    ...partialIndexes(t),
   ],
   dropMessageTable: (t) => [`DROP TABLE IF EXISTS "${t}"`],
 };

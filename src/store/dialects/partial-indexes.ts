@@ -1,0 +1,14 @@
+/**
+ * @internal The indexes of the message table on databases with partial indexes (PostgreSQL,
+ * SQLite). The relay's claim queries read only live rows (HALF, COMMITTED), so their cost does
+ * not grow with the delivered history; pruning reads only finished rows.
+ */
+export function partialIndexes(t: string): string[] {
+  return [
+    `CREATE INDEX "${t}_half_due_idx" ON "${t}" ("next_check_at") WHERE "status" = 'HALF'`,
+    `CREATE INDEX "${t}_committed_due_idx" ON "${t}" ("next_attempt_at", "seq") WHERE "status" = 'COMMITTED'`,
+    `CREATE INDEX "${t}_open_key_idx" ON "${t}" ("message_key", "seq") WHERE "status" IN ('HALF', 'COMMITTED')`,
+    `CREATE INDEX "${t}_delivered_idx" ON "${t}" ("delivered_at") WHERE "status" = 'DELIVERED'`,
+    `CREATE INDEX "${t}_rolled_back_idx" ON "${t}" ("transaction_ended_at") WHERE "status" = 'ROLLED_BACK'`,
+  ];
+}
