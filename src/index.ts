@@ -5,8 +5,11 @@ export type { TransactionalMessageModuleExtras } from './transactional-message.m
 export type {
   TransactionalMessageModuleOptions,
   QueriesOutsideTransactionMode,
+  RelayOptions,
+  CheckOptions,
+  CheckExhaustedAction,
 } from './options/transactional-message-options.interface.js';
-export { DEFAULT_OPTIONS } from './options/resolve-options.js';
+export { DEFAULT_OPTIONS, DEFAULT_RELAY_OPTIONS, DEFAULT_CHECK_OPTIONS } from './options/resolve-options.js';
 
 export { TransactionalMessage } from './decorators/transactional-message.decorator.js';
 export type { TransactionalMessageOptions, FromCall } from './decorators/transactional-message-options.interface.js';
@@ -21,11 +24,27 @@ export {
   type LocalTransactionExecutor,
 } from './producer/transactional-message.producer.js';
 
+export {
+  TransactionCheckHandler,
+  type TransactionCheckHandlerOptions,
+} from './check/transaction-check-handler.decorator.js';
+export type { HalfMessage } from './check/half-message.interface.js';
+
+export type { MessagePublisher, OutgoingMessage, PublishFailure } from './publisher/message-publisher.interface.js';
+export { KafkaPublisher } from './publisher/kafka/kafka.publisher.js';
+export {
+  MESSAGE_ID_HEADER,
+  PRODUCER_GROUP_HEADER,
+  TAGS_HEADER,
+  CONTENT_TYPE_HEADER,
+  KEY_HEADER,
+} from './publisher/message-headers.js';
+
 export { TransactionStatus } from './message/transaction-status.enum.js';
 export { MessageStatus } from './message/message-status.enum.js';
 export type { MessageInput } from './message/message.interface.js';
 export { JSON_CONTENT_TYPE, BYTES_CONTENT_TYPE, RESERVED_PROPERTY_PREFIX } from './message/encode-message.js';
-export type { StoredMessage } from './store/stored-message.interface.js';
+export type { StoredMessage, CheckAttempt } from './store/stored-message.interface.js';
 export {
   transactionalMessageMigrations,
   type TransactionalMessageMigrationsOptions,

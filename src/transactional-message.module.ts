@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
+import { CheckHandlerRegistry } from './check/check-handler.registry.js';
+import { CheckScheduler } from './check/check-scheduler.service.js';
 import { ClsTransactionBridge } from './context/cls-transaction.bridge.js';
 import { TransactionContext } from './context/transaction-context.service.js';
 import { TransactionRunner } from './context/transaction-runner.service.js';
@@ -8,19 +10,34 @@ import type { ResolvedOptions, TransactionalMessageModuleOptions } from './optio
 import { MessageSender } from './producer/message-sender.service.js';
 import { TransactionalMessageExplorer } from './producer/transactional-message.explorer.js';
 import { TransactionalMessageProducer } from './producer/transactional-message.producer.js';
+import { KafkaPublisher } from './publisher/kafka/kafka.publisher.js';
+import { DeliveryRelay } from './relay/delivery-relay.service.js';
+import { Doorbell } from './relay/doorbell.js';
+import { PgNotificationListener } from './relay/pg-notification.listener.js';
+import { Pruner } from './relay/pruner.service.js';
+import { RelayLifecycle } from './relay/relay-lifecycle.service.js';
+import { relayIdentity } from './relay/relay-identity.js';
+import { CheckStore } from './store/check.store.js';
+import { DeliveryStore } from './store/delivery.store.js';
 import { resolveDialect } from './store/dialects/resolve-dialect.js';
 import { MessageStore } from './store/message.store.js';
+import { RetentionStore } from './store/retention.store.js';
 import { SchemaCheck } from './store/schema-check.service.js';
-import { RESOLVED_OPTIONS } from './transactional-message.constants.js';
+import { MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from './transactional-message.constants.js';
 import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-message.module-definition.js';
 
 /**
- * Transactional messages for one TypeORM DataSource.
+ * Transactional messages for one TypeORM DataSource: the decorator, the explicit producer API,
+ * and the relay that publishes committed messages to Kafka and runs transaction checks.
  *
  * ```ts
  * TransactionalMessageModule.forRootAsync({
  *   inject: [DataSource],
- *   useFactory: (dataSource: DataSource) => ({ dataSource, producerGroup: 'order-service' }),
+ *   useFactory: (dataSource: DataSource) => ({
+ *     dataSource,
+ *     producerGroup: 'order-service',
+ *     kafka: { brokers: ['127.0.0.1:9092'] },
+ *   }),
  * })
  * ```
  *
@@ -37,7 +54,26 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     },
     {
       provide: MessageStore,
-      useFactory: (options: ResolvedOptions) => new MessageStore(resolveDialect(options.dataSource), options.tableName),
+      useFactory: (options: ResolvedOptions) => {
+        const dialect = resolveDialect(options.dataSource);
+        const notify = dialect.name === 'postgres' && options.relay.listenNotify;
+        return new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null);
+      },
+      inject: [RESOLVED_OPTIONS],
+    },
+    { provide: DeliveryStore, useFactory: (store: MessageStore) => new DeliveryStore(store), inject: [MessageStore] },
+    { provide: CheckStore, useFactory: (store: MessageStore) => new CheckStore(store), inject: [MessageStore] },
+    { provide: RetentionStore, useFactory: (store: MessageStore) => new RetentionStore(store), inject: [MessageStore] },
+    { provide: Doorbell, useFactory: () => new Doorbell() },
+    {
+      provide: MESSAGE_PUBLISHER,
+      useFactory: (options: ResolvedOptions) =>
+        options.publisher ?? (options.kafka ? new KafkaPublisher(options.kafka) : null),
+      inject: [RESOLVED_OPTIONS],
+    },
+    {
+      provide: RELAY_IDENTITY,
+      useFactory: (options: ResolvedOptions) => relayIdentity(options.producerGroup),
       inject: [RESOLVED_OPTIONS],
     },
     SchemaCheck,
@@ -46,7 +82,13 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     MessageSender,
     TransactionContext,
     TransactionalMessageProducer,
+    CheckHandlerRegistry,
     TransactionalMessageExplorer,
+    DeliveryRelay,
+    CheckScheduler,
+    Pruner,
+    PgNotificationListener,
+    RelayLifecycle,
   ],
   exports: [TransactionContext, TransactionalMessageProducer],
 })

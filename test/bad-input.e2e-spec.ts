@@ -183,6 +183,7 @@ describe('bad input at boot: invalid module options fail the bootstrap with the 
   };
 
   const cases: Array<[string, (dataSource: DataSource) => Record<string, unknown>, RegExp]> = [
+    ['no kafka and no publisher while the relay runs', (dataSource) => ({ dataSource, producerGroup: 'shop' }), /option 'kafka' is undefined; expected the Kafka client configuration/],
     ['no dataSource', () => ({ producerGroup: 'shop' }), /option 'dataSource' is undefined; expected a TypeORM DataSource/],
     ['empty producerGroup', (dataSource) => ({ dataSource, producerGroup: '' }), /option 'producerGroup' is ""/],
     ['producerGroup with a space', (dataSource) => ({ dataSource, producerGroup: 'has space' }), /option 'producerGroup' is "has space"/],
@@ -200,24 +201,29 @@ describe('bad input at boot: invalid module options fail the bootstrap with the 
   });
 
   it('forRootAsync validates the options its factory returns', async () => {
-    await expect(boot(() => ({ dataSource: db.dataSource, producerGroup: 'a b' }))).rejects.toThrow(/option 'producerGroup' is "a b"/);
+    await expect(boot(() => ({ dataSource: db.dataSource, producerGroup: 'a b', relay: { enabled: false } }))).rejects.toThrow(
+      /option 'producerGroup' is "a b"/,
+    );
   });
 
   it('an unsupported database type', async () => {
     const fake = { options: { type: 'mongodb' }, transaction: () => undefined } as unknown as DataSource;
-    await expect(boot({ dataSource: fake, producerGroup: 'shop' })).rejects.toThrow(/DataSource type "mongodb" is not supported/);
+    await expect(boot({ dataSource: fake, producerGroup: 'shop', relay: { enabled: false } })).rejects.toThrow(
+      /DataSource type "mongodb" is not supported/,
+    );
   });
 
   it('a DataSource that is not initialized', async () => {
     const idle = new DataSource(db.options);
-    await expect(boot({ dataSource: idle, producerGroup: 'shop' })).rejects.toThrow(/not initialized/);
+    await expect(boot({ dataSource: idle, producerGroup: 'shop', relay: { enabled: false } })).rejects.toThrow(/not initialized/);
   });
 
   it('a missing message table names the migrations to run', async () => {
     const bare = await createTestDatabase('postgres', { migrate: false });
     try {
-      await expect(boot({ dataSource: bare.dataSource, producerGroup: 'shop' })).rejects.toThrow(MessageTableMissingError);
-      await expect(boot({ dataSource: bare.dataSource, producerGroup: 'shop' })).rejects.toThrow(/transactionalMessageMigrations/);
+      const options = { dataSource: bare.dataSource, producerGroup: 'shop', relay: { enabled: false } };
+      await expect(boot(options)).rejects.toThrow(MessageTableMissingError);
+      await expect(boot(options)).rejects.toThrow(/transactionalMessageMigrations/);
     } finally {
       await bare.drop();
     }

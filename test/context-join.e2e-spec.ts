@@ -60,7 +60,7 @@ describe.each(DATABASE_KINDS)('joining @nestjs-cls/transactional on %s', (kind) 
             }),
           ],
         }),
-        TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup: 'shop' }),
+        TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup: 'shop', relay: { enabled: false } }),
       ],
       providers: [OrderService, CheckoutService],
     }).compile();
@@ -128,6 +128,7 @@ describe.each(DATABASE_KINDS)('queries that would escape the transaction, on %s'
         TransactionalMessageModule.forRoot({
           dataSource: db.dataSource,
           producerGroup: 'shop',
+          relay: { enabled: false },
           ...(mode ? { queriesOutsideTransaction: mode } : {}),
         }),
       ],

@@ -28,9 +28,15 @@ describe.each(DATABASE_KINDS)('message table migrations on %s', (kind) => {
         'CreateTransactionalMessageTable_order_messages1763800000000',
       ]);
       expect(await dataSource.runMigrations()).toEqual([]); // already applied
-      expect(await dataSource.createQueryRunner().hasTable('order_messages')).toBe(true);
+      const runner = dataSource.createQueryRunner();
+      expect(await runner.hasTable('order_messages')).toBe(true);
+      expect(await runner.hasTable('order_messages_check')).toBe(true);
+      expect(await runner.hasTable('order_messages_key_lock')).toBe(kind === 'mariadb');
       await dataSource.undoLastMigration();
-      expect(await dataSource.createQueryRunner().hasTable('order_messages')).toBe(false);
+      expect(await runner.hasTable('order_messages')).toBe(false);
+      expect(await runner.hasTable('order_messages_check')).toBe(false);
+      expect(await runner.hasTable('order_messages_key_lock')).toBe(false);
+      await runner.release();
     } finally {
       await dataSource.destroy();
     }
@@ -70,7 +76,8 @@ describe('the relay-facing indexes on postgres', () => {
     );
     const byName = Object.fromEntries(rows.map((r) => [r.indexname, r.indexdef]));
     expect(byName.transactional_message_half_due_idx).toMatch(/WHERE \(\(status\)::text = 'HALF'::text\)/);
-    expect(byName.transactional_message_committed_due_idx).toMatch(/WHERE \(\(status\)::text = 'COMMITTED'::text\)/);
+    expect(byName.transactional_message_committed_seq_idx).toMatch(/WHERE \(\(status\)::text = 'COMMITTED'::text\)/);
+    expect(byName.transactional_message_committed_key_idx).toMatch(/\(message_key, seq\) WHERE \(\(status\)::text = 'COMMITTED'::text\)/);
     expect(byName.transactional_message_id_key).toMatch(/UNIQUE INDEX/);
   });
 });

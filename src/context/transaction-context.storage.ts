@@ -8,6 +8,8 @@ export interface TransactionScope {
   readonly manager: EntityManager;
   /** Set once the transaction committed or rolled back (or, when joined from outside, once our call returned). */
   ended: boolean;
+  /** Run once the transaction committed (for a transaction joined from outside: once our call returned). */
+  readonly afterCommit: Array<() => void>;
 }
 
 /** @internal What the current async context runs in. */

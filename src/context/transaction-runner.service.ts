@@ -15,6 +15,10 @@ import { fenceQueryRunner } from './query-runner-fence.js';
 import { serialLockFor } from './serial-lock.js';
 import { transactionStorage, type TransactionScope } from './transaction-context.storage.js';
 
+function runAll(callbacks: Array<() => void>): void {
+  for (const callback of callbacks) callback();
+}
+
 /** @internal How a transactional call wants its transaction. */
 export interface TransactionDemand {
   /** Used only when the call opens the transaction; ignored (with a warning) when it joins one. */
@@ -79,22 +83,33 @@ export class TransactionRunner implements OnModuleInit, OnModuleDestroy {
     const clsManager = this.cls.activeManager();
     if (clsManager) {
       this.warnIsolationIgnored(label, demand);
-      // The cls transaction outlives this call; once the call returns, nothing of ours may use it.
-      const scope: TransactionScope = { dataSource: this.options.dataSource, manager: clsManager, ended: false };
+      // The cls transaction outlives this call and its commit cannot be observed: once the call
+      // returns, nothing of ours may use it, and after-commit work runs (the relay's poll covers
+      // a commit that comes later).
+      const scope = this.newScope(clsManager);
       try {
-        return await inScope(scope);
+        const result = await inScope(scope);
+        runAll(scope.afterCommit);
+        return result;
       } finally {
         scope.ended = true;
       }
     }
     if (demand.mandatory) throw new TransactionRequiredError(label);
-    return this.open(demand.isolationLevel, (manager) => {
-      const scope: TransactionScope = { dataSource: this.options.dataSource, manager, ended: false };
+    let opened: TransactionScope | undefined;
+    const result = await this.open(demand.isolationLevel, (manager) => {
+      const scope = (opened = this.newScope(manager));
       fenceQueryRunner(manager);
       return inScope(scope).finally(() => {
         scope.ended = true;
       });
     });
+    if (opened) runAll(opened.afterCommit);
+    return result;
+  }
+
+  private newScope(manager: EntityManager): TransactionScope {
+    return { dataSource: this.options.dataSource, manager, ended: false, afterCommit: [] };
   }
 
   /**

@@ -13,6 +13,8 @@ describe('endTransition: ending a half message is idempotent and terminal', () =
     [MessageStatus.COMMITTED, 'ROLLBACK', { kind: 'refuse' }],
     [MessageStatus.DELIVERED, 'ROLLBACK', { kind: 'refuse' }],
     [MessageStatus.DEAD, 'ROLLBACK', { kind: 'refuse' }],
+    [MessageStatus.CHECK_EXHAUSTED, 'COMMIT', { kind: 'apply', to: MessageStatus.COMMITTED }],
+    [MessageStatus.CHECK_EXHAUSTED, 'ROLLBACK', { kind: 'apply', to: MessageStatus.ROLLED_BACK }],
   ] as const)('%s + %s', (current, requested, expected) => {
     expect(endTransition(current, requested)).toEqual(expected);
   });

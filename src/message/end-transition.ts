@@ -12,7 +12,8 @@ export type EndTransition =
  * second, contradicting end; we do not).
  */
 export function endTransition(current: MessageStatus, requested: 'COMMIT' | 'ROLLBACK'): EndTransition {
-  if (current === MessageStatus.HALF) {
+  // A parked message (checks exhausted) is still undecided: an operator ends it like a half message.
+  if (current === MessageStatus.HALF || current === MessageStatus.CHECK_EXHAUSTED) {
     return { kind: 'apply', to: requested === 'COMMIT' ? MessageStatus.COMMITTED : MessageStatus.ROLLED_BACK };
   }
   const committed = COMMITTED_STATUSES.has(current);

@@ -3,7 +3,8 @@
  *
  * ```text
  * HALF ──commit──▶ COMMITTED ──published──▶ DELIVERED
- *   └───rollback─▶ ROLLED_BACK       └──retries exhausted──▶ DEAD (replayable)
+ *  │ └──rollback─▶ ROLLED_BACK      └──retries exhausted──▶ DEAD (replayable)
+ *  └──checks exhausted, onExhausted 'park'──▶ CHECK_EXHAUSTED (an operator commits or rolls back)
  * ```
  */
 export enum MessageStatus {
@@ -17,6 +18,8 @@ export enum MessageStatus {
   DELIVERED = 'DELIVERED',
   /** Committed, but publishing failed more times than allowed; kept for an operator to replay. */
   DEAD = 'DEAD',
+  /** Its checks ran out without an answer and `check.onExhausted` is 'park': an operator decides. */
+  CHECK_EXHAUSTED = 'CHECK_EXHAUSTED',
 }
 
 /** @internal Statuses in which the local transaction counts as committed. */

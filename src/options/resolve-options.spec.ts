@@ -1,12 +1,14 @@
 import type { DataSource } from 'typeorm';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
-import { DEFAULT_OPTIONS, resolveOptions } from './resolve-options.js';
+import { DEFAULT_CHECK_OPTIONS, DEFAULT_OPTIONS, DEFAULT_RELAY_OPTIONS, resolveOptions } from './resolve-options.js';
 
 const dataSource = { options: { type: 'postgres' }, transaction: () => undefined } as unknown as DataSource;
 
 describe('resolveOptions', () => {
+  const kafka = { brokers: ['127.0.0.1:9092'] };
+
   it('merges the defaults', () => {
-    expect(resolveOptions({ dataSource, producerGroup: 'shop' })).toEqual({
+    expect(resolveOptions({ dataSource, producerGroup: 'shop', kafka })).toEqual({
       dataSource,
       producerGroup: 'shop',
       tableName: DEFAULT_OPTIONS.tableName,
@@ -15,7 +17,21 @@ describe('resolveOptions', () => {
       queriesOutsideTransaction: 'error',
       joinClsTransactions: true,
       clsConnectionName: undefined,
+      kafka,
+      publisher: undefined,
+      relay: DEFAULT_RELAY_OPTIONS,
+      check: DEFAULT_CHECK_OPTIONS,
     });
+  });
+
+  it('merges nested relay and check options over their defaults', () => {
+    const resolved = resolveOptions({ dataSource, producerGroup: 'shop', kafka, relay: { batchSize: 10 }, check: { maxChecks: 3 } });
+    expect(resolved.relay).toEqual({ ...DEFAULT_RELAY_OPTIONS, batchSize: 10 });
+    expect(resolved.check).toEqual({ ...DEFAULT_CHECK_OPTIONS, maxChecks: 3 });
+  });
+
+  it('the relay can be turned off, and then needs no publisher', () => {
+    expect(resolveOptions({ dataSource, producerGroup: 'shop', relay: { enabled: false } }).relay.enabled).toBe(false);
   });
 
   it.each([
@@ -27,6 +43,15 @@ describe('resolveOptions', () => {
     [{ dataSource, producerGroup: 'shop', joinClsTransactions: 'yes' }, "'joinClsTransactions' is \"yes\""],
     [{ dataSource, producerGroup: 'shop', clsConnectionName: '' }, "'clsConnectionName' is \"\""],
     [{ dataSource, producerGroup: 'shop', tabelName: 'x' }, "'tabelName' is \"x\"; expected no such option"],
+    [{ dataSource, producerGroup: 'shop' }, "'kafka' is undefined; expected the Kafka client configuration"],
+    [{ dataSource, producerGroup: 'shop', kafka: { brokers: [] } }, "'kafka.brokers' is []"],
+    [{ dataSource, producerGroup: 'shop', kafka: {}, publisher: {} }, "either kafka (the Kafka publisher) or publisher, not both"],
+    [{ dataSource, producerGroup: 'shop', publisher: { publish() {} } }, 'a MessagePublisher (its connect() is missing)'],
+    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { batchsize: 5 } }, "'relay.batchsize' is 5; expected no such option; known options of relay are"],
+    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { leaseMs: 0 } }, "'relay.leaseMs' is 0"],
+    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { backoffInitialMs: 10, backoffMaxMs: 5 } }, "'relay.backoffMaxMs' is 5; expected a whole number from 10"],
+    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, check: { onExhausted: 'drop' } }, "'check.onExhausted' is \"drop\"; expected 'rollback' or 'park'"],
+    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, check: 5 }, "'check' is 5; expected an object"],
   ])('refuses %p', (options, expected) => {
     expect(() => resolveOptions(options as never)).toThrow(InvalidModuleOptionsError);
     expect(() => resolveOptions(options as never)).toThrow(expected);

@@ -2,7 +2,41 @@ import { InvalidModuleOptionsError } from '../errors/invalid-module-options.erro
 import { MAX_DURATION_MS } from '../message/encode-message.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import { DEFAULT_TABLE_NAME, validateTableName } from '../store/table-name.js';
-import type { ResolvedOptions, TransactionalMessageModuleOptions } from './transactional-message-options.interface.js';
+import type {
+  CheckOptions,
+  RelayOptions,
+  ResolvedOptions,
+  TransactionalMessageModuleOptions,
+} from './transactional-message-options.interface.js';
+
+const DAY_MS = 86_400_000;
+
+/** Defaults of the relay options. */
+export const DEFAULT_RELAY_OPTIONS: Readonly<Required<RelayOptions>> = {
+  enabled: true,
+  batchSize: 500,
+  pollIntervalMs: 1_000,
+  leaseMs: 60_000,
+  maxAttempts: 20,
+  backoffInitialMs: 1_000,
+  backoffMaxMs: 300_000,
+  retentionMs: 7 * DAY_MS,
+  pruneIntervalMs: 60_000,
+  pruneBatchSize: 1_000,
+  shutdownTimeoutMs: 10_000,
+  listenNotify: true,
+};
+
+/** Defaults of the check options: RocketMQ's limits (15 checks), cloud services' timings (10 s, 24 h). */
+export const DEFAULT_CHECK_OPTIONS: Readonly<Required<CheckOptions>> = {
+  intervalMs: 10_000,
+  maxChecks: 15,
+  maxAgeMs: DAY_MS,
+  onExhausted: 'rollback',
+  handlerTimeoutMs: 5_000,
+  batchSize: 50,
+  concurrency: 8,
+};
 
 /** Defaults of the module options. */
 export const DEFAULT_OPTIONS = {
@@ -11,9 +45,11 @@ export const DEFAULT_OPTIONS = {
   maxMessageBytes: 1_000_000,
   queriesOutsideTransaction: 'error',
   joinClsTransactions: true,
+  relay: DEFAULT_RELAY_OPTIONS,
+  check: DEFAULT_CHECK_OPTIONS,
 } as const;
 
-const KNOWN_OPTIONS = new Set<string>([
+const KNOWN_OPTIONS = [
   'dataSource',
   'producerGroup',
   'tableName',
@@ -22,21 +58,22 @@ const KNOWN_OPTIONS = new Set<string>([
   'queriesOutsideTransaction',
   'joinClsTransactions',
   'clsConnectionName',
-]);
+  'kafka',
+  'publisher',
+  'relay',
+  'check',
+];
 
 const PRODUCER_GROUP_PATTERN = /^[A-Za-z0-9._:-]{1,255}$/;
 const MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024;
+const MAX_LONG_DURATION_MS = 365 * DAY_MS;
 
 /** @internal Merges defaults into the options and validates every one; throws InvalidModuleOptionsError. */
 export function resolveOptions(options: TransactionalMessageModuleOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') {
     throw new InvalidModuleOptionsError('(options)', options, 'an object with at least dataSource and producerGroup');
   }
-  for (const name of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(name)) {
-      throw new InvalidModuleOptionsError(name, (options as unknown as Record<string, unknown>)[name], `no such option; known options are ${[...KNOWN_OPTIONS].join(', ')}`);
-    }
-  }
+  rejectUnknown('', options as object, KNOWN_OPTIONS);
   const { dataSource } = options;
   if (!dataSource || typeof dataSource !== 'object' || typeof dataSource.transaction !== 'function' || !dataSource.options) {
     throw new InvalidModuleOptionsError('dataSource', dataSource, 'a TypeORM DataSource');
@@ -53,26 +90,122 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
       "1-255 characters of letters, digits, '.', '_', '-' or ':'",
     );
   }
-  const resolved: ResolvedOptions = {
+  const queriesOutsideTransaction = options.queriesOutsideTransaction ?? DEFAULT_OPTIONS.queriesOutsideTransaction;
+  if (!['error', 'warn', 'allow'].includes(queriesOutsideTransaction)) {
+    throw new InvalidModuleOptionsError('queriesOutsideTransaction', queriesOutsideTransaction, "'error', 'warn' or 'allow'");
+  }
+  const joinClsTransactions = options.joinClsTransactions ?? DEFAULT_OPTIONS.joinClsTransactions;
+  booleanOption('joinClsTransactions', joinClsTransactions);
+  if (options.clsConnectionName !== undefined && (typeof options.clsConnectionName !== 'string' || !options.clsConnectionName)) {
+    throw new InvalidModuleOptionsError('clsConnectionName', options.clsConnectionName, 'a non-empty string, or leave it out');
+  }
+  const tableName = validateTableName(options.tableName ?? DEFAULT_OPTIONS.tableName);
+  const checkImmunityMs = integerOption('checkImmunityMs', options.checkImmunityMs ?? DEFAULT_OPTIONS.checkImmunityMs, 0, MAX_DURATION_MS);
+  const maxMessageBytes = integerOption('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_OPTIONS.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT);
+  const relay = resolveRelay(options.relay);
+  const check = resolveCheck(options.check);
+  validatePublisher(options, relay.enabled);
+  return {
     dataSource,
     producerGroup: options.producerGroup,
-    tableName: validateTableName(options.tableName ?? DEFAULT_OPTIONS.tableName),
-    checkImmunityMs: integerOption('checkImmunityMs', options.checkImmunityMs ?? DEFAULT_OPTIONS.checkImmunityMs, 0, MAX_DURATION_MS),
-    maxMessageBytes: integerOption('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_OPTIONS.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT),
-    queriesOutsideTransaction: options.queriesOutsideTransaction ?? DEFAULT_OPTIONS.queriesOutsideTransaction,
-    joinClsTransactions: options.joinClsTransactions ?? DEFAULT_OPTIONS.joinClsTransactions,
+    tableName,
+    checkImmunityMs,
+    maxMessageBytes,
+    queriesOutsideTransaction,
+    joinClsTransactions,
     clsConnectionName: options.clsConnectionName,
+    kafka: options.kafka,
+    publisher: options.publisher,
+    relay,
+    check,
   };
-  if (!['error', 'warn', 'allow'].includes(resolved.queriesOutsideTransaction)) {
-    throw new InvalidModuleOptionsError('queriesOutsideTransaction', resolved.queriesOutsideTransaction, "'error', 'warn' or 'allow'");
+}
+
+function resolveRelay(relay: RelayOptions | undefined): Required<RelayOptions> {
+  const merged = { ...DEFAULT_RELAY_OPTIONS, ...objectOption('relay', relay, Object.keys(DEFAULT_RELAY_OPTIONS)) };
+  booleanOption('relay.enabled', merged.enabled);
+  booleanOption('relay.listenNotify', merged.listenNotify);
+  integerOption('relay.batchSize', merged.batchSize, 1, 10_000);
+  integerOption('relay.pollIntervalMs', merged.pollIntervalMs, 1, MAX_DURATION_MS);
+  integerOption('relay.leaseMs', merged.leaseMs, 10, MAX_DURATION_MS);
+  integerOption('relay.maxAttempts', merged.maxAttempts, 1, 1_000_000);
+  integerOption('relay.backoffInitialMs', merged.backoffInitialMs, 0, MAX_DURATION_MS);
+  integerOption('relay.backoffMaxMs', merged.backoffMaxMs, merged.backoffInitialMs, MAX_DURATION_MS);
+  integerOption('relay.retentionMs', merged.retentionMs, 0, MAX_LONG_DURATION_MS);
+  integerOption('relay.pruneIntervalMs', merged.pruneIntervalMs, 1, MAX_DURATION_MS);
+  integerOption('relay.pruneBatchSize', merged.pruneBatchSize, 1, 100_000);
+  integerOption('relay.shutdownTimeoutMs', merged.shutdownTimeoutMs, 0, MAX_DURATION_MS);
+  return merged;
+}
+
+function resolveCheck(check: CheckOptions | undefined): Required<CheckOptions> {
+  const merged = { ...DEFAULT_CHECK_OPTIONS, ...objectOption('check', check, Object.keys(DEFAULT_CHECK_OPTIONS)) };
+  integerOption('check.intervalMs', merged.intervalMs, 1, MAX_DURATION_MS);
+  integerOption('check.maxChecks', merged.maxChecks, 1, 1_000_000);
+  integerOption('check.maxAgeMs', merged.maxAgeMs, 1, MAX_LONG_DURATION_MS);
+  integerOption('check.handlerTimeoutMs', merged.handlerTimeoutMs, 1, MAX_DURATION_MS);
+  integerOption('check.batchSize', merged.batchSize, 1, 10_000);
+  integerOption('check.concurrency', merged.concurrency, 1, 1_000);
+  if (merged.onExhausted !== 'rollback' && merged.onExhausted !== 'park') {
+    throw new InvalidModuleOptionsError('check.onExhausted', merged.onExhausted, "'rollback' or 'park'");
   }
-  if (typeof resolved.joinClsTransactions !== 'boolean') {
-    throw new InvalidModuleOptionsError('joinClsTransactions', resolved.joinClsTransactions, 'true or false');
+  return merged;
+}
+
+function validatePublisher(options: TransactionalMessageModuleOptions, relayEnabled: boolean): void {
+  const { kafka, publisher } = options;
+  if (kafka !== undefined && publisher !== undefined) {
+    throw new InvalidModuleOptionsError('publisher', 'given together with kafka', 'either kafka (the Kafka publisher) or publisher, not both');
   }
-  if (resolved.clsConnectionName !== undefined && (typeof resolved.clsConnectionName !== 'string' || !resolved.clsConnectionName)) {
-    throw new InvalidModuleOptionsError('clsConnectionName', resolved.clsConnectionName, 'a non-empty string, or leave it out');
+  if (publisher !== undefined) {
+    for (const method of ['connect', 'publish', 'classify', 'close'] as const) {
+      if (typeof (publisher as unknown as Record<string, unknown>)?.[method] !== 'function') {
+        throw new InvalidModuleOptionsError('publisher', publisher, `a MessagePublisher (its ${method}() is missing)`);
+      }
+    }
   }
-  return resolved;
+  if (kafka !== undefined) {
+    const brokers = (kafka as { brokers?: unknown })?.brokers;
+    const valid =
+      typeof brokers === 'function' ||
+      (Array.isArray(brokers) && brokers.length > 0 && brokers.every((b) => typeof b === 'string' && b.length > 0));
+    if (!valid) {
+      throw new InvalidModuleOptionsError('kafka.brokers', brokers, "a non-empty array of 'host:port' strings, e.g. ['127.0.0.1:9092']");
+    }
+  }
+  if (relayEnabled && kafka === undefined && publisher === undefined) {
+    throw new InvalidModuleOptionsError(
+      'kafka',
+      undefined,
+      "the Kafka client configuration, e.g. { brokers: ['127.0.0.1:9092'] }, so the relay can publish " +
+        '(or pass publisher, or set relay.enabled to false in instances that only write messages)',
+    );
+  }
+}
+
+function rejectUnknown(prefix: string, value: object, known: readonly string[]): void {
+  for (const name of Object.keys(value)) {
+    if (!known.includes(name)) {
+      throw new InvalidModuleOptionsError(
+        `${prefix}${name}`,
+        (value as Record<string, unknown>)[name],
+        `no such option; known options${prefix ? ` of ${prefix.slice(0, -1)}` : ''} are ${known.join(', ')}`,
+      );
+    }
+  }
+}
+
+function objectOption<T extends object>(name: string, value: T | undefined, known: readonly string[]): Partial<T> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidModuleOptionsError(name, value, 'an object');
+  }
+  rejectUnknown(`${name}.`, value, known);
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function booleanOption(name: string, value: unknown): void {
+  if (typeof value !== 'boolean') throw new InvalidModuleOptionsError(name, value, 'true or false');
 }
 
 function integerOption(name: string, value: unknown, min: number, max: number): number {

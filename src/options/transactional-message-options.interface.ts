@@ -1,7 +1,58 @@
+import type { KafkaConfig } from 'kafkajs';
 import type { DataSource } from 'typeorm';
+import type { MessagePublisher } from '../publisher/message-publisher.interface.js';
 
 /** What happens when code inside a transactional method queries outside its transaction. */
 export type QueriesOutsideTransactionMode = 'error' | 'warn' | 'allow';
+
+/** What happens to a half message whose checks are exhausted. */
+export type CheckExhaustedAction = 'rollback' | 'park';
+
+/** Options of the relay, which publishes committed messages and runs transaction checks. */
+export interface RelayOptions {
+  /** Run the relay in this instance. Default `true`. Turn it off in instances that only write. */
+  enabled?: boolean;
+  /** Committed messages claimed and published per batch. Default `500`. */
+  batchSize?: number;
+  /** Poll for due work this often, in ms, when no wake-up arrives. Default `1000`. */
+  pollIntervalMs?: number;
+  /** How long a claim is owned before another relay may take it over, in ms. Default `60000`. */
+  leaseMs?: number;
+  /** Publish attempts of a message before it goes DEAD. Default `20`. */
+  maxAttempts?: number;
+  /** First retry delay in ms, doubled on each attempt up to `backoffMaxMs`, with ±20 % jitter. Default `1000`. */
+  backoffInitialMs?: number;
+  /** Largest retry delay, in ms. Default `300000` (5 minutes). */
+  backoffMaxMs?: number;
+  /** Delivered and rolled-back messages are deleted this long after they finished, in ms. Default `604800000` (7 days). */
+  retentionMs?: number;
+  /** How often finished messages are pruned, in ms. Default `60000`. */
+  pruneIntervalMs?: number;
+  /** Rows deleted per pruning statement. Default `1000`. */
+  pruneBatchSize?: number;
+  /** On shutdown, wait at most this long for the batch in flight, in ms. Default `10000`. */
+  shutdownTimeoutMs?: number;
+  /** PostgreSQL: wake relays of other processes with LISTEN/NOTIFY. Default `true`. */
+  listenNotify?: boolean;
+}
+
+/** Options of the transaction check (RocketMQ's check-back). */
+export interface CheckOptions {
+  /** Between two checks of the same half message, in ms. Default `10000`. */
+  intervalMs?: number;
+  /** Checks of a half message before the `onExhausted` action. Default `15`. */
+  maxChecks?: number;
+  /** Age of a half message after which `onExhausted` applies, checked or not, in ms. Default `86400000` (24 h). */
+  maxAgeMs?: number;
+  /** `'rollback'` (default, as RocketMQ) or `'park'`: status CHECK_EXHAUSTED, for an operator to commit or roll back. */
+  onExhausted?: CheckExhaustedAction;
+  /** A check handler that has not answered after this long counts as UNKNOWN, in ms. Default `5000`. */
+  handlerTimeoutMs?: number;
+  /** Half messages claimed per check round. Default `50`. */
+  batchSize?: number;
+  /** Check handlers running at once. Default `8`. */
+  concurrency?: number;
+}
 
 /** Options of `TransactionalMessageModule.forRoot()` / `forRootAsync()`. */
 export interface TransactionalMessageModuleOptions {
@@ -38,6 +89,17 @@ export interface TransactionalMessageModuleOptions {
   joinClsTransactions?: boolean;
   /** `connectionName` of the `ClsPluginTransactional` to join, when you registered several. Default none. */
   clsConnectionName?: string;
+  /**
+   * kafkajs client configuration (`brokers`, `clientId`, `ssl`, `sasl`, ...) of the Kafka
+   * publisher. Required when the relay runs, unless `publisher` is given.
+   */
+  kafka?: KafkaConfig;
+  /** A publisher of your own instead of Kafka (see MessagePublisher). */
+  publisher?: MessagePublisher;
+  /** The relay: delivery, checks and pruning. */
+  relay?: RelayOptions;
+  /** The transaction check. */
+  check?: CheckOptions;
 }
 
 /** @internal The options after defaults and validation. */
@@ -50,4 +112,8 @@ export interface ResolvedOptions {
   queriesOutsideTransaction: QueriesOutsideTransactionMode;
   joinClsTransactions: boolean;
   clsConnectionName: string | undefined;
+  kafka: KafkaConfig | undefined;
+  publisher: MessagePublisher | undefined;
+  relay: Required<RelayOptions>;
+  check: Required<CheckOptions>;
 }

@@ -8,6 +8,7 @@ import { MessageStatus } from '../message/message-status.enum.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { MessageStore, type InitialStatus } from '../store/message.store.js';
+import { Doorbell } from '../relay/doorbell.js';
 import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 
 const STATUS_OF_OUTCOME: Record<TransactionStatus, InitialStatus> = {
@@ -25,6 +26,7 @@ export class MessageSender {
     @Inject(RESOLVED_OPTIONS) options: ResolvedOptions,
     private readonly runner: TransactionRunner,
     private readonly store: MessageStore,
+    private readonly doorbell: Doorbell,
   ) {
     this.defaults = {
       producerGroup: options.producerGroup,
@@ -32,6 +34,8 @@ export class MessageSender {
       checkImmunityMs: options.checkImmunityMs,
     };
   }
+
+  private readonly wakeRelay = () => this.doorbell.ring();
 
   sendFromMethod(
     instance: object,
@@ -45,7 +49,9 @@ export class MessageSender {
       const result = await method.apply(instance, args);
       if (scope.ended) throw new TransactionContextEndedError(label);
       const message = this.build(draft, options, args, result, label);
-      await this.store.insert(scope.manager, message, STATUS_OF_OUTCOME[draft.outcome]);
+      const status = STATUS_OF_OUTCOME[draft.outcome];
+      await this.store.insert(scope.manager, message, status);
+      if (status === MessageStatus.COMMITTED) scope.afterCommit.push(this.wakeRelay);
       return result;
     });
   }

@@ -1,12 +1,18 @@
 import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import {
+  TRANSACTION_CHECK_HANDLER_METADATA,
+  type CheckHandlerMetadata,
+} from '../check/transaction-check-handler.decorator.js';
+import { CheckHandlerRegistry } from '../check/check-handler.registry.js';
 import { senderRegistry } from '../context/runner-registry.js';
+import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import { LOGGER_CONTEXT, TRANSACTIONAL_MESSAGE_METADATA } from '../transactional-message.constants.js';
 import { MessageSender } from './message-sender.service.js';
 
 /**
- * @internal Finds, at bootstrap, every provider and controller with `@TransactionalMessage`
- * methods and tells the decorator which module serves them.
+ * @internal Finds, at bootstrap, every provider and controller with `@TransactionalMessage` methods
+ * (and tells the decorator which module serves them) and every `@TransactionCheckHandler`.
  */
 @Injectable()
 export class TransactionalMessageExplorer implements OnModuleInit, OnModuleDestroy {
@@ -17,6 +23,7 @@ export class TransactionalMessageExplorer implements OnModuleInit, OnModuleDestr
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly sender: MessageSender,
+    private readonly checkHandlers: CheckHandlerRegistry,
   ) {}
 
   onModuleInit(): void {
@@ -26,25 +33,40 @@ export class TransactionalMessageExplorer implements OnModuleInit, OnModuleDestr
       if (!instance || typeof instance !== 'object') continue;
       const prototype = Object.getPrototypeOf(instance) as Record<string, unknown> | null;
       if (!prototype) continue;
-      const decorated = this.scanner
-        .getAllMethodNames(prototype)
-        .filter((name) => typeof prototype[name] === 'function' && Reflect.hasMetadata(TRANSACTIONAL_MESSAGE_METADATA, prototype[name] as object));
-      if (decorated.length === 0) continue;
       const type = instance.constructor;
-      if (wrapper.isDependencyTreeStatic()) {
-        senderRegistry.addInstance(instance, this.sender);
-        this.registered.push({ instance, type });
-      } else {
-        // Request-scoped and transient instances are created later, per request or per consumer.
-        senderRegistry.addClass(type, this.sender);
-        this.registered.push({ instance: undefined, type });
+      const names = this.scanner.getAllMethodNames(prototype).filter((name) => typeof prototype[name] === 'function');
+      const decorated = names.filter((name) => Reflect.hasMetadata(TRANSACTIONAL_MESSAGE_METADATA, prototype[name] as object));
+      if (decorated.length > 0) {
+        if (wrapper.isDependencyTreeStatic()) {
+          senderRegistry.addInstance(instance, this.sender);
+          this.registered.push({ instance, type });
+        } else {
+          // Request-scoped and transient instances are created later, per request or per consumer.
+          senderRegistry.addClass(type, this.sender);
+          this.registered.push({ instance: undefined, type });
+        }
+        methods.push(...decorated.map((name) => `${type.name}.${name}`));
       }
-      methods.push(...decorated.map((name) => `${type.name}.${name}`));
+      for (const name of names) {
+        const metadata = Reflect.getMetadata(TRANSACTION_CHECK_HANDLER_METADATA, prototype[name] as object) as CheckHandlerMetadata | undefined;
+        if (!metadata) continue;
+        const label = `${type.name}.${name}`;
+        if (!wrapper.isDependencyTreeStatic()) {
+          throw new TransactionalMessageError(
+            `@TransactionCheckHandler ${label} is on a request-scoped or transient provider (or one that depends on one); ` +
+              `checks run outside any request, so the handler must be on a singleton provider.`,
+          );
+        }
+        const method = prototype[name] as (message: unknown) => unknown;
+        this.checkHandlers.add(metadata.topics, { label, invoke: (message) => method.call(instance, message) });
+      }
     }
     this.logger.log(`@TransactionalMessage methods: ${methods.length ? methods.join(', ') : 'none'}`);
+    this.logger.log(`@TransactionCheckHandler methods: ${this.checkHandlers.describe()}`);
   }
 
   onModuleDestroy(): void {
     for (const { instance, type } of this.registered.splice(0)) senderRegistry.remove(instance, type, this.sender);
+    this.checkHandlers.clear();
   }
 }

@@ -1,12 +1,14 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
+import { MessageNotFoundError } from '../errors/message-not-found.error.js';
 import { encodeMessage } from '../message/encode-message.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { MessageInput } from '../message/message.interface.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import { MessageStore } from '../store/message.store.js';
-import type { StoredMessage } from '../store/stored-message.interface.js';
+import type { CheckAttempt, StoredMessage } from '../store/stored-message.interface.js';
+import { Doorbell } from '../relay/doorbell.js';
 import { LOGGER_CONTEXT } from '../transactional-message.constants.js';
 import { MessageSender } from './message-sender.service.js';
 
@@ -46,6 +48,7 @@ export class TransactionalMessageProducer {
     private readonly runner: TransactionRunner,
     private readonly store: MessageStore,
     private readonly sender: MessageSender,
+    private readonly doorbell: Doorbell,
   ) {}
 
   /**
@@ -94,7 +97,7 @@ export class TransactionalMessageProducer {
   }
 
   /**
-   * Commits a half message: it will be delivered. A second commit is a no-op; commit after
+   * Commits a half message (or one parked after its checks ran out): it will be delivered. A second commit is a no-op; commit after
    * rollback throws TransactionAlreadyEndedError; an unknown id throws MessageNotFoundError.
    */
   async commit(messageId: string): Promise<void> {
@@ -109,6 +112,28 @@ export class TransactionalMessageProducer {
     await this.end(messageId, 'ROLLBACK');
   }
 
+  /**
+   * Puts a DEAD message back in the delivery queue with a fresh attempt budget (after the cause,
+   * for example a missing topic or a too-small broker limit, was fixed). Returns false if the
+   * message is not DEAD. An unknown id throws MessageNotFoundError.
+   */
+  async replay(messageId: string): Promise<boolean> {
+    validateMessageId(messageId);
+    const replayed = await this.runner.independent('TransactionalMessageProducer.replay', async (manager) => {
+      if (await this.store.replay(manager, messageId)) return true;
+      if ((await this.store.findStatus(manager, messageId)) === null) throw new MessageNotFoundError(messageId);
+      return false;
+    });
+    if (replayed) this.doorbell.ring();
+    return replayed;
+  }
+
+  /** Every transaction check of a message so far, oldest first (empty if never checked). */
+  getCheckHistory(messageId: string): Promise<CheckAttempt[]> {
+    validateMessageId(messageId);
+    return this.runner.independent('TransactionalMessageProducer.getCheckHistory', (manager) => this.store.checkHistory(manager, messageId));
+  }
+
   /** The stored message with this id, or null. */
   getMessage(messageId: string): Promise<StoredMessage | null> {
     validateMessageId(messageId);
@@ -117,9 +142,10 @@ export class TransactionalMessageProducer {
 
   private async end(messageId: string, requested: 'COMMIT' | 'ROLLBACK'): Promise<void> {
     validateMessageId(messageId);
-    await this.runner.independent(`TransactionalMessageProducer.${requested.toLowerCase()}`, (manager) =>
+    const result = await this.runner.independent(`TransactionalMessageProducer.${requested.toLowerCase()}`, (manager) =>
       this.store.end(manager, messageId, requested),
     );
+    if (result === 'ended' && requested === 'COMMIT') this.doorbell.ring();
   }
 }
 

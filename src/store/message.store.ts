@@ -1,12 +1,13 @@
 import type { EntityManager } from 'typeorm';
 import { MessageNotFoundError } from '../errors/message-not-found.error.js';
 import { TransactionAlreadyEndedError } from '../errors/transaction-already-ended.error.js';
-import { JSON_CONTENT_TYPE, type EncodedMessage } from '../message/encode-message.js';
+import type { EncodedMessage } from '../message/encode-message.js';
 import { endTransition } from '../message/end-transition.js';
 import { MessageStatus } from '../message/message-status.enum.js';
-import type { SqlDialect } from './dialects/sql-dialect.interface.js';
-import { parseDbTime } from './dialects/sql-dialect.interface.js';
-import type { StoredMessage } from './stored-message.interface.js';
+import { KEY_LOCK_BUCKETS, parseDbTime, type SqlDialect } from './dialects/sql-dialect.interface.js';
+import { messageColumns, publicMessage, toStoredMessage } from './message-row.js';
+import { hash32, SqlParams } from './sql-params.js';
+import type { CheckAttempt, StoredMessage } from './stored-message.interface.js';
 
 /** The status a message is first stored with. */
 export type InitialStatus = MessageStatus.HALF | MessageStatus.COMMITTED | MessageStatus.ROLLED_BACK;
@@ -14,88 +15,112 @@ export type InitialStatus = MessageStatus.HALF | MessageStatus.COMMITTED | Messa
 /** What ending a half message did. */
 export type EndResult = 'ended' | 'already-ended';
 
-const TIME_COLUMNS = [
-  'created_at',
-  'transaction_ended_at',
-  'next_check_at',
-  'next_attempt_at',
-  'delivered_at',
-] as const;
-
 /**
- * @internal Reads and writes the message table with plain SQL through the EntityManager it is
- * given, so every write happens in the caller's transaction. No TypeORM entity is involved: the
- * user's DataSource needs no registration, and each dialect gets the SQL it needs.
+ * @internal Writes and reads messages with plain SQL through the EntityManager it is given, so every
+ * write happens in the caller's transaction. No TypeORM entity is involved: the user's DataSource
+ * needs no registration, and each dialect gets the SQL it needs.
  */
 export class MessageStore {
-  private readonly t: string;
-  private readonly selectList: string;
+  readonly t: string;
+  readonly checkTable: string;
+  private readonly keyLockTable: string;
+  private readonly lockClass: number;
 
   constructor(
     readonly dialect: SqlDialect,
     readonly tableName: string,
+    /** PostgreSQL channel notified when a message becomes COMMITTED, or null. */
+    readonly notifyChannel: string | null,
   ) {
-    const q = dialect.quote;
-    this.t = q(tableName);
-    const plain = ['id', 'producer_group', 'topic', 'message_key', 'tags', 'properties', 'body', 'content_type',
-      'status', 'check_immunity_ms', 'check_count', 'delivery_attempts', 'last_error'].map(q);
-    const times = TIME_COLUMNS.map((c) => `${dialect.selectTime(q(c))} AS ${q(c)}`);
-    this.selectList = [...plain, ...times].join(', ');
-  }
-
-  /** Inserts a message with its first status, in the transaction of `manager`. */
-  async insert(manager: EntityManager, message: EncodedMessage, status: InitialStatus): Promise<void> {
-    const d = this.dialect;
-    const p = (i: number) => d.param(i);
-    const ended = status === MessageStatus.HALF ? 'NULL' : d.now();
-    const half = status === MessageStatus.HALF;
-    // Positional placeholders ('?') cannot be reused, so the immunity is passed twice.
-    const nextCheck = half ? d.nowPlusMs(p(11)) : 'NULL';
-    const nextAttempt = status === MessageStatus.COMMITTED ? d.now() : 'NULL';
-    const sql =
-      `INSERT INTO ${this.t} (id, producer_group, topic, message_key, tags, properties, body, content_type, status, ` +
-      `check_immunity_ms, created_at, transaction_ended_at, next_check_at, next_attempt_at) VALUES ` +
-      `(${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)}, ${p(10)}, ` +
-      `${d.now()}, ${ended}, ${nextCheck}, ${nextAttempt})`;
-    await manager.query(sql, [
-      message.id,
-      message.producerGroup,
-      message.topic,
-      message.key,
-      message.tags.length ? message.tags.join(',') : null,
-      Object.keys(message.properties).length ? JSON.stringify(message.properties) : null,
-      message.body,
-      message.contentType,
-      status,
-      message.checkImmunityMs,
-      ...(half ? [message.checkImmunityMs] : []),
-    ]);
+    this.t = dialect.quote(tableName);
+    this.checkTable = dialect.quote(`${tableName}_check`);
+    this.keyLockTable = dialect.quote(`${tableName}_key_lock`);
+    this.lockClass = hash32(`nestjs-transactional-message:${tableName}`);
   }
 
   /**
-   * Ends a HALF message's transaction (COMMIT or ROLLBACK) in the transaction of `manager`.
-   * Idempotent and terminal: the same outcome again is a no-op ('already-ended'); the opposite
-   * outcome throws TransactionAlreadyEndedError; an unknown id throws MessageNotFoundError.
-   * The update is conditional on status HALF, so a concurrent check deciding the same message
+   * Inserts a message with its first status, in the transaction of `manager`. A message with a key
+   * first takes that key's lock for the rest of the transaction, so that messages of one key are
+   * numbered (seq) in the order their transactions commit; the relay delivers them in that order.
+   */
+  async insert(manager: EntityManager, message: EncodedMessage, status: InitialStatus): Promise<void> {
+    const d = this.dialect;
+    if (message.key !== null && d.name === 'mysql') {
+      const bucket = ((hash32(message.key) % KEY_LOCK_BUCKETS) + KEY_LOCK_BUCKETS) % KEY_LOCK_BUCKETS;
+      await manager.query(`SELECT bucket FROM ${this.keyLockTable} WHERE bucket = ? FOR UPDATE`, [bucket]);
+    }
+    const p = new SqlParams(d);
+    const values = [
+      p.list([
+        message.id,
+        message.producerGroup,
+        message.topic,
+        message.key,
+        message.tags.length ? message.tags.join(',') : null,
+        Object.keys(message.properties).length ? JSON.stringify(message.properties) : null,
+        message.body,
+        message.contentType,
+        status,
+        message.checkImmunityMs,
+      ]),
+      d.now(),
+      status === MessageStatus.HALF ? 'NULL' : d.now(),
+      status === MessageStatus.HALF ? d.nowPlusMs(p.add(message.checkImmunityMs)) : 'NULL',
+      status === MessageStatus.COMMITTED ? d.now() : 'NULL',
+    ].join(', ');
+    const columns =
+      'id, producer_group, topic, message_key, tags, properties, body, content_type, status, check_immunity_ms, ' +
+      'created_at, transaction_ended_at, next_check_at, next_attempt_at';
+    let sql: string;
+    if (d.name === 'postgres' && message.key !== null) {
+      const lock = `pg_advisory_xact_lock(${p.add(this.lockClass)}::int, ${p.add(hash32(message.key))}::int)`;
+      sql = `INSERT INTO ${this.t} (${columns}) SELECT ${values} FROM (SELECT ${lock}) AS key_lock`;
+    } else {
+      sql = `INSERT INTO ${this.t} (${columns}) VALUES (${values})`;
+    }
+    if (this.notifyChannel && status === MessageStatus.COMMITTED) {
+      // One round trip: the notification is sent when the transaction commits.
+      sql = `WITH inserted AS (${sql} RETURNING 1) SELECT pg_notify(${p.add(this.notifyChannel)}, '') FROM inserted`;
+    }
+    await manager.query(sql, p.values);
+  }
+
+  /**
+   * Ends a HALF (or parked) message's transaction (COMMIT or ROLLBACK) in the transaction of
+   * `manager`. Idempotent and terminal: the same outcome again is a no-op ('already-ended'); the
+   * opposite outcome throws TransactionAlreadyEndedError; an unknown id throws MessageNotFoundError.
+   * The update is conditional on the status, so a concurrent check deciding the same message
    * cannot be overwritten.
    */
   async end(manager: EntityManager, id: string, requested: 'COMMIT' | 'ROLLBACK'): Promise<EndResult> {
     const d = this.dialect;
     const committed = requested === 'COMMIT';
+    const p = new SqlParams(d);
     const sql =
-      `UPDATE ${this.t} SET status = ${d.param(1)}, transaction_ended_at = ${d.now()}, next_check_at = NULL, ` +
-      `next_attempt_at = ${committed ? d.now() : 'NULL'} WHERE id = ${d.param(2)} AND status = 'HALF'`;
-    const result = await runner(manager).query(
-      sql,
-      [committed ? MessageStatus.COMMITTED : MessageStatus.ROLLED_BACK, id],
-      true,
-    );
-    if ((result.affected ?? 0) > 0) return 'ended';
+      `UPDATE ${this.t} SET status = ${p.add(committed ? MessageStatus.COMMITTED : MessageStatus.ROLLED_BACK)}, ` +
+      `transaction_ended_at = ${d.now()}, next_check_at = NULL, next_attempt_at = ${committed ? d.now() : 'NULL'}, ` +
+      `lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL ` +
+      `WHERE id = ${p.add(id)} AND status IN ('${MessageStatus.HALF}', '${MessageStatus.CHECK_EXHAUSTED}')`;
+    if ((await affected(manager, sql, p.values)) > 0) {
+      if (committed) await this.notify(manager);
+      return 'ended';
+    }
     const current = await this.findStatus(manager, id);
     if (current === null) throw new MessageNotFoundError(id);
-    const transition = endTransition(current, requested);
-    if (transition.kind === 'refuse') throw new TransactionAlreadyEndedError(id, requested, current);
+    if (endTransition(current, requested).kind === 'refuse') throw new TransactionAlreadyEndedError(id, requested, current);
     return 'already-ended';
+  }
+
+  /** DEAD → COMMITTED with a fresh attempt budget. Returns false unless the message was DEAD. */
+  async replay(manager: EntityManager, id: string): Promise<boolean> {
+    const d = this.dialect;
+    const p = new SqlParams(d);
+    const sql =
+      `UPDATE ${this.t} SET status = '${MessageStatus.COMMITTED}', delivery_attempts = 0, next_attempt_at = ${d.now()}, ` +
+      `last_error = NULL WHERE id = ${p.add(id)} AND status = '${MessageStatus.DEAD}'`;
+    const replayed = (await affected(manager, sql, p.values)) > 0;
+    if (replayed) await this.notify(manager);
+    return replayed;
   }
 
   async findStatus(manager: EntityManager, id: string): Promise<MessageStatus | null> {
@@ -108,43 +133,38 @@ export class MessageStore {
 
   async find(manager: EntityManager, id: string): Promise<StoredMessage | null> {
     const rows: Array<Record<string, unknown>> = await manager.query(
-      `SELECT ${this.selectList} FROM ${this.t} WHERE id = ${this.dialect.param(1)}`,
+      `SELECT ${messageColumns(this.dialect)} FROM ${this.t} WHERE id = ${this.dialect.param(1)}`,
       [id],
     );
-    return rows[0] ? toStoredMessage(rows[0]) : null;
+    return rows[0] ? publicMessage(toStoredMessage(rows[0])) : null;
+  }
+
+  async checkHistory(manager: EntityManager, id: string): Promise<CheckAttempt[]> {
+    const d = this.dialect;
+    const rows: Array<Record<string, unknown>> = await manager.query(
+      `SELECT check_number, ${d.selectTime('checked_at')} AS checked_at, result, error, duration_ms, checker ` +
+        `FROM ${this.checkTable} WHERE message_id = ${d.param(1)} ORDER BY check_number, seq`,
+      [id],
+    );
+    return rows.map((row) => ({
+      checkNumber: Number(row.check_number),
+      checkedAt: parseDbTime(row.checked_at) as Date,
+      result: row.result as CheckAttempt['result'],
+      error: row.error === null ? null : String(row.error),
+      durationMs: Number(row.duration_ms),
+      checker: String(row.checker),
+    }));
+  }
+
+  /** PostgreSQL: wakes the relays of other processes once the transaction commits. */
+  async notify(manager: EntityManager): Promise<void> {
+    if (this.notifyChannel) await manager.query(`SELECT pg_notify($1, '')`, [this.notifyChannel]);
   }
 }
 
-function runner(manager: EntityManager) {
-  if (!manager.queryRunner) {
-    throw new Error('MessageStore.end() needs an EntityManager bound to a transaction');
-  }
-  return manager.queryRunner;
-}
-
-/** @internal */
-export function toStoredMessage(row: Record<string, unknown>): StoredMessage {
-  const bodyBytes = Buffer.isBuffer(row.body) ? row.body : Buffer.from(row.body as Uint8Array);
-  const contentType = String(row.content_type);
-  return {
-    id: String(row.id),
-    producerGroup: String(row.producer_group),
-    topic: String(row.topic),
-    key: row.message_key === null ? null : String(row.message_key),
-    tags: row.tags ? String(row.tags).split(',') : [],
-    properties: row.properties ? JSON.parse(String(row.properties)) : {},
-    body: contentType === JSON_CONTENT_TYPE ? JSON.parse(bodyBytes.toString('utf8')) : bodyBytes,
-    bodyBytes,
-    contentType,
-    status: row.status as MessageStatus,
-    createdAt: parseDbTime(row.created_at) as Date,
-    transactionEndedAt: parseDbTime(row.transaction_ended_at),
-    checkImmunityMs: Number(row.check_immunity_ms),
-    checkCount: Number(row.check_count),
-    nextCheckAt: parseDbTime(row.next_check_at),
-    deliveryAttempts: Number(row.delivery_attempts),
-    nextAttemptAt: parseDbTime(row.next_attempt_at),
-    lastError: row.last_error === null ? null : String(row.last_error),
-    deliveredAt: parseDbTime(row.delivered_at),
-  };
+/** @internal Runs an UPDATE/DELETE and returns how many rows it changed, on every driver. */
+export async function affected(manager: EntityManager, sql: string, params: unknown[]): Promise<number> {
+  if (!manager.queryRunner) throw new Error('the store needs an EntityManager bound to a transaction');
+  const result = await manager.queryRunner.query(sql, params, true);
+  return result.affected ?? 0;
 }

@@ -29,3 +29,17 @@ export interface StoredMessage {
   lastError: string | null;
   deliveredAt: Date | null;
 }
+
+/** One transaction check of a half message, as recorded. */
+export interface CheckAttempt {
+  /** 1 for the first check of the message. */
+  checkNumber: number;
+  checkedAt: Date;
+  /** What the check handler answered; UNKNOWN also when it threw, timed out or was missing. */
+  result: 'COMMIT' | 'ROLLBACK' | 'UNKNOWN';
+  /** Why the answer was UNKNOWN, when the handler did not say so itself. */
+  error: string | null;
+  durationMs: number;
+  /** Which relay instance ran the check. */
+  checker: string;
+}

@@ -1,15 +1,17 @@
-import type { SqlDialect } from './sql-dialect.interface.js';
+import { KEY_LOCK_BUCKETS, type SqlDialect } from './sql-dialect.interface.js';
 
 /** @internal MySQL 8 and MariaDB 10.6+. Times are DATETIME(3) in UTC, independent of the session time zone. */
 export const mysqlDialect: SqlDialect = {
   name: 'mysql',
   singleConnection: false,
+  skipLocked: 'FOR UPDATE SKIP LOCKED',
+  forUpdate: 'FOR UPDATE',
   quote: (identifier) => `\`${identifier}\``,
   param: () => '?',
   now: () => 'UTC_TIMESTAMP(3)',
   nowPlusMs: (param) => `(UTC_TIMESTAMP(3) + INTERVAL (${param} * 1000) MICROSECOND)`,
   selectTime: (column) => `DATE_FORMAT(${column}, '%Y-%m-%d %H:%i:%s.%f')`,
-  createMessageTable: (t) => [
+  createTables: (t) => [
     `CREATE TABLE \`${t}\` (
       \`seq\` BIGINT NOT NULL AUTO_INCREMENT,
       \`id\` CHAR(36) CHARACTER SET ascii NOT NULL,
@@ -35,12 +37,33 @@ export const mysqlDialect: SqlDialect = {
       \`delivered_at\` DATETIME(3) NULL,
       PRIMARY KEY (\`seq\`),
       UNIQUE KEY \`${t}_id_key\` (\`id\`),
-      KEY \`${t}_status_check_idx\` (\`status\`, \`next_check_at\`),
-      KEY \`${t}_status_attempt_idx\` (\`status\`, \`next_attempt_at\`, \`seq\`),
+      KEY \`${t}_status_seq_idx\` (\`status\`, \`seq\`),
       KEY \`${t}_key_status_idx\` (\`message_key\`, \`status\`, \`seq\`),
+      KEY \`${t}_status_check_idx\` (\`status\`, \`next_check_at\`),
       KEY \`${t}_status_delivered_idx\` (\`status\`, \`delivered_at\`),
       KEY \`${t}_status_ended_idx\` (\`status\`, \`transaction_ended_at\`)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    `CREATE TABLE \`${t}_check\` (
+      \`seq\` BIGINT NOT NULL AUTO_INCREMENT,
+      \`message_id\` CHAR(36) CHARACTER SET ascii NOT NULL,
+      \`check_number\` INT NOT NULL,
+      \`checked_at\` DATETIME(3) NOT NULL,
+      \`result\` VARCHAR(16) NOT NULL,
+      \`error\` TEXT NULL,
+      \`duration_ms\` INT NOT NULL,
+      \`checker\` VARCHAR(255) NOT NULL,
+      PRIMARY KEY (\`seq\`),
+      KEY \`${t}_check_message_idx\` (\`message_id\`, \`check_number\`)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    // Per-key write order: a message with a key locks its bucket row until its transaction ends,
+    // so messages of one key commit in the order they were numbered. The rows exist up front, so
+    // the lock is a plain record lock (no gap locks, no insert races).
+    `CREATE TABLE \`${t}_key_lock\` (\`bucket\` INT NOT NULL, PRIMARY KEY (\`bucket\`)) ENGINE=InnoDB`,
+    `INSERT INTO \`${t}_key_lock\` (\`bucket\`) VALUES ${Array.from({ length: KEY_LOCK_BUCKETS }, (_, i) => `(${i})`).join(', ')}`,
   ],
-  dropMessageTable: (t) => [`DROP TABLE IF EXISTS \`${t}\``],
+  dropTables: (t) => [
+    `DROP TABLE IF EXISTS \`${t}_key_lock\``,
+    `DROP TABLE IF EXISTS \`${t}_check\``,
+    `DROP TABLE IF EXISTS \`${t}\``,
+  ],
 };

@@ -5,9 +5,11 @@
  */
 export function partialIndexes(t: string): string[] {
   return [
+    // Delivery claims walk committed rows in write order...
+    `CREATE INDEX "${t}_committed_seq_idx" ON "${t}" ("seq") WHERE "status" = 'COMMITTED'`,
+    // ...and ask whether an earlier committed message of the same key is still waiting.
+    `CREATE INDEX "${t}_committed_key_idx" ON "${t}" ("message_key", "seq") WHERE "status" = 'COMMITTED'`,
     `CREATE INDEX "${t}_half_due_idx" ON "${t}" ("next_check_at") WHERE "status" = 'HALF'`,
-    `CREATE INDEX "${t}_committed_due_idx" ON "${t}" ("next_attempt_at", "seq") WHERE "status" = 'COMMITTED'`,
-    `CREATE INDEX "${t}_open_key_idx" ON "${t}" ("message_key", "seq") WHERE "status" IN ('HALF', 'COMMITTED')`,
     `CREATE INDEX "${t}_delivered_idx" ON "${t}" ("delivered_at") WHERE "status" = 'DELIVERED'`,
     `CREATE INDEX "${t}_rolled_back_idx" ON "${t}" ("transaction_ended_at") WHERE "status" = 'ROLLED_BACK'`,
   ];

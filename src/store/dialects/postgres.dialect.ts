@@ -5,6 +5,8 @@ import type { SqlDialect } from './sql-dialect.interface.js';
 export const postgresDialect: SqlDialect = {
   name: 'postgres',
   singleConnection: false,
+  skipLocked: 'FOR UPDATE SKIP LOCKED',
+  forUpdate: 'FOR UPDATE',
   quote: (identifier) => `"${identifier}"`,
   param: (index) => `$${index}`,
   // statement_timestamp(), not now(): now() is frozen when the transaction starts, and a message
@@ -13,7 +15,7 @@ export const postgresDialect: SqlDialect = {
   now: () => 'statement_timestamp()',
   nowPlusMs: (param) => `(statement_timestamp() + ${param}::int * interval '1 millisecond')`,
   selectTime: (column) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS')`,
-  createMessageTable: (t) => [
+  createTables: (t) => [
     `CREATE TABLE "${t}" (
       "seq" BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
       "id" UUID NOT NULL,
@@ -40,6 +42,17 @@ export const postgresDialect: SqlDialect = {
       CONSTRAINT "${t}_id_key" UNIQUE ("id")
     )`,
     ...partialIndexes(t),
+    `CREATE TABLE "${t}_check" (
+      "seq" BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      "message_id" UUID NOT NULL,
+      "check_number" INTEGER NOT NULL,
+      "checked_at" TIMESTAMPTZ(3) NOT NULL,
+      "result" VARCHAR(16) NOT NULL,
+      "error" TEXT,
+      "duration_ms" INTEGER NOT NULL,
+      "checker" VARCHAR(255) NOT NULL
+    )`,
+    `CREATE INDEX "${t}_check_message_idx" ON "${t}_check" ("message_id", "check_number")`,
   ],
-  dropMessageTable: (t) => [`DROP TABLE IF EXISTS "${t}"`],
+  dropTables: (t) => [`DROP TABLE IF EXISTS "${t}_check"`, `DROP TABLE IF EXISTS "${t}"`],
 };

@@ -7,12 +7,15 @@ const NOW = `strftime('%Y-%m-%d %H:%M:%f', 'now')`;
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   singleConnection: true,
+  // One connection, one writer, one relay: there is nothing to lock against.
+  skipLocked: '',
+  forUpdate: '',
   quote: (identifier) => `"${identifier}"`,
   param: () => '?',
   now: () => NOW,
   nowPlusMs: (param) => `strftime('%Y-%m-%d %H:%M:%f', 'now', (${param} / 1000.0) || ' seconds')`,
   selectTime: (column) => column,
-  createMessageTable: (t) => [
+  createTables: (t) => [
     `CREATE TABLE "${t}" (
       "seq" INTEGER PRIMARY KEY AUTOINCREMENT,
       "id" TEXT NOT NULL,
@@ -39,6 +42,17 @@ export const sqliteDialect: SqlDialect = {
       CONSTRAINT "${t}_id_key" UNIQUE ("id")
     )`,
     ...partialIndexes(t),
+    `CREATE TABLE "${t}_check" (
+      "seq" INTEGER PRIMARY KEY AUTOINCREMENT,
+      "message_id" TEXT NOT NULL,
+      "check_number" INTEGER NOT NULL,
+      "checked_at" TEXT NOT NULL,
+      "result" TEXT NOT NULL,
+      "error" TEXT,
+      "duration_ms" INTEGER NOT NULL,
+      "checker" TEXT NOT NULL
+    )`,
+    `CREATE INDEX "${t}_check_message_idx" ON "${t}_check" ("message_id", "check_number")`,
   ],
-  dropMessageTable: (t) => [`DROP TABLE IF EXISTS "${t}"`],
+  dropTables: (t) => [`DROP TABLE IF EXISTS "${t}_check"`, `DROP TABLE IF EXISTS "${t}"`],
 };

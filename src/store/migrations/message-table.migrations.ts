@@ -31,13 +31,13 @@ export function transactionalMessageMigrations(options: TransactionalMessageMigr
     readonly name = `CreateTransactionalMessageTable${suffix}1763800000000`;
 
     async up(queryRunner: QueryRunner): Promise<void> {
-      for (const sql of resolveDialect(queryRunner.connection).createMessageTable(table)) {
+      for (const sql of resolveDialect(queryRunner.connection).createTables(table)) {
         await queryRunner.query(sql);
       }
     }
 
     async down(queryRunner: QueryRunner): Promise<void> {
-      for (const sql of resolveDialect(queryRunner.connection).dropMessageTable(table)) {
+      for (const sql of resolveDialect(queryRunner.connection).dropTables(table)) {
         await queryRunner.query(sql);
       }
     }

@@ -1,0 +1,177 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { TransactionRunner } from '../context/transaction-runner.service.js';
+import { TransactionStatus } from '../message/transaction-status.enum.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { Doorbell } from '../relay/doorbell.js';
+import { CheckStore } from '../store/check.store.js';
+import type { MessageRow } from '../store/message-row.js';
+import { LOGGER_CONTEXT, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { decideCheck } from './check-decision.js';
+import { CheckHandlerRegistry } from './check-handler.registry.js';
+import type { HalfMessage } from './half-message.interface.js';
+
+const STATUSES: ReadonlySet<unknown> = new Set(Object.values(TransactionStatus));
+
+/**
+ * @internal RocketMQ's transaction check: asks the check handlers about half messages that are
+ * due, applies their answers, and ends messages whose checks ran out. Handlers run concurrently
+ * (up to `check.concurrency`), each bounded by `check.handlerTimeoutMs`, so a slow or hung handler
+ * holds back nothing but its own message.
+ */
+@Injectable()
+export class CheckScheduler {
+  private readonly logger = new Logger(LOGGER_CONTEXT);
+  private readonly wake = new Doorbell();
+  private running = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @Inject(RELAY_IDENTITY) private readonly identity: string,
+    private readonly runner: TransactionRunner,
+    private readonly store: CheckStore,
+    private readonly handlers: CheckHandlerRegistry,
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    await this.warnAboutMissingHandlers();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wake.ring();
+    await Promise.race([
+      this.loop,
+      new Promise((resolve) => setTimeout(resolve, this.options.relay.shutdownTimeoutMs).unref()),
+    ]);
+  }
+
+  private async run(): Promise<void> {
+    const { pollIntervalMs } = this.options.relay;
+    while (this.running) {
+      let more = false;
+      try {
+        more = await this.cycle();
+      } catch (error) {
+        this.logger.error(`Check cycle failed: ${(error as Error)?.stack ?? error}`);
+      }
+      if (!more && this.running) await this.wake.wait(pollIntervalMs);
+    }
+  }
+
+  private async cycle(): Promise<boolean> {
+    const { producerGroup, check, relay } = this.options;
+    const expired = await this.runner.independent('check.expire', (m) =>
+      this.store.expire(m, producerGroup, check.maxAgeMs, check.onExhausted === 'park', check.batchSize),
+    );
+    if (expired > 0) {
+      this.logger.warn(
+        `${expired} half message(s) reached check.maxAgeMs without a decision: ${check.onExhausted === 'park' ? 'parked (CHECK_EXHAUSTED)' : 'rolled back'}`,
+      );
+    }
+    if (this.handlers.isEmpty) return expired >= check.batchSize;
+    const token = randomUUID();
+    // A check must be decided before its lease runs out: the handler timeout bounds it.
+    const leaseMs = Math.max(relay.leaseMs, check.handlerTimeoutMs * 2);
+    const due = await this.runner.independent('check.claim', (m) =>
+      this.store.claim(m, producerGroup, this.handlers.topics(), this.identity, token, check.batchSize, leaseMs),
+    );
+    let next = 0;
+    const worker = async () => {
+      while (next < due.length) await this.checkOne(due[next++], token);
+    };
+    await Promise.all(Array.from({ length: Math.min(check.concurrency, due.length) }, worker));
+    return due.length >= check.batchSize || expired >= check.batchSize;
+  }
+
+  private async checkOne(row: MessageRow, token: string): Promise<void> {
+    const { check } = this.options;
+    const checkNumber = row.checkCount + 1;
+    const handler = this.handlers.find(row.topic);
+    const started = performance.now();
+    let answer = TransactionStatus.UNKNOWN;
+    let error: string | null = null;
+    if (!handler) {
+      error = `no @TransactionCheckHandler for topic '${row.topic}'`;
+    } else {
+      const outcome = await callWithTimeout(() => handler.invoke(toHalfMessage(row, checkNumber)), check.handlerTimeoutMs);
+      if (outcome.kind === 'timeout') error = `${handler.label} did not answer within ${check.handlerTimeoutMs} ms`;
+      else if (outcome.kind === 'error') error = `${handler.label} threw: ${outcome.error}`;
+      else if (!STATUSES.has(outcome.value)) error = `${handler.label} returned ${String(outcome.value)}, not a TransactionStatus`;
+      else answer = outcome.value as TransactionStatus;
+    }
+    const durationMs = Math.round(performance.now() - started);
+    const decision = decideCheck(answer, checkNumber, check);
+    const applied = await this.runner
+      .independent('check.decide', (m) =>
+        this.store.decide(m, row, token, decision, { checkNumber, result: answer, error, durationMs, checker: this.identity }),
+      )
+      .catch((e: unknown) => {
+        this.logger.error(`Could not record check ${checkNumber} of message ${row.id}: ${(e as Error)?.message ?? e}`);
+        return false;
+      });
+    if (!applied) {
+      this.logger.debug(`Check ${checkNumber} of message ${row.id} not applied: it was decided meanwhile or its lease was lost`);
+    } else if (error) {
+      this.logger.warn(`Check ${checkNumber} of message ${row.id} (topic ${row.topic}) counts as UNKNOWN: ${error}`);
+    }
+    if (applied && decision.kind === 'exhausted') {
+      this.logger.warn(`Message ${row.id} (topic ${row.topic}): ${decision.reason}; ${decision.park ? 'parked (CHECK_EXHAUSTED)' : 'rolled back'}`);
+    }
+  }
+
+  private async warnAboutMissingHandlers(): Promise<void> {
+    const topics = await this.runner
+      .independent('check.topics', (m) => this.store.halfTopics(m, this.options.producerGroup))
+      .catch(() => [] as string[]);
+    const missing = topics.filter((topic) => !this.handlers.find(topic));
+    if (missing.length > 0) {
+      this.logger.warn(
+        `Half messages of producer group '${this.options.producerGroup}' wait for a check on topic(s) ${missing.join(', ')}, ` +
+          `but this instance has no @TransactionCheckHandler for them; they will be ${this.options.check.onExhausted === 'park' ? 'parked' : 'rolled back'} ` +
+          `after check.maxAgeMs unless an instance with a handler checks them.`,
+      );
+    }
+  }
+}
+
+function toHalfMessage(row: MessageRow, checkCount: number): HalfMessage {
+  return {
+    id: row.id,
+    producerGroup: row.producerGroup,
+    topic: row.topic,
+    key: row.key,
+    tags: row.tags,
+    properties: row.properties,
+    body: row.body,
+    bornAt: row.createdAt,
+    checkCount,
+  };
+}
+
+type CallOutcome = { kind: 'value'; value: unknown } | { kind: 'error'; error: string } | { kind: 'timeout' };
+
+async function callWithTimeout(call: () => unknown, timeoutMs: number): Promise<CallOutcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<CallOutcome>((resolve) => {
+    timer = setTimeout(() => resolve({ kind: 'timeout' }), timeoutMs);
+  });
+  const answer = (async (): Promise<CallOutcome> => {
+    try {
+      return { kind: 'value', value: await call() };
+    } catch (error) {
+      return { kind: 'error', error: (error as Error)?.message ?? String(error) };
+    }
+  })();
+  try {
+    return await Promise.race([answer, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

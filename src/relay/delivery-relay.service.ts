@@ -1,0 +1,207 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { TransactionRunner } from '../context/transaction-runner.service.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import type { MessagePublisher, PublishFailure } from '../publisher/message-publisher.interface.js';
+import { toOutgoingMessage } from '../publisher/to-outgoing-message.js';
+import { DeliveryStore, type DeliveryClaim } from '../store/delivery.store.js';
+import type { MessageRow } from '../store/message-row.js';
+import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { retryDelayMs } from './backoff.js';
+import { Doorbell } from './doorbell.js';
+
+/** Thrown inside a cycle when the downstream cannot be reached; the loop backs off. */
+class TransportUnavailable extends Error {}
+
+/**
+ * @internal Publishes committed messages: claim a batch (per-key heads and their followers, under
+ * a lease), connect, make sure the lease is still ours, publish, mark. Wakes on the doorbell,
+ * polls otherwise, backs off as a whole while the downstream is unreachable.
+ */
+@Injectable()
+export class DeliveryRelay {
+  private readonly logger = new Logger(LOGGER_CONTEXT);
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private inFlight: DeliveryClaim | undefined;
+  private transportFailures = 0;
+
+  constructor(
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @Inject(MESSAGE_PUBLISHER) private readonly publisher: MessagePublisher,
+    @Inject(RELAY_IDENTITY) private readonly identity: string,
+    private readonly runner: TransactionRunner,
+    private readonly store: DeliveryStore,
+    private readonly doorbell: Doorbell,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stops claiming; waits for the batch in flight up to `shutdownTimeoutMs`, then releases it. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.doorbell.ring();
+    const finished = await Promise.race([
+      this.loop!.then(() => true),
+      new Promise<false>((resolve) => setTimeout(resolve, this.options.relay.shutdownTimeoutMs, false).unref()),
+    ]);
+    const claim = this.inFlight;
+    if (!finished && claim) {
+      const released = await this.runner
+        .independent('relay.release', (m) => this.store.release(m, claim.token, claim.messages.map((r) => r.seq)))
+        .catch(() => 0);
+      this.logger.warn(`Shutdown: the batch in flight did not finish in time; released ${released} message(s) for other relays`);
+    }
+  }
+
+  private async run(): Promise<void> {
+    const { pollIntervalMs, backoffInitialMs, backoffMaxMs } = this.options.relay;
+    while (this.running) {
+      let more = false;
+      try {
+        more = await this.cycle();
+        this.transportFailures = 0;
+      } catch (error) {
+        if (error instanceof TransportUnavailable) {
+          this.transportFailures++;
+          const delay = retryDelayMs(this.transportFailures, Math.max(backoffInitialMs, 100), Math.min(backoffMaxMs, 30_000));
+          this.logger.warn(`Downstream unavailable (${error.message}); retrying in ${delay} ms`);
+          await this.sleep(delay);
+          continue;
+        }
+        this.logger.error(`Relay cycle failed: ${(error as Error)?.stack ?? error}`);
+        await this.sleep(pollIntervalMs);
+        continue;
+      }
+      if (!more && this.running) await this.doorbell.wait(pollIntervalMs);
+    }
+  }
+
+  /** One claim-publish-mark round. Returns true when the batch was full (more is probably due). */
+  private async cycle(): Promise<boolean> {
+    const { batchSize, leaseMs } = this.options.relay;
+    let leaseConfirmedAt = performance.now();
+    const claim = await this.runner.independent('relay.claim', (m) =>
+      this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs),
+    );
+    if (claim.messages.length === 0) return false;
+    this.inFlight = claim;
+    try {
+      try {
+        await this.publisher.connect();
+      } catch (error) {
+        await this.release(claim, claim.messages);
+        throw this.transportError(error);
+      }
+      const delivered: number[] = [];
+      const release: MessageRow[] = [];
+      const blockedKeys = new Set<string>();
+      // Publish the whole batch at once; if it fails, find the culprit(s) one message at a time.
+      let pending = claim.messages;
+      let single = false;
+      while (pending.length > 0) {
+        if (!this.running && !single) {
+          release.push(...pending);
+          break;
+        }
+        // Never start a publish on a lease that may have run out: re-confirm it in the database.
+        if (performance.now() - leaseConfirmedAt > leaseMs / 2) {
+          const still = await this.runner.independent('relay.renew', (m) => this.store.renew(m, claim, pending.map((r) => r.seq), leaseMs));
+          leaseConfirmedAt = performance.now();
+          const lost = pending.filter((r) => !still.has(r.seq));
+          if (lost.length > 0) {
+            this.logger.warn(`Lease lost on ${lost.length} message(s) (another relay took them over); not publishing them`);
+            pending = pending.filter((r) => still.has(r.seq));
+            continue;
+          }
+        }
+        const batch = single ? pending.slice(0, 1) : pending;
+        if (single && batch[0].key !== null && blockedKeys.has(batch[0].key)) {
+          release.push(batch[0]);
+          pending = pending.slice(1);
+          continue;
+        }
+        try {
+          await this.publisher.publish(batch.map(toOutgoingMessage));
+          delivered.push(...batch.map((r) => r.seq));
+          pending = pending.slice(batch.length);
+        } catch (error) {
+          const failure: PublishFailure = this.publisher.classify(error);
+          if (failure.kind === 'transport') {
+            await this.finish(claim, delivered, [...release, ...pending]);
+            throw this.transportError(error);
+          }
+          if (!single && batch.length > 1) {
+            single = true; // isolate: the same messages again, one by one, in order
+            continue;
+          }
+          await this.fail(claim, batch[0], error, failure);
+          if (batch[0].key !== null) blockedKeys.add(batch[0].key);
+          pending = pending.slice(1);
+        }
+      }
+      await this.finish(claim, delivered, release);
+    } finally {
+      this.inFlight = undefined;
+    }
+    return claim.messages.length >= batchSize;
+  }
+
+  private async finish(claim: DeliveryClaim, delivered: number[], release: MessageRow[]): Promise<void> {
+    if (delivered.length > 0) {
+      const marked = await this.runner.independent('relay.mark', (m) => this.store.markDelivered(m, claim.token, delivered));
+      if (marked < delivered.length) {
+        this.logger.warn(
+          `${delivered.length - marked} published message(s) had been taken over by another relay before they were marked; ` +
+            `they may be delivered twice (the consumer inbox makes that harmless)`,
+        );
+      }
+    }
+    await this.release(claim, release);
+  }
+
+  private async release(claim: DeliveryClaim, rows: MessageRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.runner.independent('relay.release', (m) => this.store.release(m, claim.token, rows.map((r) => r.seq)));
+  }
+
+  private async fail(claim: DeliveryClaim, row: MessageRow, error: unknown, failure: PublishFailure): Promise<void> {
+    const { maxAttempts, backoffInitialMs, backoffMaxMs } = this.options.relay;
+    const attempts = row.deliveryAttempts + 1;
+    const retriable = failure.kind === 'message' && failure.retriable;
+    const dead = !retriable || attempts >= maxAttempts;
+    const delay = retryDelayMs(attempts, backoffInitialMs, backoffMaxMs);
+    const reason = describeError(error);
+    await this.runner.independent('relay.fail', (m) => this.store.markFailed(m, claim.token, row.seq, reason, dead, delay));
+    if (dead) {
+      this.logger.error(
+        `Message ${row.id} (topic ${row.topic}) is DEAD after ${attempts} attempt(s)${retriable ? '' : ' (not retriable)'}: ${reason}. ` +
+          `Replay it with TransactionalMessageProducer.replay() once the cause is fixed.`,
+      );
+    } else {
+      this.logger.warn(`Message ${row.id} (topic ${row.topic}) failed attempt ${attempts}/${maxAttempts}; retry in ${delay} ms: ${reason}`);
+    }
+  }
+
+  private transportError(error: unknown): TransportUnavailable {
+    return new TransportUnavailable(describeError(error));
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    if (this.running) await this.doorbell.wait(ms);
+  }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = (error as { cause?: unknown }).cause;
+    return cause instanceof Error && cause.message !== error.message ? `${error.message} (${cause.message})` : error.message;
+  }
+  return String(error);
+}

@@ -1,0 +1,142 @@
+import type { EntityManager } from 'typeorm';
+import { MessageStatus } from '../message/message-status.enum.js';
+import { affected, type MessageStore } from './message.store.js';
+import { messageColumns, toStoredMessage, type MessageRow } from './message-row.js';
+import { SqlParams } from './sql-params.js';
+
+/** @internal A batch of committed messages claimed for publishing, under one lease token. */
+export interface DeliveryClaim {
+  token: string;
+  /** In seq order; the messages of one key form an unbroken prefix of that key's queue. */
+  messages: MessageRow[];
+}
+
+const COMMITTED = `'${MessageStatus.COMMITTED}'`;
+const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL';
+
+/**
+ * @internal The relay's claim and mark queries for delivery.
+ *
+ * Per key, only the queue's head (its lowest-seq COMMITTED message) can start a claim, and it is
+ * locked with SKIP LOCKED: whoever holds it holds the key. The claim then takes the head's
+ * followers of the same key in seq order. A key whose head is leased, backing off or locked by
+ * another relay is left alone, so one relay at a time publishes a key, in order, and a failing
+ * message holds back only its own key. Every later write is fenced by the lease token.
+ */
+export class DeliveryStore {
+  constructor(private readonly store: MessageStore) {}
+
+  private get d() {
+    return this.store.dialect;
+  }
+
+  /** Claims up to `limit` due committed messages for `leaseMs`. Run inside a transaction. */
+  async claim(manager: EntityManager, owner: string, token: string, limit: number, leaseMs: number): Promise<DeliveryClaim> {
+    const { d } = this;
+    const t = this.store.t;
+    const heads = await this.select(
+      manager,
+      (p) =>
+        `SELECT ${messageColumns(d, 'r')} FROM ${t} r WHERE r.status = ${COMMITTED} AND r.next_attempt_at <= ${d.now()} ` +
+        `AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= ${d.now()}) ` +
+        `AND (r.message_key IS NULL OR NOT EXISTS (SELECT 1 FROM ${t} e WHERE e.message_key = r.message_key ` +
+        `AND e.status = ${COMMITTED} AND e.seq < r.seq)) ORDER BY r.seq LIMIT ${p.add(limit)} ${d.skipLocked}`,
+    );
+    if (heads.length === 0) return { token, messages: [] };
+    const messages = [...heads];
+    const keys = [...new Set(heads.map((m) => m.key).filter((k): k is string => k !== null))];
+    if (keys.length > 0 && heads.length < limit) {
+      const rows = await this.select(
+        manager,
+        (p) =>
+          `SELECT ${messageColumns(d)}, CASE WHEN next_attempt_at <= ${d.now()} THEN 1 ELSE 0 END AS due FROM ${t} ` +
+          `WHERE status = ${COMMITTED} AND message_key IN (${p.list(keys)}) AND seq NOT IN (${p.list(heads.map((h) => h.seq))}) ` +
+          `ORDER BY seq LIMIT ${p.add(limit - heads.length)} ${d.forUpdate}`,
+        true,
+      );
+      // Keep each key's followers only up to the first one that is not due: never skip one.
+      const blocked = new Set<string>();
+      for (const row of rows as Array<MessageRow & { due: boolean }>) {
+        if (blocked.has(row.key!) || !row.due) {
+          blocked.add(row.key!);
+          continue;
+        }
+        messages.push(row);
+      }
+      messages.sort((a, b) => a.seq - b.seq);
+    }
+    const p = new SqlParams(d);
+    await manager.query(
+      `UPDATE ${t} SET lease_owner = ${p.add(owner)}, lease_token = ${p.add(token)}, ` +
+        `lease_expires_at = ${d.nowPlusMs(p.add(leaseMs))} WHERE seq IN (${p.list(messages.map((m) => m.seq))})`,
+      p.values,
+    );
+    return { token, messages };
+  }
+
+  /**
+   * Extends the lease of the claim's messages that are still ours and returns their seqs. A
+   * message another relay took over (a new token) is not ours anymore and must not be published.
+   */
+  async renew(manager: EntityManager, claim: DeliveryClaim, seqs: number[], leaseMs: number): Promise<Set<number>> {
+    const { d } = this;
+    const p = new SqlParams(d);
+    await manager.query(
+      `UPDATE ${this.store.t} SET lease_expires_at = ${d.nowPlusMs(p.add(leaseMs))} ` +
+        `WHERE seq IN (${p.list(seqs)}) AND lease_token = ${p.add(claim.token)} AND status = ${COMMITTED}`,
+      p.values,
+    );
+    const q = new SqlParams(d);
+    const rows: Array<{ seq: number | string }> = await manager.query(
+      `SELECT seq FROM ${this.store.t} WHERE seq IN (${q.list(seqs)}) AND lease_token = ${q.add(claim.token)} AND status = ${COMMITTED}`,
+      q.values,
+    );
+    return new Set(rows.map((r) => Number(r.seq)));
+  }
+
+  /** Marks published messages DELIVERED. Returns how many were still ours. */
+  async markDelivered(manager: EntityManager, token: string, seqs: number[]): Promise<number> {
+    if (seqs.length === 0) return 0;
+    const { d } = this;
+    const p = new SqlParams(d);
+    return affected(
+      manager,
+      `UPDATE ${this.store.t} SET status = '${MessageStatus.DELIVERED}', delivered_at = ${d.now()}, ` +
+        `delivery_attempts = delivery_attempts + 1, next_attempt_at = NULL, last_error = NULL, ${CLEAR_LEASE} ` +
+        `WHERE seq IN (${p.list(seqs)}) AND lease_token = ${p.add(token)} AND status = ${COMMITTED}`,
+      p.values,
+    );
+  }
+
+  /** Counts a failed attempt: retried after `retryInMs`, or DEAD when `dead`. Returns false if not ours. */
+  async markFailed(manager: EntityManager, token: string, seq: number, error: string, dead: boolean, retryInMs: number): Promise<boolean> {
+    const { d } = this;
+    const p = new SqlParams(d);
+    const next = dead ? `status = '${MessageStatus.DEAD}', next_attempt_at = NULL` : `next_attempt_at = ${d.nowPlusMs(p.add(retryInMs))}`;
+    const sql =
+      `UPDATE ${this.store.t} SET ${next}, delivery_attempts = delivery_attempts + 1, last_error = ${p.add(error.slice(0, 4000))}, ` +
+      `${CLEAR_LEASE} WHERE seq = ${p.add(seq)} AND lease_token = ${p.add(token)} AND status = ${COMMITTED}`;
+    return (await affected(manager, sql, p.values)) > 0;
+  }
+
+  /** Gives messages back without counting an attempt (not tried, or the downstream was unreachable). */
+  async release(manager: EntityManager, token: string, seqs: number[]): Promise<number> {
+    if (seqs.length === 0) return 0;
+    const p = new SqlParams(this.d);
+    return affected(
+      manager,
+      `UPDATE ${this.store.t} SET ${CLEAR_LEASE} WHERE seq IN (${p.list(seqs)}) AND lease_token = ${p.add(token)}`,
+      p.values,
+    );
+  }
+
+  private async select(manager: EntityManager, build: (p: SqlParams) => string, withDue = false): Promise<MessageRow[]> {
+    const p = new SqlParams(this.d);
+    const sql = build(p);
+    const rows: Array<Record<string, unknown>> = await manager.query(sql, p.values);
+    return rows.map((row) => {
+      const message = toStoredMessage(row);
+      return withDue ? Object.assign(message, { due: Number(row.due) === 1 }) : message;
+    });
+  }
+}

@@ -1,0 +1,70 @@
+import { JSON_CONTENT_TYPE } from '../message/encode-message.js';
+import type { MessageStatus } from '../message/message-status.enum.js';
+import { parseDbTime, type SqlDialect } from './dialects/sql-dialect.interface.js';
+import type { StoredMessage } from './stored-message.interface.js';
+
+const PLAIN_COLUMNS = [
+  'seq',
+  'id',
+  'producer_group',
+  'topic',
+  'message_key',
+  'tags',
+  'properties',
+  'body',
+  'content_type',
+  'status',
+  'check_immunity_ms',
+  'check_count',
+  'delivery_attempts',
+  'last_error',
+];
+const TIME_COLUMNS = ['created_at', 'transaction_ended_at', 'next_check_at', 'next_attempt_at', 'delivered_at'];
+
+/** @internal The select list that `toStoredMessage` reads, optionally qualified by a table alias. */
+export function messageColumns(dialect: SqlDialect, alias?: string): string {
+  const q = dialect.quote;
+  const col = (c: string) => (alias ? `${alias}.${q(c)}` : q(c));
+  return [
+    ...PLAIN_COLUMNS.map(col),
+    ...TIME_COLUMNS.map((c) => `${dialect.selectTime(col(c))} AS ${q(c)}`),
+  ].join(', ');
+}
+
+/** @internal A stored message plus its row number, for the relay. */
+export interface MessageRow extends StoredMessage {
+  seq: number;
+}
+
+/** @internal */
+export function toStoredMessage(row: Record<string, unknown>): MessageRow {
+  const bodyBytes = Buffer.isBuffer(row.body) ? row.body : Buffer.from(row.body as Uint8Array);
+  const contentType = String(row.content_type);
+  return {
+    seq: Number(row.seq),
+    id: String(row.id),
+    producerGroup: String(row.producer_group),
+    topic: String(row.topic),
+    key: row.message_key === null ? null : String(row.message_key),
+    tags: row.tags ? String(row.tags).split(',') : [],
+    properties: row.properties ? JSON.parse(String(row.properties)) : {},
+    body: contentType === JSON_CONTENT_TYPE ? JSON.parse(bodyBytes.toString('utf8')) : bodyBytes,
+    bodyBytes,
+    contentType,
+    status: row.status as MessageStatus,
+    createdAt: parseDbTime(row.created_at) as Date,
+    transactionEndedAt: parseDbTime(row.transaction_ended_at),
+    checkImmunityMs: Number(row.check_immunity_ms),
+    checkCount: Number(row.check_count),
+    nextCheckAt: parseDbTime(row.next_check_at),
+    deliveryAttempts: Number(row.delivery_attempts),
+    nextAttemptAt: parseDbTime(row.next_attempt_at),
+    lastError: row.last_error === null ? null : String(row.last_error),
+    deliveredAt: parseDbTime(row.delivered_at),
+  };
+}
+
+/** @internal Strips the row number for the public API. */
+export function publicMessage({ seq: _seq, ...message }: MessageRow): StoredMessage {
+  return message;
+}

@@ -1,0 +1,30 @@
+import type { SqlDialect } from './dialects/sql-dialect.interface.js';
+
+/**
+ * @internal Collects parameters while a statement is written left to right, so the same code
+ * yields `$1, $2` (PostgreSQL) or `?, ?` (MySQL, SQLite) in the right order.
+ */
+export class SqlParams {
+  readonly values: unknown[] = [];
+
+  constructor(private readonly dialect: SqlDialect) {}
+
+  add(value: unknown): string {
+    this.values.push(value);
+    return this.dialect.param(this.values.length);
+  }
+
+  list(values: readonly unknown[]): string {
+    return values.map((value) => this.add(value)).join(', ');
+  }
+}
+
+/** @internal 32-bit FNV-1a of a string, as a signed int32 (PostgreSQL advisory lock keys are int4). */
+export function hash32(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash | 0;
+}
