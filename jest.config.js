@@ -17,6 +17,8 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
+      // A deadline for a failure message when something never arrives, not a timing assertion.
+      testTimeout: 60_000,
     },
   ],
 };

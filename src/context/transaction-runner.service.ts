@@ -121,7 +121,10 @@ export class TransactionRunner implements OnModuleInit, OnModuleDestroy {
     if (this.dialect.singleConnection && this.currentScope() && !this.currentScope()?.ended) {
       throw new NestedIndependentTransactionError(label);
     }
-    return transactionStorage.exit(() => this.open(undefined, work, false));
+    // InnoDB's default REPEATABLE READ makes the relay's locking reads take gap locks, which
+    // deadlock with the INSERTs of business transactions; READ COMMITTED takes none.
+    const isolation = this.dialect.name === 'mysql' ? 'READ COMMITTED' : undefined;
+    return transactionStorage.exit(() => this.open(isolation, work, false));
   }
 
   private open<T>(

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import type { MessagePublisher, PublishFailure } from '../publisher/message-publisher.interface.js';
+import { describeError } from '../publisher/describe-error.js';
 import { toOutgoingMessage } from '../publisher/to-outgoing-message.js';
 import { DeliveryStore, type DeliveryClaim } from '../store/delivery.store.js';
 import type { MessageRow } from '../store/message-row.js';
@@ -196,12 +197,4 @@ export class DeliveryRelay {
   private async sleep(ms: number): Promise<void> {
     if (this.running) await this.doorbell.wait(ms);
   }
-}
-
-function describeError(error: unknown): string {
-  if (error instanceof Error) {
-    const cause = (error as { cause?: unknown }).cause;
-    return cause instanceof Error && cause.message !== error.message ? `${error.message} (${cause.message})` : error.message;
-  }
-  return String(error);
 }

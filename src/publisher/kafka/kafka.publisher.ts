@@ -11,6 +11,7 @@ import { kafkaLogBridge } from './kafka-log-bridge.js';
 export class KafkaPublisher implements MessagePublisher {
   private producer: Producer | undefined;
   private connecting: Promise<Producer> | undefined;
+  private closed = false;
 
   constructor(
     private readonly config: KafkaConfig,
@@ -51,10 +52,12 @@ export class KafkaPublisher implements MessagePublisher {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.reset();
   }
 
   private ready(): Promise<Producer> {
+    if (this.closed) return Promise.reject(new Error('KafkaPublisher is closed'));
     if (this.producer) return Promise.resolve(this.producer);
     if (!this.connecting) {
       // A fresh client and producer after every transport failure: kafkajs does not always

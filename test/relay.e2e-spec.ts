@@ -1,0 +1,422 @@
+import 'reflect-metadata';
+import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { randomUUID } from 'node:crypto';
+import {
+  currentHalfMessage,
+  MessageStatus,
+  TransactionAlreadyEndedError,
+  TransactionCheckHandler,
+  TransactionContext,
+  TransactionalMessage,
+  TransactionalMessageModule,
+  TransactionalMessageProducer,
+  TransactionStatus,
+  type HalfMessage,
+  type TransactionalMessageModuleOptions,
+} from '../src/index.js';
+import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
+import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
+import { ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure } from './support/relay.fixture.js';
+import { ShopOrder } from './support/shop.fixture.js';
+
+describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)', (kind) => {
+  const topic = {
+    basic: uniqueTopic(`${kind}.basic`),
+    seed: uniqueTopic(`${kind}.seed`),
+    order: uniqueTopic(`${kind}.order`),
+    poison: uniqueTopic(`${kind}.poison`),
+    checkThrows: uniqueTopic(`${kind}.check-throws`),
+    checkHangs: uniqueTopic(`${kind}.check-hangs`),
+    checkUnknown: uniqueTopic(`${kind}.check-unknown`),
+    checkCommits: uniqueTopic(`${kind}.check-commits`),
+    noHandler: uniqueTopic(`${kind}.no-handler`),
+    park: uniqueTopic(`${kind}.park`),
+    shutdown: uniqueTopic(`${kind}.shutdown`),
+    prune: uniqueTopic(`${kind}.prune`),
+    concurrent: uniqueTopic(`${kind}.concurrent`),
+    wake: uniqueTopic(`${kind}.wake`),
+  };
+
+  let db: TestDatabase;
+  let consumer: TestConsumer;
+  const apps: INestApplicationContext[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind, { entities: [ShopOrder] });
+    await createTopics(Object.values(topic));
+    consumer = await new TestConsumer(Object.values(topic)).start();
+  });
+
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+  });
+
+  afterAll(async () => {
+    await consumer?.stop();
+    await db?.drop();
+  });
+
+  async function boot(
+    providers: Function[],
+    options: Partial<TransactionalMessageModuleOptions> = {},
+  ): Promise<{ app: INestApplicationContext; publisher: ControlledPublisher; producer: TransactionalMessageProducer }> {
+    const publisher = (options.publisher as ControlledPublisher | undefined) ?? new ControlledPublisher();
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        TransactionalMessageModule.forRoot({
+          dataSource: db.dataSource,
+          producerGroup: 'shop',
+          checkImmunityMs: 100,
+          ...options,
+          publisher,
+          relay: { ...FAST_RELAY, ...options.relay },
+          check: { ...FAST_CHECK, ...options.check },
+        }),
+      ],
+      providers: providers as never[],
+    }).compile();
+    moduleRef.useLogger(false);
+    const app = await moduleRef.init();
+    apps.push(app);
+    return { app, publisher, producer: app.get(TransactionalMessageProducer) };
+  }
+
+  const statusOf = async (producer: TransactionalMessageProducer, id: string) => (await producer.getMessage(id))?.status;
+  const idsOf = (t: string) => consumer.of(t).map((r) => r.headers['tm-message-id']);
+
+  @Injectable()
+  class PaymentService {
+    constructor(readonly tx: TransactionContext) {}
+
+    @TransactionalMessage<[string, string, 'commit' | 'rollback' | 'throw']>({
+      topic: topic.basic,
+      key: ([key]) => key,
+      tags: ['paid', 'vip'],
+      properties: () => ({ source: 'test' }),
+      body: ([key, note]) => ({ key, note }),
+    })
+    async pay(key: string, note: string, outcome: 'commit' | 'rollback' | 'throw'): Promise<void> {
+      await this.tx.getRepository(ShopOrder).insert({ id: randomUUID(), amount: 1 });
+      if (outcome === 'throw') throw new Error('payment failed');
+      if (outcome === 'rollback') currentHalfMessage().rollback();
+    }
+  }
+
+  it('delivers a committed message with its key, body and headers; never a rolled-back or thrown one', async () => {
+    const { app, producer } = await boot([PaymentService]);
+    const service = app.get(PaymentService);
+    const key = randomUUID();
+    await service.pay(key, 'rolled back', 'rollback');
+    await expect(service.pay(key, 'thrown', 'throw')).rejects.toThrow('payment failed');
+    await service.pay(key, 'committed', 'commit');
+
+    await consumer.waitFor('the committed message', () => consumer.of(topic.basic).some((r) => r.key === key));
+    // The broker acknowledged before the relay marked the row: wait for the mark.
+    await eventually('marked delivered', async () => (await messageRows(db)).some((r) => r.message_key === key && r.status === 'DELIVERED'));
+    const rows = (await messageRows(db)).filter((row) => row.message_key === key);
+    expect(rows.map((row) => row.status)).toEqual(['ROLLED_BACK', 'DELIVERED']);
+    const records = consumer.of(topic.basic).filter((r) => r.key === key);
+    // Same key, same partition, write order: had the rolled-back message gone out, it would be first.
+    expect(records).toHaveLength(1);
+    expect(records[0].json).toEqual({ key, note: 'committed' });
+    expect(records[0].headers).toEqual({
+      'tm-message-id': rows[1].id,
+      'tm-producer-group': 'shop',
+      'tm-content-type': 'application/json',
+      'tm-tags': 'paid,vip',
+      'tm-key': key,
+      source: 'test',
+    });
+    const delivered = (await producer.getMessage(rows[1].id))!;
+    expect(delivered).toMatchObject({ status: MessageStatus.DELIVERED, deliveryAttempts: 1, lastError: null });
+    expect(delivered.deliveredAt).not.toBeNull();
+  });
+
+  it("the seeds' scenario: committed at once, at the first check, at the second check, rolled back at its check", async () => {
+    const seen: Array<{ a: string; checkCount: number; alreadyDelivered: boolean }> = [];
+    @Injectable()
+    class SeedChecker {
+      @TransactionCheckHandler({ topic: topic.seed })
+      check(message: HalfMessage<{ a: number }>): TransactionStatus {
+        const a = message.properties.a;
+        seen.push({ a, checkCount: message.checkCount, alreadyDelivered: idsOf(topic.seed).includes(message.id) });
+        if (a === '1') return TransactionStatus.COMMIT;
+        if (a === '2') return message.checkCount >= 2 ? TransactionStatus.COMMIT : TransactionStatus.UNKNOWN;
+        if (a === '3') return TransactionStatus.ROLLBACK;
+        return TransactionStatus.UNKNOWN;
+      }
+    }
+    const { producer } = await boot([SeedChecker]);
+    const ids: string[] = [];
+    for (const a of [0, 1, 2, 3]) {
+      const { messageId } = await producer.sendMessageInTransaction(
+        { topic: topic.seed, key: `seed-${a}`, body: { a }, properties: { a: String(a) } },
+        () => (a === 0 ? TransactionStatus.COMMIT : TransactionStatus.UNKNOWN),
+      );
+      ids.push(messageId);
+    }
+
+    await consumer.waitFor('three seed messages', () => consumer.of(topic.seed).length >= 3);
+    await eventually('a=3 rolled back', async () => (await statusOf(producer, ids[3])) === MessageStatus.ROLLED_BACK);
+    expect(consumer.of(topic.seed).map((r) => (r.json as { a: number }).a).sort()).toEqual([0, 1, 2]);
+    expect(seen.filter((s) => s.a === '0')).toEqual([]);
+    expect(seen.filter((s) => s.a === '1')).toEqual([{ a: '1', checkCount: 1, alreadyDelivered: false }]);
+    // a=2 was still undelivered at both of its checks: delivered only after the second one.
+    expect(seen.filter((s) => s.a === '2')).toEqual([
+      { a: '2', checkCount: 1, alreadyDelivered: false },
+      { a: '2', checkCount: 2, alreadyDelivered: false },
+    ]);
+    expect(seen.filter((s) => s.a === '3')).toEqual([{ a: '3', checkCount: 1, alreadyDelivered: false }]);
+
+    const history = await Promise.all(ids.map((id) => producer.getCheckHistory(id)));
+    expect(history.map((h) => h.map((c) => `${c.checkNumber}:${c.result}`))).toEqual([[], ['1:COMMIT'], ['1:UNKNOWN', '2:COMMIT'], ['1:ROLLBACK']]);
+    expect(history[2][0]).toMatchObject({ error: null, checker: expect.stringContaining('shop@') });
+    // No check of a decided message: nothing was checked again after its decision.
+    expect(seen).toHaveLength(4);
+    // A late commit after the check decided rollback is refused.
+    await expect(producer.commit(ids[3])).rejects.toThrow(TransactionAlreadyEndedError);
+    expect(idsOf(topic.seed)).not.toContain(ids[3]);
+  });
+
+  it('keeps per-key order and loses nothing while publishes fail', async () => {
+    const publisher = new ControlledPublisher();
+    let call = 0;
+    publisher.inject = () => (++call % 3 === 1 ? new InjectedFailure('injected failure', { kind: 'message', retriable: true }) : undefined);
+    const { producer } = await boot([], { publisher, relay: { batchSize: 7 } });
+    const keys = ['k1', 'k2', 'k3'].map((k) => `${k}-${randomUUID()}`);
+    const written = new Map<string, string[]>(keys.map((k) => [k, []]));
+    for (let i = 0; i < 60; i++) {
+      const key = keys[i % 3];
+      const { messageId } = await producer.sendMessageInTransaction({ topic: topic.order, key, body: { i } }, () => TransactionStatus.COMMIT);
+      written.get(key)!.push(messageId);
+    }
+    await consumer.waitFor('60 ordered messages', () => consumer.of(topic.order).filter((r) => keys.includes(r.key!)).length >= 60);
+    for (const key of keys) {
+      expect(consumer.of(topic.order).filter((r) => r.key === key).map((r) => r.headers['tm-message-id'])).toEqual(written.get(key));
+    }
+    expect(call).toBeGreaterThan(20); // the failures really happened
+  });
+
+  it('a poison message (over the broker limit) goes DEAD while its key resumes and other keys keep flowing', async () => {
+    const { producer } = await boot([], { maxMessageBytes: 3_000_000, relay: { batchSize: 50 } });
+    const [p, q] = [`p-${randomUUID()}`, `q-${randomUUID()}`];
+    const send = (key: string, body: unknown) =>
+      producer.sendMessageInTransaction({ topic: topic.poison, key, body }, () => TransactionStatus.COMMIT).then((r) => r.messageId);
+    const before = await send(p, { n: 'before' });
+    const poison = await send(p, { blob: 'x'.repeat(1_500_000) });
+    const after = await send(p, { n: 'after' });
+    const others: string[] = [];
+    for (let i = 0; i < 5; i++) others.push(await send(q, { i }));
+
+    await consumer.waitFor('the messages around the poison', () => [before, after, ...others].every((id) => idsOf(topic.poison).includes(id)));
+    const dead = (await producer.getMessage(poison))!;
+    expect(dead).toMatchObject({ status: MessageStatus.DEAD, deliveryAttempts: 1 });
+    expect(dead.lastError).toMatch(/^MESSAGE_TOO_LARGE: /);
+    expect(idsOf(topic.poison)).not.toContain(poison);
+    expect(consumer.of(topic.poison).filter((r) => r.key === p).map((r) => r.headers['tm-message-id'])).toEqual([before, after]);
+  });
+
+  it('a message that keeps failing goes DEAD after maxAttempts and is delivered once replayed', async () => {
+    const publisher = new ControlledPublisher();
+    let failing = true;
+    let attempts = 0;
+    publisher.inject = (messages) => {
+      if (!failing || !messages.some((m) => m.key === 'doomed')) return undefined;
+      attempts++;
+      return new InjectedFailure('broker says no', { kind: 'message', retriable: true });
+    };
+    const { producer } = await boot([], { publisher, relay: { maxAttempts: 3 } });
+    const { messageId } = await producer.sendMessageInTransaction({ topic: topic.poison, key: 'doomed', body: {} }, () => TransactionStatus.COMMIT);
+    await eventually('DEAD', async () => (await statusOf(producer, messageId)) === MessageStatus.DEAD);
+    expect(await producer.getMessage(messageId)).toMatchObject({ deliveryAttempts: 3, lastError: 'broker says no' });
+    expect(await producer.replay(messageId)).toBe(true);
+    expect(await producer.replay(messageId)).toBe(false); // not DEAD any more
+    failing = false;
+    await consumer.waitFor('the replayed message', () => idsOf(topic.poison).includes(messageId));
+    expect(await statusOf(producer, messageId)).toBe(MessageStatus.DELIVERED);
+    expect(attempts).toBeGreaterThanOrEqual(3);
+  });
+
+  it('check handlers that throw, hang or keep answering UNKNOWN: rolled back after maxChecks, never blocking other checks', async () => {
+    const hung = gate();
+    @Injectable()
+    class Checkers {
+      @TransactionCheckHandler({ topic: topic.checkThrows })
+      throws(): TransactionStatus {
+        throw new Error('database of the payment provider is down');
+      }
+
+      @TransactionCheckHandler({ topic: topic.checkHangs })
+      async hangs(): Promise<TransactionStatus> {
+        await hung.wait;
+        return TransactionStatus.COMMIT;
+      }
+
+      @TransactionCheckHandler({ topic: [topic.checkUnknown, topic.checkCommits] })
+      answer(message: HalfMessage): TransactionStatus {
+        return message.topic === topic.checkCommits ? TransactionStatus.COMMIT : TransactionStatus.UNKNOWN;
+      }
+    }
+    const { producer } = await boot([Checkers], { check: { maxChecks: 3, handlerTimeoutMs: 200 } });
+    const half = (t: string) => producer.sendHalfMessage({ topic: t, key: randomUUID(), body: { t } });
+    const [throws, hangs, unknown] = [await half(topic.checkThrows), await half(topic.checkHangs), await half(topic.checkUnknown)];
+    const commits = await half(topic.checkCommits);
+
+    await consumer.waitFor('the message whose check commits', () => idsOf(topic.checkCommits).includes(commits));
+    for (const id of [throws, hangs, unknown]) {
+      await eventually(`message ${id} rolled back`, async () => (await statusOf(producer, id)) === MessageStatus.ROLLED_BACK);
+    }
+    hung.open();
+    const histories = await Promise.all([throws, hangs, unknown].map((id) => producer.getCheckHistory(id)));
+    for (const history of histories) {
+      expect(history.map((c) => `${c.checkNumber}:${c.result}`)).toEqual(['1:UNKNOWN', '2:UNKNOWN', '3:UNKNOWN']);
+    }
+    expect(histories[0][0].error).toBe('Checkers.throws threw: database of the payment provider is down');
+    expect(histories[1][0].error).toBe('Checkers.hangs did not answer within 200 ms');
+    expect(histories[2][0].error).toBeNull();
+    expect((await producer.getMessage(unknown))!.lastError).toBe('no decision after 3 checks (check.maxChecks)');
+    expect([...idsOf(topic.checkThrows), ...idsOf(topic.checkHangs), ...idsOf(topic.checkUnknown)]).toEqual([]);
+  });
+
+  it("check exhaustion with onExhausted 'park': CHECK_EXHAUSTED until an operator commits it", async () => {
+    @Injectable()
+    class Undecided {
+      @TransactionCheckHandler({ topic: topic.park })
+      check(): TransactionStatus {
+        return TransactionStatus.UNKNOWN;
+      }
+    }
+    const { producer } = await boot([Undecided], { check: { maxChecks: 2, onExhausted: 'park' } });
+    const id = await producer.sendHalfMessage({ topic: topic.park, key: 'parked', body: {} });
+    await eventually('parked', async () => (await statusOf(producer, id)) === MessageStatus.CHECK_EXHAUSTED);
+    expect((await producer.getCheckHistory(id)).length).toBe(2);
+    await producer.commit(id);
+    await consumer.waitFor('the parked message once committed', () => idsOf(topic.park).includes(id));
+  });
+
+  it('a topic without a check handler is never checked, and is rolled back after check.maxAgeMs', async () => {
+    const { producer } = await boot([], { check: { maxAgeMs: 300 } });
+    const id = await producer.sendHalfMessage({ topic: topic.noHandler, body: {} });
+    await eventually('rolled back by age', async () => (await statusOf(producer, id)) === MessageStatus.ROLLED_BACK);
+    expect((await producer.getMessage(id))!.lastError).toBe('no decision within check.maxAgeMs (300 ms)');
+    expect(await producer.getCheckHistory(id)).toEqual([]);
+  });
+
+  it('shutdown in the middle of a publish releases the batch: nothing stays leased, and another instance delivers it', async () => {
+    const publisher = new ControlledPublisher();
+    const held = gate();
+    publisher.publishGate = held.wait;
+    const { app, producer } = await boot([], { publisher, relay: { shutdownTimeoutMs: 200 } });
+    const { messageId } = await producer.sendMessageInTransaction({ topic: topic.shutdown, key: 's', body: {} }, () => TransactionStatus.COMMIT);
+    await eventually('the publish started', () => publisher.publishCalls > 0);
+    await app.close();
+    apps.splice(apps.indexOf(app), 1);
+    held.open();
+    const [row] = (await messageRows(db)).filter((r) => r.id === messageId);
+    expect(row).toMatchObject({ status: 'COMMITTED', lease_token: null, lease_owner: null, lease_expires_at: null });
+
+    const next = await boot([]);
+    await consumer.waitFor('the released message, from the next instance', () => idsOf(topic.shutdown).includes(messageId));
+    await eventually('delivered', async () => (await statusOf(next.producer, messageId)) === MessageStatus.DELIVERED);
+    await next.app.close();
+    apps.splice(apps.indexOf(next.app), 1);
+    expect((await messageRows(db)).filter((r) => r.lease_token !== null)).toEqual([]);
+  });
+
+  it('prunes delivered and rolled-back messages after the retention, never live or dead ones', async () => {
+    const publisher = new ControlledPublisher();
+    publisher.inject = (messages) =>
+      messages.some((m) => m.key === 'dead') ? new InjectedFailure('refused', { kind: 'message', retriable: false }) : undefined;
+    @Injectable()
+    class Decider {
+      @TransactionCheckHandler({ topic: topic.prune })
+      check(message: HalfMessage): TransactionStatus {
+        return message.key === 'rollback' ? TransactionStatus.ROLLBACK : TransactionStatus.UNKNOWN;
+      }
+    }
+    const { producer } = await boot([Decider], { publisher, relay: { retentionMs: 0, pruneIntervalMs: 50 } });
+    const send = (key: string, status: TransactionStatus) =>
+      producer.sendMessageInTransaction({ topic: topic.prune, key, body: {} }, () => status).then((r) => r.messageId);
+    const delivered = await send('delivered', TransactionStatus.COMMIT);
+    const checkedRollback = await send('rollback', TransactionStatus.UNKNOWN);
+    const dead = await send('dead', TransactionStatus.COMMIT);
+    const half = await producer.sendHalfMessage({ topic: topic.prune, key: 'half', body: {}, checkImmunityMs: 3_600_000 });
+
+    await consumer.waitFor('the delivered one', () => idsOf(topic.prune).includes(delivered));
+    await eventually('delivered and rolled back pruned', async () => {
+      const ids = (await messageRows(db)).map((r) => r.id);
+      return !ids.includes(delivered) && !ids.includes(checkedRollback);
+    });
+    expect(await statusOf(producer, dead)).toBe(MessageStatus.DEAD);
+    expect(await statusOf(producer, half)).toBe(MessageStatus.HALF);
+    expect(await producer.getCheckHistory(checkedRollback)).toEqual([]); // its check record went with it
+  });
+
+  if (kind !== 'sqlite') {
+    it('per key, a message waits for an earlier open transaction of the same key; other keys are not held back or skipped', async () => {
+      const { app, producer } = await boot([]);
+      const context = app.get(TransactionContext);
+      const send = (key: string, label: string) =>
+        producer.sendMessageInTransaction({ topic: topic.concurrent, key, body: { label } }, () => TransactionStatus.COMMIT);
+      const key = `same-${randomUUID()}`;
+      const release = gate();
+      const firstWritten = gate();
+      @Injectable()
+      class Writer {
+        @TransactionalMessage<[string, string]>({ topic: topic.concurrent, key: ([k]) => k, body: ([, label]) => ({ label }) })
+        async write(k: string, label: string): Promise<void> {
+          void k;
+          void label;
+        }
+      }
+      const writer = (await boot([Writer], { relay: { enabled: false } })).app.get(Writer);
+      // Transaction A writes the first message of the key and stays open.
+      const first = context.runInTransaction(async () => {
+        await writer.write(key, 'first');
+        firstWritten.open();
+        await release.wait;
+      });
+      await firstWritten.wait;
+      // B, same key, must wait for A; C, another key, commits and is delivered meanwhile.
+      const second = writer.write(key, 'second');
+      const other = await send(`other-${randomUUID()}`, 'other');
+      await consumer.waitFor('the other key', () => idsOf(topic.concurrent).includes(other.messageId));
+      expect(consumer.of(topic.concurrent).filter((r) => r.key === key)).toEqual([]);
+      release.open();
+      await first;
+      await second;
+      await consumer.waitFor('both messages of the key', () => consumer.of(topic.concurrent).filter((r) => r.key === key).length >= 2);
+      expect(consumer.of(topic.concurrent).filter((r) => r.key === key).map((r) => (r.json as { label: string }).label)).toEqual([
+        'first',
+        'second',
+      ]);
+    });
+  }
+
+  it('wakes on a local commit without waiting for the poll', async () => {
+    @Injectable()
+    class Writer {
+      @TransactionalMessage({ topic: topic.wake, body: () => ({ local: true }) })
+      async write(): Promise<void> {}
+    }
+    // A ten-minute poll: a delivery within the test's time can only come from the wake-up.
+    const { app } = await boot([Writer], { relay: { pollIntervalMs: 600_000 } });
+    await new Promise((resolve) => setTimeout(resolve, 200)); // let the relay settle into its long wait
+    await app.get(Writer).write();
+    await consumer.waitFor('the locally committed message', () => consumer.of(topic.wake).some((r) => (r.json as { local?: boolean }).local));
+  });
+
+  if (kind === 'postgres') {
+    it('wakes on a commit of another instance through LISTEN/NOTIFY', async () => {
+      await boot([], { relay: { pollIntervalMs: 600_000 } });
+      const writer = await boot([], { relay: { enabled: false } });
+      await new Promise((resolve) => setTimeout(resolve, 200)); // let the first relay settle into its long wait
+      const { messageId } = await writer.producer.sendMessageInTransaction(
+        { topic: topic.wake, body: { remote: true } },
+        () => TransactionStatus.COMMIT,
+      );
+      await consumer.waitFor('the message committed by the other instance', () => idsOf(topic.wake).includes(messageId));
+    });
+  }
+});

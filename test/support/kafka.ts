@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto';
+import { Kafka, logLevel, type Consumer, type IHeaders } from 'kafkajs';
+
+/** The broker the tests publish to; override with KAFKA_BROKERS (comma-separated). */
+export const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+
+export function testKafka(brokers: string[] = KAFKA_BROKERS): Kafka {
+  return new Kafka({ brokers, clientId: 'tm-test', logLevel: logLevel.NOTHING });
+}
+
+/** A topic name of its own for one test. */
+export function uniqueTopic(name: string): string {
+  return `tm-test.${name}.${randomBytes(4).toString('hex')}`;
+}
+
+export async function createTopics(topics: string[], partitions = 3, brokers: string[] = KAFKA_BROKERS): Promise<void> {
+  const admin = testKafka(brokers).admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: partitions })), waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** One record as a consumer saw it. */
+export interface Received {
+  topic: string;
+  partition: number;
+  key: string | null;
+  value: Buffer;
+  json: unknown;
+  headers: Record<string, string>;
+}
+
+/**
+ * A kafkajs consumer reading the topics from the beginning, recording every record it sees
+ * (duplicates included) in arrival order.
+ */
+export class TestConsumer {
+  readonly received: Received[] = [];
+  private consumer: Consumer | undefined;
+
+  constructor(
+    private readonly topics: string[],
+    private readonly brokers: string[] = KAFKA_BROKERS,
+  ) {}
+
+  async start(): Promise<this> {
+    const consumer = testKafka(this.brokers).consumer({
+      groupId: `tm-test-${randomBytes(6).toString('hex')}`,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 500,
+      maxWaitTimeInMs: 100,
+    });
+    this.consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topics: this.topics, fromBeginning: true });
+    let joined!: () => void;
+    const ready = new Promise<void>((resolve) => (joined = resolve));
+    consumer.on(consumer.events.GROUP_JOIN, () => joined());
+    await consumer.run({
+      eachMessage: async ({ topic, partition, message }) => {
+        const value = message.value ?? Buffer.alloc(0);
+        let json: unknown;
+        try {
+          json = JSON.parse(value.toString('utf8'));
+        } catch {
+          json = undefined;
+        }
+        this.received.push({ topic, partition, key: message.key?.toString() ?? null, value, json, headers: decodeHeaders(message.headers) });
+      },
+    });
+    await ready;
+    return this;
+  }
+
+  of(topic: string): Received[] {
+    return this.received.filter((r) => r.topic === topic);
+  }
+
+  /** Waits until `predicate` holds over what was received, or fails after `timeoutMs` with `what`. */
+  async waitFor(what: string, predicate: (received: Received[]) => boolean, timeoutMs = 30_000): Promise<void> {
+    await eventually(what, () => predicate(this.received), timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}
+
+function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (value !== undefined) result[name] = Array.isArray(value) ? value.map(String).join(',') : String(value);
+  }
+  return result;
+}
+
+/** Polls `condition` until it holds; rejects naming `what` after `timeoutMs`. Not a timing assertion: a deadline for a failure message. */
+export async function eventually(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await condition()) return;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

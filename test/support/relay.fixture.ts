@@ -1,0 +1,79 @@
+import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../../src/index.js';
+import { KafkaPublisher } from '../../src/index.js';
+import { KAFKA_BROKERS } from './kafka.js';
+
+/** An error the ControlledPublisher throws, carrying how the relay should classify it. */
+export class InjectedFailure extends Error {
+  constructor(
+    message: string,
+    readonly failure: PublishFailure,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The real Kafka publisher with controls for fault tests: gates that hold `connect`/`publish`
+ * until released, and an injector that fails chosen publishes before they reach Kafka. Records
+ * every batch that went through to Kafka.
+ */
+export class ControlledPublisher implements MessagePublisher {
+  readonly sent: OutgoingMessage[][] = [];
+  connectGate: Promise<void> | undefined;
+  publishGate: Promise<void> | undefined;
+  /** Returns an error to throw instead of publishing `messages`, or undefined to publish. */
+  inject: ((messages: readonly OutgoingMessage[]) => Error | undefined) | undefined;
+  connectCalls = 0;
+  publishCalls = 0;
+
+  constructor(readonly inner: MessagePublisher = new KafkaPublisher({ brokers: KAFKA_BROKERS, clientId: 'tm-test-relay' })) {}
+
+  async connect(): Promise<void> {
+    this.connectCalls++;
+    await this.connectGate;
+    await this.inner.connect();
+  }
+
+  async publish(messages: readonly OutgoingMessage[]): Promise<void> {
+    this.publishCalls++;
+    await this.publishGate;
+    const error = this.inject?.(messages);
+    if (error) throw error;
+    await this.inner.publish(messages);
+    this.sent.push([...messages]);
+  }
+
+  classify(error: unknown): PublishFailure {
+    return error instanceof InjectedFailure ? error.failure : this.inner.classify(error);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  sentIds(): string[] {
+    return this.sent.flat().map((m) => m.id);
+  }
+}
+
+/** A gate: `wait` is pending until `open()`. */
+export function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((resolve) => (open = resolve));
+  return { wait, open };
+}
+
+/** Relay timings fast enough for tests (production defaults are seconds). */
+export const FAST_RELAY = {
+  pollIntervalMs: 50,
+  leaseMs: 5_000,
+  backoffInitialMs: 20,
+  backoffMaxMs: 200,
+  shutdownTimeoutMs: 2_000,
+} as const;
+
+export const FAST_CHECK = {
+  intervalMs: 100,
+  handlerTimeoutMs: 300,
+  maxChecks: 15,
+} as const;
