@@ -11,14 +11,14 @@ const common = {
 };
 
 export default {
+  // A deadline for a failure message when something never arrives, not a timing assertion.
+  testTimeout: 60_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
     {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
-      // A deadline for a failure message when something never arrives, not a timing assertion.
-      testTimeout: 60_000,
     },
   ],
 };

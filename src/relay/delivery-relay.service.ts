@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import type { EntityManager } from 'typeorm';
 import { performance } from 'node:perf_hooks';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
@@ -11,6 +12,9 @@ import type { MessageRow } from '../store/message-row.js';
 import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { retryDelayMs } from './backoff.js';
 import { Doorbell } from './doorbell.js';
+
+/** Tries of a bookkeeping write before the cycle gives up (10, 20, 40, ... ms apart). */
+const BOOKKEEPING_ATTEMPTS = 6;
 
 /** Thrown inside a cycle when the downstream cannot be reached; the loop backs off. */
 class TransportUnavailable extends Error {}
@@ -156,7 +160,7 @@ export class DeliveryRelay {
 
   private async finish(claim: DeliveryClaim, delivered: number[], release: MessageRow[]): Promise<void> {
     if (delivered.length > 0) {
-      const marked = await this.runner.independent('relay.mark', (m) => this.store.markDelivered(m, claim.token, delivered));
+      const marked = await this.bookkeeping('relay.mark', (m) => this.store.markDelivered(m, claim.token, delivered));
       if (marked < delivered.length) {
         this.logger.warn(
           `${delivered.length - marked} published message(s) had been taken over by another relay before they were marked; ` +
@@ -169,7 +173,25 @@ export class DeliveryRelay {
 
   private async release(claim: DeliveryClaim, rows: MessageRow[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.runner.independent('relay.release', (m) => this.store.release(m, claim.token, rows.map((r) => r.seq)));
+    await this.bookkeeping('relay.release', (m) => this.store.release(m, claim.token, rows.map((r) => r.seq)));
+  }
+
+  /**
+   * Runs a write that records what was already done (marks, releases, failures), retrying it on
+   * any error a few times: they are idempotent and fenced by the lease token, and giving up on a
+   * mark after a successful publish (an InnoDB deadlock, a dropped connection) would have the
+   * message published again once the lease runs out.
+   */
+  private async bookkeeping<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.runner.independent(label, work);
+      } catch (error) {
+        if (attempt >= BOOKKEEPING_ATTEMPTS) throw error;
+        this.logger.debug(`${label} failed (attempt ${attempt}), retrying: ${describeError(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
+      }
+    }
   }
 
   private async fail(claim: DeliveryClaim, row: MessageRow, error: unknown, failure: PublishFailure): Promise<void> {
@@ -179,7 +201,7 @@ export class DeliveryRelay {
     const dead = !retriable || attempts >= maxAttempts;
     const delay = retryDelayMs(attempts, backoffInitialMs, backoffMaxMs);
     const reason = describeError(error);
-    await this.runner.independent('relay.fail', (m) => this.store.markFailed(m, claim.token, row.seq, reason, dead, delay));
+    await this.bookkeeping('relay.fail', (m) => this.store.markFailed(m, claim.token, row.seq, reason, dead, delay));
     if (dead) {
       this.logger.error(
         `Message ${row.id} (topic ${row.topic}) is DEAD after ${attempts} attempt(s)${retriable ? '' : ' (not retriable)'}: ${reason}. ` +
