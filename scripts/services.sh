@@ -5,6 +5,8 @@
 #                                formatted and started; waits until each one answers.
 #   scripts/services.sh stop     stops what this script started (by PID), nothing else.
 #   scripts/services.sh status   one line per service.
+#   scripts/services.sh start|stop kafka    only Kafka (tests run a broker of their own this way,
+#                                           on other ports: KAFKA_PORT / KAFKA_CONTROLLER_PORT).
 #
 # Idempotent: `start` twice is harmless. Kafka is Apache Kafka (KRaft, one node) from Maven
 # Central's jars, cached in .cache/kafka after the first run.
@@ -160,9 +162,11 @@ status() {
   else echo "kafka: down"; fi
 }
 
-case "${1:-}" in
-  start) start_postgres; start_mariadb; start_kafka ;;
-  stop) stop_kafka; stop_mariadb; stop_postgres ;;
-  status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+case "${1:-} ${2:-}" in
+  "start ") start_postgres; start_mariadb; start_kafka ;;
+  "stop ") stop_kafka; stop_mariadb; stop_postgres ;;
+  "start kafka") start_kafka ;;
+  "stop kafka") stop_kafka ;;
+  "status ") status ;;
+  *) echo "usage: $0 start|stop|status, or $0 start|stop kafka" >&2; exit 2 ;;
 esac

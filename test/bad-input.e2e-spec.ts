@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import { Injectable, Scope, type INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
@@ -12,6 +12,8 @@ import {
   MessageTooLargeError,
   NoTransactionContextError,
   TransactionalMessage,
+  TransactionCheckHandler,
+  TransactionStatus,
   TransactionalMessageModule,
   TransactionalMessageModuleMissingError,
   TransactionalMessageProducer,
@@ -198,6 +200,67 @@ describe('bad input at boot: invalid module options fail the bootstrap with the 
     const invalid = options(db.dataSource) as Partial<TransactionalMessageModuleOptions>;
     await expect(boot(invalid)).rejects.toThrow(InvalidModuleOptionsError);
     await expect(boot(invalid)).rejects.toThrow(expected);
+  });
+
+  it('two check handlers for one topic, two catch-alls, or a request-scoped handler fail the boot', async () => {
+    @Injectable()
+    class First {
+      @TransactionCheckHandler({ topic: 'order.paid' })
+      check() {
+        return TransactionStatus.COMMIT;
+      }
+    }
+    @Injectable()
+    class Second {
+      @TransactionCheckHandler({ topic: ['order.refunded', 'order.paid'] })
+      check() {
+        return TransactionStatus.COMMIT;
+      }
+    }
+    @Injectable()
+    class CatchAllOne {
+      @TransactionCheckHandler()
+      check() {
+        return TransactionStatus.COMMIT;
+      }
+    }
+    @Injectable()
+    class CatchAllTwo {
+      @TransactionCheckHandler()
+      check() {
+        return TransactionStatus.COMMIT;
+      }
+    }
+    @Injectable({ scope: Scope.REQUEST })
+    class PerRequest {
+      @TransactionCheckHandler({ topic: 'order.shipped' })
+      check() {
+        return TransactionStatus.COMMIT;
+      }
+    }
+    const bootWith = async (providers: Function[]) => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup: 'shop', relay: { enabled: false } })],
+        providers: providers as never[],
+      }).compile();
+      moduleRef.useLogger(false);
+      return moduleRef.init().finally(() => moduleRef.close());
+    };
+    await expect(bootWith([First, Second])).rejects.toThrow(
+      "Two @TransactionCheckHandler methods for topic 'order.paid': First.check and Second.check",
+    );
+    await expect(bootWith([CatchAllOne, CatchAllTwo])).rejects.toThrow('Two catch-all @TransactionCheckHandler methods');
+    await expect(bootWith([PerRequest])).rejects.toThrow('@TransactionCheckHandler PerRequest.check is on a request-scoped or transient provider');
+  });
+
+  it('an invalid @TransactionCheckHandler topic fails when the class is defined', () => {
+    expect(() => {
+      class Broken {
+        @TransactionCheckHandler({ topic: 'no spaces allowed' })
+        check() {}
+      }
+      return Broken;
+    }).toThrow(/Invalid message topic "no spaces allowed" in @TransactionCheckHandler on Broken.check/);
   });
 
   it('forRootAsync validates the options its factory returns', async () => {

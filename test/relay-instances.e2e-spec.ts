@@ -5,10 +5,12 @@ import { Test } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
 import {
   MessageStatus,
+  TransactionCheckHandler,
   TransactionalMessage,
   TransactionalMessageModule,
   TransactionalMessageProducer,
   TransactionStatus,
+  type HalfMessage,
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
 import { createTestDatabase, messageRows, type TestDatabase } from './support/databases.js';
@@ -17,7 +19,11 @@ import { ControlledPublisher, FAST_CHECK, FAST_RELAY, gate } from './support/rel
 
 /** Several application instances, each with its own DataSource and relay, on one database. */
 describe.each(['postgres', 'mariadb'] as const)('several relays on one %s database', (kind) => {
-  const topic = { shared: uniqueTopic(`${kind}.shared`), lease: uniqueTopic(`${kind}.lease`) };
+  const topic = {
+    shared: uniqueTopic(`${kind}.shared`),
+    lease: uniqueTopic(`${kind}.lease`),
+    checks: uniqueTopic(`${kind}.checks`),
+  };
   let db: TestDatabase;
   let consumer: TestConsumer;
   const apps: INestApplicationContext[] = [];
@@ -48,6 +54,18 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     }
   }
 
+  /** Answers UNKNOWN until a message's third check, and counts every call. */
+  const checkCalls = new Map<string, number[]>();
+  @Injectable()
+  class ThirdTimeLucky {
+    @TransactionCheckHandler({ topic: topic.checks })
+    async check(message: HalfMessage): Promise<TransactionStatus> {
+      checkCalls.set(message.id, [...(checkCalls.get(message.id) ?? []), message.checkCount]);
+      await new Promise((resolve) => setTimeout(resolve, 20)); // long enough for a rival check to collide
+      return message.checkCount >= 3 ? TransactionStatus.COMMIT : TransactionStatus.UNKNOWN;
+    }
+  }
+
   /** A new application instance with a DataSource of its own. */
   async function instance(options: Partial<TransactionalMessageModuleOptions> = {}) {
     const dataSource = await new DataSource(db.options).initialize();
@@ -64,7 +82,7 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
           check: { ...FAST_CHECK, ...options.check },
         }),
       ],
-      providers: [Writer],
+      providers: [Writer, ThirdTimeLucky],
     }).compile();
     moduleRef.useLogger(false);
     const app = await moduleRef.init();
@@ -103,6 +121,20 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     expect(a.publisher.sentIds().length).toBeGreaterThan(0);
     expect(b.publisher.sentIds().length).toBeGreaterThan(0);
     expect(a.publisher.sentIds().length + b.publisher.sentIds().length).toBe(300);
+  });
+
+  it('two instances check each half message one at a time, and never after it was decided', async () => {
+    const options = { relay: { pollIntervalMs: 10 }, check: { intervalMs: 30, batchSize: 5 } };
+    const a = await instance(options);
+    await instance(options);
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) ids.push(await a.producer.sendHalfMessage({ topic: topic.checks, key: `c-${i}`, body: { i }, checkImmunityMs: 0 }));
+    await consumer.waitFor('30 committed at their third check', () => ids.every((id) => consumer.of(topic.checks).some((r) => r.headers['tm-message-id'] === id)));
+    for (const id of ids) {
+      // Each check number once: no two instances checked the message at the same time, and none after the COMMIT.
+      expect(checkCalls.get(id)).toEqual([1, 2, 3]);
+      expect((await a.producer.getCheckHistory(id)).map((c) => `${c.checkNumber}:${c.result}`)).toEqual(['1:UNKNOWN', '2:UNKNOWN', '3:COMMIT']);
+    }
   });
 
   it('a relay stuck past its lease neither publishes nor marks what another relay took over', async () => {

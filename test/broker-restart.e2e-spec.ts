@@ -1,0 +1,82 @@
+import 'reflect-metadata';
+import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { KafkaPublisher, TransactionalMessage, TransactionalMessageModule } from '../src/index.js';
+import { createTestDatabase, messageRows, type TestDatabase } from './support/databases.js';
+import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
+import { OwnBroker } from './support/own-broker.js';
+import { FAST_RELAY } from './support/relay.fixture.js';
+
+const topic = uniqueTopic('broker-restart');
+
+@Injectable()
+class Orders {
+  @TransactionalMessage<[string, number]>({ topic, key: ([key]) => key, body: ([, n]) => ({ n }) })
+  async pay(key: string, n: number): Promise<void> {
+    void [key, n];
+  }
+}
+
+describe('the Kafka broker stopped and restarted mid-run (PostgreSQL)', () => {
+  const broker = new OwnBroker(Number(process.env.TM_TEST_BROKER_PORT ?? 19092));
+  let db: TestDatabase;
+  let app: INestApplicationContext | undefined;
+  let consumer: TestConsumer | undefined;
+
+  beforeAll(async () => {
+    await broker.start();
+    db = await createTestDatabase('postgres');
+  }, 180_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await consumer?.stop().catch(() => undefined);
+    await db?.drop();
+    await broker.stop();
+  }, 120_000);
+
+  it('loses nothing and keeps per-key order across two broker restarts', async () => {
+    await createTopics([topic], 3, broker.brokers);
+    consumer = await new TestConsumer([topic], broker.brokers).start();
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        TransactionalMessageModule.forRoot({
+          dataSource: db.dataSource,
+          producerGroup: 'shop',
+          publisher: new KafkaPublisher({ brokers: broker.brokers, clientId: 'tm-test-restart', connectionTimeout: 500, requestTimeout: 3_000 }),
+          relay: { ...FAST_RELAY, batchSize: 50, maxAttempts: 1_000 },
+        }),
+      ],
+      providers: [Orders],
+    }).compile();
+    moduleRef.useLogger(false);
+    app = await moduleRef.init();
+    const orders = app.get(Orders);
+    const keys = ['a', 'b', 'c', 'd'];
+    let n = 0;
+    const write = async (count: number) => {
+      for (let i = 0; i < count; i++, n++) await orders.pay(keys[n % keys.length], n);
+    };
+
+    await write(100);
+    await consumer.waitFor('the first 100', () => consumer!.received.length >= 100, 60_000);
+    for (let restart = 0; restart < 2; restart++) {
+      await broker.stop();
+      await write(100); // committed while the broker is down: stored, waiting
+      await broker.start();
+    }
+    await write(100);
+
+    await consumer.waitFor('all 400 messages', () => new Set(consumer!.received.map((r) => r.headers['tm-message-id'])).size >= 400, 120_000);
+    await eventually('all marked delivered', async () => (await messageRows(db)).every((r) => r.status === 'DELIVERED'), 60_000);
+    const rows = await messageRows(db);
+    expect(rows).toHaveLength(400);
+    const received = consumer.received.map((r) => r.headers['tm-message-id']);
+    expect(new Set(received)).toEqual(new Set(rows.map((r) => r.id)));
+    // Per key, the first delivery of each message follows the write order.
+    for (const key of keys) {
+      const firstSeen = [...new Set(consumer.received.filter((r) => r.key === key).map((r) => r.headers['tm-message-id']))];
+      expect(firstSeen).toEqual(rows.filter((r) => r.message_key === key).map((r) => r.id));
+    }
+  }, 300_000);
+});
