@@ -7,9 +7,10 @@ export type {
   QueriesOutsideTransactionMode,
   RelayOptions,
   CheckOptions,
+  InboxOptions,
   CheckExhaustedAction,
 } from './options/transactional-message-options.interface.js';
-export { DEFAULT_OPTIONS, DEFAULT_RELAY_OPTIONS, DEFAULT_CHECK_OPTIONS } from './options/resolve-options.js';
+export { DEFAULT_OPTIONS, DEFAULT_RELAY_OPTIONS, DEFAULT_CHECK_OPTIONS, DEFAULT_INBOX_OPTIONS } from './options/resolve-options.js';
 
 export { TransactionalMessage } from './decorators/transactional-message.decorator.js';
 export type { TransactionalMessageOptions, FromCall } from './decorators/transactional-message-options.interface.js';
@@ -39,6 +40,15 @@ export {
   CONTENT_TYPE_HEADER,
   KEY_HEADER,
 } from './publisher/message-headers.js';
+
+export { TransactionalInbox, type InboxResult } from './consumer/transactional-inbox.service.js';
+export { Inbox, TagFilter, MessageInfo, type InboxDecoratorOptions } from './consumer/inbox.decorator.js';
+export { readConsumedMessage, type ConsumedMessage } from './consumer/consumed-message.js';
+export {
+  transactionalMessageInboxMigrations,
+  DEFAULT_INBOX_TABLE_NAME,
+  type InboxMigrationsOptions,
+} from './consumer/inbox-migrations.js';
 
 export { TransactionStatus } from './message/transaction-status.enum.js';
 export { MessageStatus } from './message/message-status.enum.js';

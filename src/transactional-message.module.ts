@@ -2,6 +2,9 @@ import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { CheckHandlerRegistry } from './check/check-handler.registry.js';
 import { CheckScheduler } from './check/check-scheduler.service.js';
+import { InboxStore } from './consumer/inbox.store.js';
+import { TransactionalInbox } from './consumer/transactional-inbox.service.js';
+import { TransactionalMessageInterceptor } from './consumer/transactional-message.interceptor.js';
 import { ClsTransactionBridge } from './context/cls-transaction.bridge.js';
 import { TransactionContext } from './context/transaction-context.service.js';
 import { TransactionRunner } from './context/transaction-runner.service.js';
@@ -41,8 +44,9 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
  * })
  * ```
  *
- * Global by default (`isGlobal: false` to scope it). Exports `TransactionContext` and
- * `TransactionalMessageProducer`. Options are validated when the application boots.
+ * Global by default (`isGlobal: false` to scope it). Exports `TransactionContext`,
+ * `TransactionalMessageProducer` and `TransactionalInbox`. Options are validated when the
+ * application boots.
  */
 @Module({
   imports: [DiscoveryModule],
@@ -65,6 +69,13 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     { provide: CheckStore, useFactory: (store: MessageStore) => new CheckStore(store), inject: [MessageStore] },
     { provide: RetentionStore, useFactory: (store: MessageStore) => new RetentionStore(store), inject: [MessageStore] },
     { provide: Doorbell, useFactory: () => new Doorbell() },
+    {
+      provide: InboxStore,
+      useFactory: (options: ResolvedOptions) => new InboxStore(resolveDialect(options.dataSource), options.inbox.tableName),
+      inject: [RESOLVED_OPTIONS],
+    },
+    TransactionalInbox,
+    TransactionalMessageInterceptor,
     {
       provide: MESSAGE_PUBLISHER,
       useFactory: (options: ResolvedOptions) =>
@@ -90,6 +101,6 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     PgNotificationListener,
     RelayLifecycle,
   ],
-  exports: [TransactionContext, TransactionalMessageProducer],
+  exports: [TransactionContext, TransactionalMessageProducer, TransactionalInbox, TransactionalMessageInterceptor],
 })
 export class TransactionalMessageModule extends ConfigurableModuleClass {}

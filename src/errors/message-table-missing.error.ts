@@ -1,14 +1,15 @@
 import { TransactionalMessageError } from './transactional-message.error.js';
 
-/** The message table does not exist (or cannot be read) in the DataSource's database. */
+/** The message table (or the inbox table) does not exist, or cannot be read, in the DataSource's database. */
 export class MessageTableMissingError extends TransactionalMessageError {
   constructor(
     readonly tableName: string,
     cause: string,
+    migrations = 'transactionalMessageMigrations',
   ) {
     super(
-      `The transactional message table ${JSON.stringify(tableName)} cannot be read (${cause}). Run the library's ` +
-        `migrations: add ...transactionalMessageMigrations({ tableName: ${JSON.stringify(tableName)} }) to your ` +
+      `The table ${JSON.stringify(tableName)} cannot be read (${cause}). Run the library's ` +
+        `migrations: add ...${migrations}({ tableName: ${JSON.stringify(tableName)} }) to your ` +
         `DataSource's migrations and run them (dataSource.runMigrations() or migrationsRun: true).`,
     );
   }

@@ -1,6 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
-import { DEFAULT_CHECK_OPTIONS, DEFAULT_OPTIONS, DEFAULT_RELAY_OPTIONS, resolveOptions } from './resolve-options.js';
+import { DEFAULT_CHECK_OPTIONS, DEFAULT_INBOX_OPTIONS, DEFAULT_OPTIONS, DEFAULT_RELAY_OPTIONS, resolveOptions } from './resolve-options.js';
 
 const dataSource = { options: { type: 'postgres' }, transaction: () => undefined } as unknown as DataSource;
 
@@ -21,6 +21,7 @@ describe('resolveOptions', () => {
       publisher: undefined,
       relay: DEFAULT_RELAY_OPTIONS,
       check: DEFAULT_CHECK_OPTIONS,
+      inbox: DEFAULT_INBOX_OPTIONS,
     });
   });
 

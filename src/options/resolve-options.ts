@@ -2,8 +2,10 @@ import { InvalidModuleOptionsError } from '../errors/invalid-module-options.erro
 import { MAX_DURATION_MS } from '../message/encode-message.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import { DEFAULT_TABLE_NAME, validateTableName } from '../store/table-name.js';
+import { DEFAULT_INBOX_TABLE_NAME } from '../consumer/inbox-migrations.js';
 import type {
   CheckOptions,
+  InboxOptions,
   RelayOptions,
   ResolvedOptions,
   TransactionalMessageModuleOptions,
@@ -38,6 +40,15 @@ export const DEFAULT_CHECK_OPTIONS: Readonly<Required<CheckOptions>> = {
   concurrency: 8,
 };
 
+/** Defaults of the inbox options. */
+export const DEFAULT_INBOX_OPTIONS: Readonly<Required<InboxOptions>> = {
+  enabled: false,
+  tableName: DEFAULT_INBOX_TABLE_NAME,
+  retentionMs: 14 * DAY_MS,
+  pruneIntervalMs: 60_000,
+  pruneBatchSize: 1_000,
+};
+
 /** Defaults of the module options. */
 export const DEFAULT_OPTIONS = {
   tableName: DEFAULT_TABLE_NAME,
@@ -47,6 +58,7 @@ export const DEFAULT_OPTIONS = {
   joinClsTransactions: true,
   relay: DEFAULT_RELAY_OPTIONS,
   check: DEFAULT_CHECK_OPTIONS,
+  inbox: DEFAULT_INBOX_OPTIONS,
 } as const;
 
 const KNOWN_OPTIONS = [
@@ -62,6 +74,7 @@ const KNOWN_OPTIONS = [
   'publisher',
   'relay',
   'check',
+  'inbox',
 ];
 
 const PRODUCER_GROUP_PATTERN = /^[A-Za-z0-9._:-]{1,255}$/;
@@ -104,6 +117,7 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
   const maxMessageBytes = integerOption('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_OPTIONS.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT);
   const relay = resolveRelay(options.relay);
   const check = resolveCheck(options.check);
+  const inbox = resolveInbox(options.inbox);
   validatePublisher(options, relay.enabled);
   return {
     dataSource,
@@ -118,7 +132,18 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
     publisher: options.publisher,
     relay,
     check,
+    inbox,
   };
+}
+
+function resolveInbox(inbox: InboxOptions | undefined): Required<InboxOptions> {
+  const merged = { ...DEFAULT_INBOX_OPTIONS, ...objectOption('inbox', inbox, Object.keys(DEFAULT_INBOX_OPTIONS)) };
+  booleanOption('inbox.enabled', merged.enabled);
+  validateTableName(merged.tableName, 'inbox.tableName');
+  integerOption('inbox.retentionMs', merged.retentionMs, 0, MAX_LONG_DURATION_MS);
+  integerOption('inbox.pruneIntervalMs', merged.pruneIntervalMs, 1, MAX_DURATION_MS);
+  integerOption('inbox.pruneBatchSize', merged.pruneBatchSize, 1, 100_000);
+  return merged;
 }
 
 function resolveRelay(relay: RelayOptions | undefined): Required<RelayOptions> {

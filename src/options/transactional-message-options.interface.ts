@@ -54,6 +54,20 @@ export interface CheckOptions {
   concurrency?: number;
 }
 
+/** Options of the consumer-side inbox (deduplication by message id). */
+export interface InboxOptions {
+  /** Use the inbox in this application (`@Inbox` handlers, `TransactionalInbox`). Default `false`. */
+  enabled?: boolean;
+  /** The inbox table (must match `transactionalMessageInboxMigrations`). Default `'transactional_message_inbox'`. */
+  tableName?: string;
+  /** Inbox rows are deleted this long after the message was first processed, in ms. Longer than any redelivery window. Default `1209600000` (14 days). */
+  retentionMs?: number;
+  /** How often old inbox rows are pruned, in ms. Default `60000`. */
+  pruneIntervalMs?: number;
+  /** Inbox rows deleted per pruning statement. Default `1000`. */
+  pruneBatchSize?: number;
+}
+
 /** Options of `TransactionalMessageModule.forRoot()` / `forRootAsync()`. */
 export interface TransactionalMessageModuleOptions {
   /** The TypeORM DataSource that holds both your business tables and the message table. Required. */
@@ -100,6 +114,8 @@ export interface TransactionalMessageModuleOptions {
   relay?: RelayOptions;
   /** The transaction check. */
   check?: CheckOptions;
+  /** The consumer-side inbox. */
+  inbox?: InboxOptions;
 }
 
 /** @internal The options after defaults and validation. */
@@ -116,4 +132,5 @@ export interface ResolvedOptions {
   publisher: MessagePublisher | undefined;
   relay: Required<RelayOptions>;
   check: Required<CheckOptions>;
+  inbox: Required<InboxOptions>;
 }

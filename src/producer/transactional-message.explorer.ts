@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import {
   TRANSACTION_CHECK_HANDLER_METADATA,
@@ -7,7 +7,9 @@ import {
 import { CheckHandlerRegistry } from '../check/check-handler.registry.js';
 import { senderRegistry } from '../context/runner-registry.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
-import { LOGGER_CONTEXT, TRANSACTIONAL_MESSAGE_METADATA } from '../transactional-message.constants.js';
+import { INBOX_METADATA } from '../consumer/consumer.constants.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS, TRANSACTIONAL_MESSAGE_METADATA } from '../transactional-message.constants.js';
 import { MessageSender } from './message-sender.service.js';
 
 /**
@@ -24,6 +26,7 @@ export class TransactionalMessageExplorer implements OnModuleInit, OnModuleDestr
     private readonly scanner: MetadataScanner,
     private readonly sender: MessageSender,
     private readonly checkHandlers: CheckHandlerRegistry,
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
   ) {}
 
   onModuleInit(): void {
@@ -46,6 +49,15 @@ export class TransactionalMessageExplorer implements OnModuleInit, OnModuleDestr
           this.registered.push({ instance: undefined, type });
         }
         methods.push(...decorated.map((name) => `${type.name}.${name}`));
+      }
+      if (!this.options.inbox.enabled) {
+        const inboxHandler = names.find((name) => Reflect.hasMetadata(INBOX_METADATA, prototype[name] as object));
+        if (inboxHandler) {
+          throw new TransactionalMessageError(
+            `@Inbox on ${type.name}.${inboxHandler} needs the inbox: set inbox: { enabled: true } in TransactionalMessageModule ` +
+              `options and run transactionalMessageInboxMigrations() in this database.`,
+          );
+        }
       }
       for (const name of names) {
         const metadata = Reflect.getMetadata(TRANSACTION_CHECK_HANDLER_METADATA, prototype[name] as object) as CheckHandlerMetadata | undefined;

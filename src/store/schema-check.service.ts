@@ -27,5 +27,13 @@ export class SchemaCheck implements OnModuleInit {
     } catch (error) {
       throw new MessageTableMissingError(tableName, (error as Error).message);
     }
+    if (this.options.inbox.enabled) {
+      const inbox = this.options.inbox.tableName;
+      try {
+        await dataSource.query(`SELECT 1 FROM ${this.store.dialect.quote(inbox)} WHERE 1 = 0`);
+      } catch (error) {
+        throw new MessageTableMissingError(inbox, (error as Error).message, 'transactionalMessageInboxMigrations');
+      }
+    }
   }
 }

@@ -1,0 +1,55 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { resolveDialect } from '../store/dialects/resolve-dialect.js';
+import type { MigrationClass } from '../store/migrations/message-table.migrations.js';
+import { validateTableName } from '../store/table-name.js';
+
+/** Default name of the consumer inbox table. */
+export const DEFAULT_INBOX_TABLE_NAME = 'transactional_message_inbox';
+
+/** Options of {@link transactionalMessageInboxMigrations}. */
+export interface InboxMigrationsOptions {
+  /** Must match the module's `inbox.tableName`. Default `'transactional_message_inbox'`. */
+  tableName?: string;
+}
+
+/** @internal */
+export function inboxTableSql(kind: 'postgres' | 'mysql' | 'sqlite', t: string): string[] {
+  if (kind === 'mysql') {
+    return [
+      `CREATE TABLE \`${t}\` (\`consumer\` VARCHAR(255) NOT NULL, \`message_id\` VARCHAR(64) CHARACTER SET ascii NOT NULL, ` +
+        `\`received_at\` DATETIME(3) NOT NULL, PRIMARY KEY (\`consumer\`, \`message_id\`), KEY \`${t}_received_idx\` (\`received_at\`)) ` +
+        `ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ];
+  }
+  const time = kind === 'postgres' ? 'TIMESTAMPTZ(3)' : 'TEXT';
+  return [
+    `CREATE TABLE "${t}" ("consumer" VARCHAR(255) NOT NULL, "message_id" VARCHAR(64) NOT NULL, "received_at" ${time} NOT NULL, ` +
+      `PRIMARY KEY ("consumer", "message_id"))`,
+    `CREATE INDEX "${t}_received_idx" ON "${t}" ("received_at")`,
+  ];
+}
+
+/**
+ * The TypeORM migration that creates the consumer inbox table (PostgreSQL, MySQL/MariaDB or
+ * SQLite), in the consuming service's database. Add it to that DataSource's migrations:
+ * `migrations: [...transactionalMessageInboxMigrations(), ...]`.
+ */
+export function transactionalMessageInboxMigrations(options: InboxMigrationsOptions = {}): MigrationClass[] {
+  const table = validateTableName(options.tableName ?? DEFAULT_INBOX_TABLE_NAME, 'transactionalMessageInboxMigrations({ tableName })');
+  const suffix = table === DEFAULT_INBOX_TABLE_NAME ? '' : `_${table}`;
+
+  class CreateTransactionalMessageInbox implements MigrationInterface {
+    readonly name = `CreateTransactionalMessageInbox${suffix}1763800000001`;
+
+    async up(queryRunner: QueryRunner): Promise<void> {
+      for (const sql of inboxTableSql(resolveDialect(queryRunner.connection).name, table)) await queryRunner.query(sql);
+    }
+
+    async down(queryRunner: QueryRunner): Promise<void> {
+      const q = resolveDialect(queryRunner.connection).quote;
+      await queryRunner.query(`DROP TABLE IF EXISTS ${q(table)}`);
+    }
+  }
+
+  return [CreateTransactionalMessageInbox];
+}

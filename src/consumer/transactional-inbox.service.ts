@@ -1,0 +1,83 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { TransactionRunner } from '../context/transaction-runner.service.js';
+import { InvalidMessageError } from '../errors/invalid-message.error.js';
+import { TransactionalMessageError } from '../errors/transactional-message.error.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { Doorbell } from '../relay/doorbell.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { InboxStore } from './inbox.store.js';
+
+/** What `TransactionalInbox.process` did. */
+export type InboxResult<T> = { duplicate: false; result: T } | { duplicate: true };
+
+const CONSUMER_PATTERN = /^.{1,255}$/s;
+
+/**
+ * The consumer-side inbox: runs a message's effect at most once per consumer, in the same
+ * database transaction that records the message id. A redelivered message (the relay publishes
+ * at least once; Kafka consumers can see a record again after a rebalance) finds its id recorded
+ * and is skipped. If the effect throws, its transaction rolls back together with the record, so a
+ * retry runs it again: the effect happens exactly once.
+ */
+@Injectable()
+export class TransactionalInbox implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(LOGGER_CONTEXT);
+  private readonly wake = new Doorbell();
+  private running = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly runner: TransactionRunner,
+    private readonly store: InboxStore,
+  ) {}
+
+  /**
+   * Runs `work` once for (`consumer`, `messageId`): inside a transaction (the caller's, if any,
+   * else a new one) that also records the pair. `work` gets the transaction's EntityManager;
+   * `@TransactionalMessage` methods it calls join the same transaction.
+   */
+  async process<T>(consumer: string, messageId: string, work: (manager: EntityManager) => Promise<T>): Promise<InboxResult<T>> {
+    if (!this.options.inbox.enabled) {
+      throw new TransactionalMessageError('The inbox is not enabled: set inbox: { enabled: true } in TransactionalMessageModule options and run transactionalMessageInboxMigrations().');
+    }
+    if (typeof consumer !== 'string' || !CONSUMER_PATTERN.test(consumer)) {
+      throw new InvalidMessageError('inbox consumer', consumer, 'a name of 1-255 characters');
+    }
+    if (typeof messageId !== 'string' || messageId.length === 0 || messageId.length > 64) {
+      throw new InvalidMessageError('inbox message id', messageId, 'the tm-message-id header of the record (1-64 characters)');
+    }
+    return this.runner.run(`inbox ${consumer}`, {}, undefined, async (scope) => {
+      if (!(await this.store.record(scope.manager, consumer, messageId))) return { duplicate: true };
+      return { duplicate: false, result: await work(scope.manager) };
+    });
+  }
+
+  onApplicationBootstrap(): void {
+    if (!this.options.inbox.enabled) return;
+    this.running = true;
+    this.loop = this.prune();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.running = false;
+    this.wake.ring();
+    await this.loop;
+  }
+
+  private async prune(): Promise<void> {
+    const { retentionMs, pruneBatchSize, pruneIntervalMs } = this.options.inbox;
+    while (this.running) {
+      try {
+        while (this.running) {
+          const deleted = await this.runner.independent('inbox.prune', (m) => this.store.prune(m, retentionMs, pruneBatchSize));
+          if (deleted < pruneBatchSize) break;
+        }
+      } catch (error) {
+        this.logger.error(`Inbox pruning failed: ${(error as Error)?.message ?? error}`);
+      }
+      if (this.running) await this.wake.wait(pruneIntervalMs);
+    }
+  }
+}

@@ -1,0 +1,61 @@
+import { Injectable, Logger, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { from, lastValueFrom, of, type Observable } from 'rxjs';
+import { LOGGER_CONTEXT } from '../transactional-message.constants.js';
+import { readConsumedMessage } from './consumed-message.js';
+import { INBOX_METADATA, TAG_FILTER_METADATA, type InboxMetadata } from './consumer.constants.js';
+import type { TagExpression } from './tag-expression.js';
+import { TransactionalInbox } from './transactional-inbox.service.js';
+
+/**
+ * @internal Applies `@TagFilter` and `@Inbox` to a Kafka `@EventPattern` handler: skips records
+ * whose tags do not match, and runs the handler inside the inbox's transaction. Applied once per
+ * record and handler even when both decorators added it.
+ */
+@Injectable()
+export class TransactionalMessageInterceptor implements NestInterceptor {
+  private readonly logger = new Logger(LOGGER_CONTEXT);
+  /** Per record, the handlers already intercepted: several handlers of one topic share the record's context. */
+  private readonly handled = new WeakMap<object, Set<Function>>();
+
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly inbox: TransactionalInbox,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType() !== 'rpc') return next.handle();
+    const rpc = context.switchToRpc().getContext<{ getMessage?: () => { headers?: Record<string, unknown> } }>();
+    if (!rpc || typeof rpc !== 'object') return next.handle();
+    const handler = context.getHandler();
+    const handlers = this.handled.get(rpc) ?? new Set<Function>();
+    if (handlers.has(handler)) return next.handle();
+    this.handled.set(rpc, handlers.add(handler));
+    const label = `${context.getClass().name}.${handler.name}`;
+    const message = readConsumedMessage(rpc.getMessage?.()?.headers);
+
+    const filter = this.reflector.get<TagExpression | undefined>(TAG_FILTER_METADATA, handler);
+    if (filter && !filter.matches(message.tags)) {
+      this.logger.debug(`${label}: skipped message ${message.id} (tags ${message.tags.join(',') || 'none'} do not match '${filter.source}')`);
+      return of(undefined);
+    }
+    const inbox = this.reflector.get<InboxMetadata | undefined>(INBOX_METADATA, handler);
+    if (!inbox) return next.handle();
+    if (!message.id) {
+      this.logger.warn(`${label}: a record without a tm-message-id header cannot be deduplicated; handling it without the inbox`);
+      return next.handle();
+    }
+    const consumer = inbox.consumer ?? label;
+    return from(
+      this.inbox
+        .process(consumer, message.id, () => lastValueFrom(next.handle(), { defaultValue: undefined }))
+        .then((outcome) => {
+          if (outcome.duplicate) {
+            this.logger.debug(`${label}: message ${message.id} was already processed by consumer '${consumer}'; skipped`);
+            return undefined;
+          }
+          return outcome.result;
+        }),
+    );
+  }
+}
