@@ -20,5 +20,12 @@ export default {
       displayName: 'integration',
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
     },
+    {
+      // The sample app imports the library by package name, i.e. the built dist/ (scripts/test.sh builds it first).
+      ...common,
+      displayName: 'sample-app',
+      transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'sample-app/tsconfig.json' }] },
+      testMatch: ['<rootDir>/sample-app/test/**/*.e2e-spec.ts'],
+    },
   ],
 };

@@ -24,6 +24,8 @@ fi
 echo "[test] type-checking and building the package"
 npx tsc -p tsconfig.json --noEmit
 rm -rf dist && npx tsc -p tsconfig.build.json
+# The sample app compiles against the built package, as a user's app would.
+npx tsc -p sample-app/tsconfig.json --noEmit
 # The published entry point must load in plain Node (ESM, no test transform).
 node --input-type=module -e "import('./dist/index.js').then((m) => { if (!m.TransactionalMessageModule) process.exit(1); })"
 echo "[test] jest"

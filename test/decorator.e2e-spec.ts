@@ -37,9 +37,11 @@ describe.each(DATABASE_KINDS)('@TransactionalMessage on %s', (kind) => {
     const event = await orders.pay({ id, amount: 42 });
 
     expect(event).toEqual({ orderId: id, amount: 42 });
+    expect(orders.lastMessageId).toMatch(/^[0-9a-f-]{36}$/);
     expect(await orderExists(id)).toBe(true);
     const [row, ...others] = await messagesOf(id);
     expect(others).toHaveLength(0);
+    expect(row.id).toBe(orders.lastMessageId); // currentHalfMessage().id is the stored id
     const stored = await producer.getMessage(row.id);
     expect(stored).toMatchObject({
       status: MessageStatus.COMMITTED,

@@ -7,6 +7,7 @@ import {
   validateTags,
 } from '../message/encode-message.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
+import { uuidV7 } from '../message/uuid-v7.js';
 import { transactionStorage } from './transaction-context.storage.js';
 
 /**
@@ -15,6 +16,11 @@ import { transactionStorage } from './transaction-context.storage.js';
  * inside the method. Every setter validates at once, so a bad value fails at the line that set it.
  */
 export interface HalfMessageHandle {
+  /**
+   * The id the message will have (`tm-message-id`), known from the start of the method: use it
+   * as the idempotency key of a call to an external system, or store it with your business row.
+   */
+  readonly id: string;
   /** The topic from the decorator. */
   readonly topic: string;
   /** The outcome so far: COMMIT unless the method said otherwise. */
@@ -39,6 +45,7 @@ export interface HalfMessageHandle {
 
 /** @internal */
 export class HalfMessageDraft implements HalfMessageHandle {
+  readonly id = uuidV7();
   outcome = TransactionStatus.COMMIT;
   body: { value: unknown } | undefined;
   key: string | undefined;

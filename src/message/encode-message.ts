@@ -135,7 +135,7 @@ export function encodeBody(topic: string, body: unknown): Pick<EncodedMessage, '
 }
 
 /** @internal Validates and encodes a message; throws before anything is stored. */
-export function encodeMessage(input: MessageInput, defaults: MessageDefaults, where?: string): EncodedMessage {
+export function encodeMessage(input: MessageInput, defaults: MessageDefaults, where?: string, id: string = uuidV7()): EncodedMessage {
   if (input === null || typeof input !== 'object') {
     throw new InvalidMessageError('message', input, 'an object with at least a topic and a body', where);
   }
@@ -153,7 +153,7 @@ export function encodeMessage(input: MessageInput, defaults: MessageDefaults, wh
     throw new MessageTooLargeError(topic, size, defaults.maxMessageBytes);
   }
   return {
-    id: uuidV7(),
+    id,
     producerGroup: defaults.producerGroup,
     topic,
     key,

@@ -78,6 +78,7 @@ export class MessageSender {
       },
       this.defaults,
       label,
+      draft.id,
     );
   }
 }

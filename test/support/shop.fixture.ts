@@ -40,6 +40,8 @@ export const TEST_METADATA = 'test:marker';
 /** A service as a user writes it: business writes through TransactionContext, one message per call. */
 @Injectable()
 export class OrderService {
+  lastMessageId = '';
+
   constructor(readonly tx: TransactionContext) {}
 
   @SetMetadata(TEST_METADATA, 'kept')
@@ -51,6 +53,7 @@ export class OrderService {
   })
   async pay(input: PayInput): Promise<PaidEvent> {
     await this.tx.getRepository(ShopOrder).insert({ id: input.id, amount: input.amount });
+    this.lastMessageId = currentHalfMessage().id;
     if (input.fail) throw new Error(`payment ${input.id} failed`);
     if (input.outcome === 'rollback') currentHalfMessage().rollback();
     if (input.outcome === 'unknown') currentHalfMessage().unknown();

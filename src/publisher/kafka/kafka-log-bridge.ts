@@ -2,7 +2,9 @@ import { Logger } from '@nestjs/common';
 import { logLevel, type logCreator } from 'kafkajs';
 
 /**
- * @internal Routes kafkajs logs into Nest's Logger. The warning kafkajs gives for an idempotent
+ * @internal Routes kafkajs logs into Nest's Logger. kafkajs logs every failed request as an
+ * error, including the ones it then retries (a broker starting up, a leader moving): they become
+ * warnings; the relay logs what really failed. The warning kafkajs gives for an idempotent
  * producer with bounded retries is lowered to debug: the relay bounds them on purpose (a down
  * broker must not hang a send forever) and retries itself.
  */
@@ -14,7 +16,6 @@ export function kafkaLogBridge(context: string): logCreator {
     if (message.startsWith('Limiting retries for the idempotent producer')) return logger.debug(text);
     switch (level) {
       case logLevel.ERROR:
-        return logger.error(text);
       case logLevel.WARN:
         return logger.warn(text);
       case logLevel.INFO:

@@ -1,0 +1,66 @@
+import { Global, Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { TransactionalMessageModule } from 'nestjs-transactional-message';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { CartController } from './cart/cart.controller.js';
+import { CreditController } from './credit/credit.controller.js';
+import { LogisticsController } from './logistics/logistics.controller.js';
+import { OrdersController } from './orders/orders.controller.js';
+import { OrdersService } from './orders/orders.service.js';
+import { PaymentGateway } from './payments/payment-gateway.service.js';
+import { Timeline } from './timeline.service.js';
+
+export interface ShopConfig {
+  database: DataSourceOptions;
+  kafkaBrokers: string[];
+  /** Demo timings (checks after half a second) instead of the library's production defaults. */
+  fast: boolean;
+}
+
+/** Closes the DataSource after everything else (the relay stops first, in onModuleDestroy). */
+@Injectable()
+class DataSourceCloser implements OnApplicationShutdown {
+  constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.dataSource.isInitialized) await this.dataSource.destroy();
+  }
+}
+
+@Global()
+@Module({})
+class DatabaseModule {
+  static forRoot(options: DataSourceOptions): DynamicModule {
+    return {
+      module: DatabaseModule,
+      providers: [{ provide: DataSource, useFactory: () => new DataSource(options).initialize() }, DataSourceCloser],
+      exports: [DataSource],
+    };
+  }
+}
+
+/** The whole shop in one application: orders and payments produce, logistics, credit and cart consume. */
+@Module({})
+export class AppModule {
+  static forRoot(config: ShopConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        DatabaseModule.forRoot(config.database),
+        TransactionalMessageModule.forRootAsync({
+          inject: [DataSource],
+          useFactory: (dataSource: DataSource) => ({
+            dataSource,
+            producerGroup: 'shop-orders',
+            kafka: { brokers: config.kafkaBrokers, clientId: 'shop-orders' },
+            inbox: { enabled: true },
+            ...(config.fast
+              ? { checkImmunityMs: 500, relay: { pollIntervalMs: 200 }, check: { intervalMs: 500 } }
+              : {}),
+          }),
+        }),
+      ],
+      controllers: [OrdersController, LogisticsController, CreditController, CartController],
+      providers: [OrdersService, PaymentGateway, Timeline],
+    };
+  }
+}

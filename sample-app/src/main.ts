@@ -1,0 +1,4 @@
+import { startShop } from './bootstrap.js';
+
+const shop = await startShop();
+console.log(`Shop listening on ${shop.url} (POST /orders, POST /orders/:id/pay, GET /orders/:id, /carts, /credit, /shipments)`);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The sample shop, end to end: `bash scripts/demo.sh`.
+# Installs Node 24 and the dependencies when missing, starts PostgreSQL, MariaDB and Kafka,
+# builds the library and the sample app, places three orders (paid at once, pending and settled
+# by the transaction check, declined), prints the timeline, and exits 0 only if the final state
+# is consistent. Runs on an embedded SQLite file unless DATABASE_URL is set (postgres://...,
+# mysql://... or mariadb://...). Stops what it started.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+source scripts/node-env.sh
+
+if [[ ! -d node_modules/.bin || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm_config_nodedir="$TM_NODE_DIR" npm install --no-audit --no-fund
+fi
+
+kafka_was_running=0
+bash scripts/services.sh status | grep -q '^kafka: up' && kafka_was_running=1
+bash scripts/services.sh start
+if [[ $kafka_was_running == 0 ]]; then
+  trap 'bash scripts/services.sh stop' EXIT
+fi
+
+echo "[demo] building the library and the sample app"
+rm -rf dist sample-app/dist
+npx tsc -p tsconfig.build.json
+npx tsc -p sample-app/tsconfig.json
+echo "[demo] running"
+cd sample-app
+node dist/src/demo.js
