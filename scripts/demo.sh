@@ -18,7 +18,7 @@ kafka_was_running=0
 bash scripts/services.sh status | grep -q '^kafka: up' && kafka_was_running=1
 bash scripts/services.sh start
 if [[ $kafka_was_running == 0 ]]; then
-  trap 'bash scripts/services.sh stop' EXIT
+  trap 'bash "$ROOT/scripts/services.sh" stop' EXIT
 fi
 
 echo "[demo] building the library and the sample app"
@@ -27,4 +27,6 @@ npx tsc -p tsconfig.build.json
 npx tsc -p sample-app/tsconfig.json
 echo "[demo] running"
 cd sample-app
-node dist/src/demo.js
+status=0
+node dist/src/demo.js || status=$?
+exit "$status"

@@ -18,7 +18,7 @@ kafka_was_running=0
 bash scripts/services.sh status | grep -q '^kafka: up' && kafka_was_running=1
 bash scripts/services.sh start
 if [[ $kafka_was_running == 0 ]]; then
-  trap 'bash scripts/services.sh stop' EXIT
+  trap 'bash "$ROOT/scripts/services.sh" stop' EXIT
 fi
 
 echo "[test] type-checking and building the package"

@@ -31,7 +31,8 @@ export interface Shop {
 /** Starts the shop: the HTTP API and the Kafka consumers, in one application. */
 export async function startShop(options: ShopOptions = {}): Promise<Shop> {
   const kafkaBrokers = options.kafkaBrokers ?? (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
-  await ensureTopic(kafkaBrokers, ORDER_PAID);
+  const groupId = options.groupId ?? 'shop';
+  await prepareKafka(kafkaBrokers, ORDER_PAID, groupId);
   const app = await NestFactory.create(
     AppModule.forRoot({ database: options.database ?? databaseOptions(), kafkaBrokers, fast: options.fast ?? false }),
     { logger: options.logger ?? ['log', 'warn', 'error'] },
@@ -40,7 +41,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     transport: Transport.KAFKA,
     options: {
       client: { brokers: kafkaBrokers, clientId: 'shop-consumers' },
-      consumer: { groupId: options.groupId ?? 'shop', retry: { retries: 10, initialRetryTime: 100 } },
+      consumer: { groupId, retry: { retries: 10, initialRetryTime: 100 } },
       producer: { createPartitioner: Partitioners.DefaultPartitioner },
       subscribe: { fromBeginning: true },
     },
@@ -51,12 +52,16 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
   return { app, url: (await app.getUrl()).replace('[::1]', '127.0.0.1'), timeline: app.get(Timeline), close: () => app.close() };
 }
 
-/** Creates the topic with 3 partitions if it does not exist. */
-async function ensureTopic(brokers: string[], topic: string): Promise<void> {
-  const admin = new Kafka({ brokers, clientId: 'shop-admin', logLevel: logLevel.NOTHING }).admin();
+/**
+ * Creates the topic (3 partitions) if it does not exist, and waits until the broker's group
+ * coordinator answers (a freshly started broker loads it lazily), so the consumers start quietly.
+ */
+async function prepareKafka(brokers: string[], topic: string, groupId: string): Promise<void> {
+  const admin = new Kafka({ brokers, clientId: 'shop-admin', logLevel: logLevel.NOTHING, retry: { retries: 20 } }).admin();
   await admin.connect();
   try {
     await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+    await admin.describeGroups([groupId]);
   } finally {
     await admin.disconnect();
   }
