@@ -6,20 +6,7 @@
 # is consistent. Runs on an embedded SQLite file unless DATABASE_URL is set (postgres://...,
 # mysql://... or mariadb://...). Stops what it started.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-source scripts/node-env.sh
-
-if [[ ! -d node_modules/.bin || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm_config_nodedir="$TM_NODE_DIR" npm install --no-audit --no-fund
-fi
-
-kafka_was_running=0
-bash scripts/services.sh status | grep -q '^kafka: up' && kafka_was_running=1
-bash scripts/services.sh start
-if [[ $kafka_was_running == 0 ]]; then
-  trap 'bash "$ROOT/scripts/services.sh" stop' EXIT
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 
 echo "[demo] building the library and the sample app"
 rm -rf dist sample-app/dist

@@ -152,8 +152,8 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
       ids.push(messageId);
     }
     await instance({ publisher: publisherA, relay: { leaseMs: 400 } });
-    await eventually('A claimed the batch', async () => (await messageRows(db)).filter((r) => r.lease_token !== null).length === 5);
-    expect(publisherA.connectCalls).toBe(1);
+    await eventually('A claimed the batch', async () => (await messageRows(db)).filter((r) => ids.includes(r.id) && r.lease_token !== null).length === 5);
+    await eventually('A is stuck connecting', () => publisherA.connectCalls === 1);
 
     // B starts, waits out A's lease, takes the messages over and delivers them.
     const b = await instance({ relay: { leaseMs: 400 } });

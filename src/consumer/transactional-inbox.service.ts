@@ -4,7 +4,7 @@ import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { Doorbell } from '../relay/doorbell.js';
+import { PeriodicTask } from '../relay/periodic-task.js';
 import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { InboxStore } from './inbox.store.js';
 
@@ -23,15 +23,15 @@ const CONSUMER_PATTERN = /^.{1,255}$/s;
 @Injectable()
 export class TransactionalInbox implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(LOGGER_CONTEXT);
-  private readonly wake = new Doorbell();
-  private running = false;
-  private loop: Promise<void> | undefined;
+  private readonly pruning: PeriodicTask;
 
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     private readonly runner: TransactionRunner,
     private readonly store: InboxStore,
-  ) {}
+  ) {
+    this.pruning = new PeriodicTask('Inbox pruning', options.inbox.pruneIntervalMs, (isRunning) => this.prune(isRunning), this.logger);
+  }
 
   /**
    * Runs `work` once for (`consumer`, `messageId`): inside a transaction (the caller's, if any,
@@ -55,29 +55,18 @@ export class TransactionalInbox implements OnApplicationBootstrap, OnModuleDestr
   }
 
   onApplicationBootstrap(): void {
-    if (!this.options.inbox.enabled) return;
-    this.running = true;
-    this.loop = this.prune();
+    if (this.options.inbox.enabled) this.pruning.start();
   }
 
-  async onModuleDestroy(): Promise<void> {
-    this.running = false;
-    this.wake.ring();
-    await this.loop;
+  onModuleDestroy(): Promise<void> {
+    return this.pruning.stop();
   }
 
-  private async prune(): Promise<void> {
-    const { retentionMs, pruneBatchSize, pruneIntervalMs } = this.options.inbox;
-    while (this.running) {
-      try {
-        while (this.running) {
-          const deleted = await this.runner.independent('inbox.prune', (m) => this.store.prune(m, retentionMs, pruneBatchSize));
-          if (deleted < pruneBatchSize) break;
-        }
-      } catch (error) {
-        this.logger.error(`Inbox pruning failed: ${(error as Error)?.message ?? error}`);
-      }
-      if (this.running) await this.wake.wait(pruneIntervalMs);
+  private async prune(isRunning: () => boolean): Promise<void> {
+    const { retentionMs, pruneBatchSize } = this.options.inbox;
+    while (isRunning()) {
+      const deleted = await this.runner.independent('inbox.prune', (m) => this.store.prune(m, retentionMs, pruneBatchSize));
+      if (deleted < pruneBatchSize) break;
     }
   }
 }

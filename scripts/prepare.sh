@@ -1,0 +1,17 @@
+# Sourced by scripts/test.sh and scripts/demo.sh: Node 24 and the dependencies (installed when
+# missing), PostgreSQL, MariaDB and Kafka up; on exit, stops the services this run started.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+source scripts/node-env.sh
+
+if [[ ! -d node_modules/.bin || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  # `npm install`, not `npm ci`: npm 11 leaves the platform-specific optional packages of
+  # unrs-resolver (a Jest 30 dependency) out of the lock file and then `npm ci` refuses it.
+  # With a lock file present, `npm install` installs the locked versions.
+  npm_config_nodedir="$TM_NODE_DIR" npm install --no-audit --no-fund
+fi
+
+if ! bash scripts/services.sh status | grep -q '^kafka: up'; then
+  trap 'bash "$ROOT/scripts/services.sh" stop' EXIT
+fi
+bash scripts/services.sh start

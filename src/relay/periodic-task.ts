@@ -1,0 +1,43 @@
+import type { Logger } from '@nestjs/common';
+import { Doorbell } from './doorbell.js';
+
+/**
+ * @internal Runs `round` every `intervalMs` in the background until stopped; a failing round is
+ * logged and the next one runs on schedule. `stop()` wakes the wait and waits for the round in
+ * progress.
+ */
+export class PeriodicTask {
+  private readonly wake = new Doorbell();
+  private running = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly name: string,
+    private readonly intervalMs: number,
+    private readonly round: (isRunning: () => boolean) => Promise<void>,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake.ring();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        await this.round(() => this.running);
+      } catch (error) {
+        this.logger.error(`${this.name} failed: ${(error as Error)?.message ?? error}`);
+      }
+      if (this.running) await this.wake.wait(this.intervalMs);
+    }
+  }
+}
