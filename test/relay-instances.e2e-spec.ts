@@ -84,7 +84,7 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
       ],
       providers: [Writer, ThirdTimeLucky],
     }).compile();
-    moduleRef.useLogger(false);
+    if (!process.env.TM_TEST_LOGS) moduleRef.useLogger(false);
     const app = await moduleRef.init();
     apps.push(app);
     return { app, publisher, producer: app.get(TransactionalMessageProducer) };

@@ -76,7 +76,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
       ],
       providers: providers as never[],
     }).compile();
-    moduleRef.useLogger(false);
+    if (!process.env.TM_TEST_LOGS) moduleRef.useLogger(false);
     const app = await moduleRef.init();
     apps.push(app);
     return { app, publisher, producer: app.get(TransactionalMessageProducer) };

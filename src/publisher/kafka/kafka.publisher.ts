@@ -42,7 +42,10 @@ export class KafkaPublisher implements MessagePublisher {
         topicMessages: [...byTopic].map(([topic, topicMessages]) => ({ topic, messages: topicMessages })),
       });
     } catch (error) {
-      if (this.classify(error).kind === 'transport') await this.reset();
+      // A fresh producer after any failure: after a transport failure kafkajs does not always
+      // recover, and after a refused batch the idempotent producer's sequence numbers for that
+      // partition no longer match the broker's (the next send would fail OUT_OF_ORDER_SEQUENCE_NUMBER).
+      await this.reset();
       throw error;
     }
   }
@@ -60,8 +63,6 @@ export class KafkaPublisher implements MessagePublisher {
     if (this.closed) return Promise.reject(new Error('KafkaPublisher is closed'));
     if (this.producer) return Promise.resolve(this.producer);
     if (!this.connecting) {
-      // A fresh client and producer after every transport failure: kafkajs does not always
-      // recover a producer whose broker went away.
       const kafka = this.kafkaFactory({ logCreator: kafkaLogBridge('TransactionalMessage:kafkajs'), ...this.config });
       const producer = kafka.producer({
         // The Java client's murmur2 partitioner: a key lands on the same partition as with other clients.
