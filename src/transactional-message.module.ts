@@ -14,6 +14,7 @@ import { MessageSender } from './producer/message-sender.service.js';
 import { TransactionalMessageExplorer } from './producer/transactional-message.explorer.js';
 import { TransactionalMessageProducer } from './producer/transactional-message.producer.js';
 import { KafkaPublisher } from './publisher/kafka/kafka.publisher.js';
+import { CommitNotifier } from './relay/commit-notifier.js';
 import { DeliveryRelay } from './relay/delivery-relay.service.js';
 import { Doorbell } from './relay/doorbell.js';
 import { PgNotificationListener } from './relay/pg-notification.listener.js';
@@ -69,6 +70,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     { provide: CheckStore, useFactory: (store: MessageStore) => new CheckStore(store), inject: [MessageStore] },
     { provide: RetentionStore, useFactory: (store: MessageStore) => new RetentionStore(store), inject: [MessageStore] },
     { provide: Doorbell, useFactory: () => new Doorbell() },
+    CommitNotifier,
     {
       provide: InboxStore,
       useFactory: (options: ResolvedOptions) => new InboxStore(resolveDialect(options.dataSource), options.inbox.tableName),

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { CommitNotifier } from '../relay/commit-notifier.js';
 import { Doorbell } from '../relay/doorbell.js';
 import { CheckStore } from '../store/check.store.js';
 import type { MessageRow } from '../store/message-row.js';
@@ -33,6 +34,7 @@ export class CheckScheduler {
     private readonly runner: TransactionRunner,
     private readonly store: CheckStore,
     private readonly handlers: CheckHandlerRegistry,
+    private readonly notifier: CommitNotifier,
   ) {}
 
   async start(): Promise<void> {
@@ -116,6 +118,7 @@ export class CheckScheduler {
         this.logger.error(`Could not record check ${checkNumber} of message ${row.id}: ${(e as Error)?.message ?? e}`);
         return false;
       });
+    if (applied && decision.kind === 'commit') this.notifier.committed();
     if (!applied) {
       this.logger.debug(`Check ${checkNumber} of message ${row.id} not applied: it was decided meanwhile or its lease was lost`);
     } else if (error) {

@@ -15,6 +15,30 @@ import { fenceQueryRunner } from './query-runner-fence.js';
 import { serialLockFor } from './serial-lock.js';
 import { transactionStorage, type TransactionScope } from './transaction-context.storage.js';
 
+/** Deadlock and serialisation failures: the database aborted the transaction; running it again is safe. */
+const DEADLOCK_CODES = new Set(['40P01', '40001', 'ER_LOCK_DEADLOCK', 'SQLITE_BUSY']);
+
+function isDeadlock(error: unknown): boolean {
+  const e = error as { code?: unknown; driverError?: { code?: unknown; errno?: unknown } };
+  return DEADLOCK_CODES.has(String(e?.driverError?.code ?? e?.code)) || e?.driverError?.errno === 1213;
+}
+
+/**
+ * @internal The library's own short transactions (claims, marks, ends, checks, half-message
+ * inserts) are idempotent, so a deadlock victim is simply run again (up to 4 tries) instead of
+ * failing a relay cycle or a caller's commit().
+ */
+async function retryDeadlocks<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (tries >= 4 || !isDeadlock(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5 * tries + Math.random() * 10));
+    }
+  }
+}
+
 function runAll(callbacks: Array<() => void>): void {
   for (const callback of callbacks) callback();
 }
@@ -124,7 +148,26 @@ export class TransactionRunner implements OnModuleInit, OnModuleDestroy {
     // InnoDB's default REPEATABLE READ makes the relay's locking reads take gap locks, which
     // deadlock with the INSERTs of business transactions; READ COMMITTED takes none.
     const isolation = this.dialect.name === 'mysql' ? 'READ COMMITTED' : undefined;
-    return transactionStorage.exit(() => this.open(isolation, work, false));
+    return transactionStorage.exit(() => retryDeadlocks(() => this.open(isolation, work, false)));
+  }
+
+  /**
+   * Runs a single statement's work without an explicit transaction (one round trip instead of
+   * BEGIN/statement/COMMIT) where that is safe; on SQLite, still serialised with the library's
+   * other transactions on the one connection. `work` gets an EntityManager bound to a QueryRunner.
+   */
+  async autocommit<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    if (this.dialect.singleConnection) return this.independent(label, work);
+    return transactionStorage.exit(() =>
+      retryDeadlocks(async () => {
+        const runner = this.options.dataSource.createQueryRunner();
+        try {
+          return await work(runner.manager);
+        } finally {
+          await runner.release();
+        }
+      }),
+    );
   }
 
   private open<T>(

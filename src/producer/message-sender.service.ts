@@ -8,7 +8,7 @@ import { MessageStatus } from '../message/message-status.enum.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { MessageStore, type InitialStatus } from '../store/message.store.js';
-import { Doorbell } from '../relay/doorbell.js';
+import { CommitNotifier } from '../relay/commit-notifier.js';
 import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 
 const STATUS_OF_OUTCOME: Record<TransactionStatus, InitialStatus> = {
@@ -26,7 +26,7 @@ export class MessageSender {
     @Inject(RESOLVED_OPTIONS) options: ResolvedOptions,
     private readonly runner: TransactionRunner,
     private readonly store: MessageStore,
-    private readonly doorbell: Doorbell,
+    private readonly notifier: CommitNotifier,
   ) {
     this.defaults = {
       producerGroup: options.producerGroup,
@@ -35,7 +35,7 @@ export class MessageSender {
     };
   }
 
-  private readonly wakeRelay = () => this.doorbell.ring();
+  private readonly wakeRelay = () => this.notifier.committed();
 
   sendFromMethod(
     instance: object,

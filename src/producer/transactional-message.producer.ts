@@ -8,7 +8,7 @@ import type { MessageInput } from '../message/message.interface.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import { MessageStore } from '../store/message.store.js';
 import type { CheckAttempt, StoredMessage } from '../store/stored-message.interface.js';
-import { Doorbell } from '../relay/doorbell.js';
+import { CommitNotifier } from '../relay/commit-notifier.js';
 import { LOGGER_CONTEXT } from '../transactional-message.constants.js';
 import { MessageSender } from './message-sender.service.js';
 
@@ -48,7 +48,7 @@ export class TransactionalMessageProducer {
     private readonly runner: TransactionRunner,
     private readonly store: MessageStore,
     private readonly sender: MessageSender,
-    private readonly doorbell: Doorbell,
+    private readonly notifier: CommitNotifier,
   ) {}
 
   /**
@@ -124,7 +124,7 @@ export class TransactionalMessageProducer {
       if ((await this.store.findStatus(manager, messageId)) === null) throw new MessageNotFoundError(messageId);
       return false;
     });
-    if (replayed) this.doorbell.ring();
+    if (replayed) this.notifier.committed();
     return replayed;
   }
 
@@ -145,7 +145,7 @@ export class TransactionalMessageProducer {
     const result = await this.runner.independent(`TransactionalMessageProducer.${requested.toLowerCase()}`, (manager) =>
       this.store.end(manager, messageId, requested),
     );
-    if (result === 'ended' && requested === 'COMMIT') this.doorbell.ring();
+    if (result === 'ended' && requested === 'COMMIT') this.notifier.committed();
   }
 }
 

@@ -92,8 +92,9 @@ export class DeliveryRelay {
   private async cycle(): Promise<boolean> {
     const { batchSize, leaseMs } = this.options.relay;
     let leaseConfirmedAt = performance.now();
-    const claim = await this.runner.independent('relay.claim', (m) =>
-      this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs),
+    const claim = await (this.runner.dialect.name === 'postgres' ? this.runner.autocommit.bind(this.runner) : this.runner.independent.bind(this.runner))(
+      'relay.claim',
+      (m) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs),
     );
     if (claim.messages.length === 0) return false;
     this.inFlight = claim;
@@ -185,7 +186,8 @@ export class DeliveryRelay {
   private async bookkeeping<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.runner.independent(label, work);
+        // Marks, releases and failures are single UPDATEs: no explicit transaction needed.
+        return await this.runner.autocommit(label, work);
       } catch (error) {
         if (attempt >= BOOKKEEPING_ATTEMPTS) throw error;
         this.logger.debug(`${label} failed (attempt ${attempt}), retrying: ${describeError(error)}`);

@@ -100,7 +100,6 @@ export class CheckStore {
         `${r.add(record.durationMs)}, ${r.add(record.checker.slice(0, 255))})`,
       r.values,
     );
-    if (decision.kind === 'commit') await this.store.notify(manager);
     return true;
   }
 

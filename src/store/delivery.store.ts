@@ -1,7 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { MessageStatus } from '../message/message-status.enum.js';
 import { affected, type MessageStore } from './message.store.js';
-import { messageColumns, toStoredMessage, type MessageRow } from './message-row.js';
+import { deliveryColumns, toStoredMessage, type MessageRow } from './message-row.js';
 import { SqlParams } from './sql-params.js';
 
 /** @internal A batch of committed messages claimed for publishing, under one lease token. */
@@ -30,14 +30,18 @@ export class DeliveryStore {
     return this.store.dialect;
   }
 
-  /** Claims up to `limit` due committed messages for `leaseMs`. Run inside a transaction. */
+  /**
+   * Claims up to `limit` due committed messages for `leaseMs`. On PostgreSQL it is one statement
+   * (autocommit is fine); elsewhere run it inside a transaction.
+   */
   async claim(manager: EntityManager, owner: string, token: string, limit: number, leaseMs: number): Promise<DeliveryClaim> {
+    if (this.d.name === 'postgres') return this.claimInOneStatement(manager, owner, token, limit, leaseMs);
     const { d } = this;
     const t = this.store.t;
     const heads = await this.select(
       manager,
       (p) =>
-        `SELECT ${messageColumns(d, 'r')} FROM ${t} r WHERE r.status = ${COMMITTED} AND r.next_attempt_at <= ${d.now()} ` +
+        `SELECT ${deliveryColumns(d, 'r')} FROM ${t} r WHERE r.status = ${COMMITTED} AND r.next_attempt_at <= ${d.now()} ` +
         `AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= ${d.now()}) ` +
         `AND (r.message_key IS NULL OR NOT EXISTS (SELECT 1 FROM ${t} e WHERE e.message_key = r.message_key ` +
         `AND e.status = ${COMMITTED} AND e.seq < r.seq)) ORDER BY r.seq LIMIT ${p.add(limit)} ${d.skipLocked}`,
@@ -49,7 +53,7 @@ export class DeliveryStore {
       const rows = await this.select(
         manager,
         (p) =>
-          `SELECT ${messageColumns(d)}, CASE WHEN next_attempt_at <= ${d.now()} THEN 1 ELSE 0 END AS due FROM ${t} ` +
+          `SELECT ${deliveryColumns(d)}, CASE WHEN next_attempt_at <= ${d.now()} THEN 1 ELSE 0 END AS due FROM ${t} ` +
           `WHERE status = ${COMMITTED} AND message_key IN (${p.list(keys)}) AND seq NOT IN (${p.list(heads.map((h) => h.seq))}) ` +
           `ORDER BY seq LIMIT ${p.add(limit - heads.length)} ${d.forUpdate}`,
         true,
@@ -68,9 +72,38 @@ export class DeliveryStore {
     const p = new SqlParams(d);
     await manager.query(
       `UPDATE ${t} SET lease_owner = ${p.add(owner)}, lease_token = ${p.add(token)}, ` +
-        `lease_expires_at = ${d.nowPlusMs(p.add(leaseMs))} WHERE seq IN (${p.list(messages.map((m) => m.seq))})`,
+        `lease_expires_at = ${d.nowPlusMs(p.add(leaseMs))} WHERE ${p.inSeqs('seq', messages.map((m) => m.seq))}`,
       p.values,
     );
+    return { token, messages };
+  }
+
+  /**
+   * PostgreSQL: the same claim in one round trip and one row version per message. The heads are
+   * locked with SKIP LOCKED, their followers (same key, later seq, up to the first one not due)
+   * with FOR UPDATE, and the lease is written by the UPDATE that returns the rows.
+   */
+  private async claimInOneStatement(manager: EntityManager, owner: string, token: string, limit: number, leaseMs: number): Promise<DeliveryClaim> {
+    const { d } = this;
+    const t = this.store.t;
+    const p = new SqlParams(d);
+    const now = d.now();
+    const sql =
+      `WITH heads AS (SELECT r.seq, r.message_key FROM ${t} r WHERE r.status = ${COMMITTED} AND r.next_attempt_at <= ${now} ` +
+      `AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= ${now}) ` +
+      `AND (r.message_key IS NULL OR NOT EXISTS (SELECT 1 FROM ${t} e WHERE e.message_key = r.message_key ` +
+      `AND e.status = ${COMMITTED} AND e.seq < r.seq)) ORDER BY r.seq LIMIT ${p.add(limit)} FOR UPDATE SKIP LOCKED), ` +
+      `followers AS (SELECT f.seq FROM ${t} f JOIN heads h ON f.message_key = h.message_key ` +
+      `WHERE f.status = ${COMMITTED} AND f.seq > h.seq AND f.next_attempt_at <= ${now} ` +
+      `AND NOT EXISTS (SELECT 1 FROM ${t} x WHERE x.message_key = f.message_key AND x.status = ${COMMITTED} ` +
+      `AND x.seq > h.seq AND x.seq < f.seq AND x.next_attempt_at > ${now}) ` +
+      `ORDER BY f.seq LIMIT GREATEST(${p.add(limit)}::int - (SELECT count(*) FROM heads)::int, 0) FOR UPDATE OF f) ` +
+      `UPDATE ${t} m SET lease_owner = ${p.add(owner)}, lease_token = ${p.add(token)}, lease_expires_at = ${d.nowPlusMs(p.add(leaseMs))} ` +
+      `WHERE m.seq IN (SELECT seq FROM heads UNION ALL SELECT seq FROM followers) RETURNING ${deliveryColumns(d, 'm')}`;
+    // Structured: for an UPDATE, TypeORM's plain query() returns [rows, count] on PostgreSQL.
+    const result = await manager.queryRunner!.query(sql, p.values, true);
+    const rows = result.records as Array<Record<string, unknown>>;
+    const messages = rows.map(toStoredMessage).sort((a, b) => a.seq - b.seq);
     return { token, messages };
   }
 
@@ -83,12 +116,12 @@ export class DeliveryStore {
     const p = new SqlParams(d);
     await manager.query(
       `UPDATE ${this.store.t} SET lease_expires_at = ${d.nowPlusMs(p.add(leaseMs))} ` +
-        `WHERE seq IN (${p.list(seqs)}) AND lease_token = ${p.add(claim.token)} AND status = ${COMMITTED}`,
+        `WHERE ${p.inSeqs('seq', seqs)} AND lease_token = ${p.add(claim.token)} AND status = ${COMMITTED}`,
       p.values,
     );
     const q = new SqlParams(d);
     const rows: Array<{ seq: number | string }> = await manager.query(
-      `SELECT seq FROM ${this.store.t} WHERE seq IN (${q.list(seqs)}) AND lease_token = ${q.add(claim.token)} AND status = ${COMMITTED}`,
+      `SELECT seq FROM ${this.store.t} WHERE ${q.inSeqs('seq', seqs)} AND lease_token = ${q.add(claim.token)} AND status = ${COMMITTED}`,
       q.values,
     );
     return new Set(rows.map((r) => Number(r.seq)));
@@ -103,7 +136,7 @@ export class DeliveryStore {
       manager,
       `UPDATE ${this.store.t} SET status = '${MessageStatus.DELIVERED}', delivered_at = ${d.now()}, ` +
         `delivery_attempts = delivery_attempts + 1, next_attempt_at = NULL, last_error = NULL, ${CLEAR_LEASE} ` +
-        `WHERE seq IN (${p.list(seqs)}) AND lease_token = ${p.add(token)} AND status = ${COMMITTED}`,
+        `WHERE ${p.inSeqs('seq', seqs)} AND lease_token = ${p.add(token)} AND status = ${COMMITTED}`,
       p.values,
     );
   }
@@ -125,7 +158,7 @@ export class DeliveryStore {
     const p = new SqlParams(this.d);
     return affected(
       manager,
-      `UPDATE ${this.store.t} SET ${CLEAR_LEASE} WHERE seq IN (${p.list(seqs)}) AND lease_token = ${p.add(token)}`,
+      `UPDATE ${this.store.t} SET ${CLEAR_LEASE} WHERE ${p.inSeqs('seq', seqs)} AND lease_token = ${p.add(token)}`,
       p.values,
     );
   }

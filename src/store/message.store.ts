@@ -71,17 +71,12 @@ export class MessageStore {
     const columns =
       'id, producer_group, topic, message_key, tags, properties, body, content_type, status, check_immunity_ms, ' +
       'created_at, transaction_ended_at, next_check_at, next_attempt_at';
-    let sql: string;
-    if (d.name === 'postgres' && message.key !== null) {
-      const lock = `pg_advisory_xact_lock(${p.add(this.lockClass)}::int, ${p.add(hash32(message.key))}::int)`;
-      sql = `INSERT INTO ${this.t} (${columns}) SELECT ${values} FROM (SELECT ${lock}) AS key_lock`;
-    } else {
-      sql = `INSERT INTO ${this.t} (${columns}) VALUES (${values})`;
-    }
-    if (this.notifyChannel && status === MessageStatus.COMMITTED) {
-      // One round trip: the notification is sent when the transaction commits.
-      sql = `WITH inserted AS (${sql} RETURNING 1) SELECT pg_notify(${p.add(this.notifyChannel)}, '') FROM inserted`;
-    }
+    const sql =
+      d.name === 'postgres' && message.key !== null
+        ? `INSERT INTO ${this.t} (${columns}) SELECT ${values} FROM ` +
+          `(SELECT pg_advisory_xact_lock(${p.add(this.lockClass)}::int, ${p.add(hash32(message.key))}::int)) AS key_lock`
+        : `INSERT INTO ${this.t} (${columns}) VALUES (${values})`;
+    // No NOTIFY here: it would serialise concurrent commits (see CommitNotifier).
     await manager.query(sql, p.values);
   }
 
@@ -101,10 +96,7 @@ export class MessageStore {
       `transaction_ended_at = ${d.now()}, next_check_at = NULL, next_attempt_at = ${committed ? d.now() : 'NULL'}, ` +
       `lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL ` +
       `WHERE id = ${p.add(id)} AND status IN ('${MessageStatus.HALF}', '${MessageStatus.CHECK_EXHAUSTED}')`;
-    if ((await affected(manager, sql, p.values)) > 0) {
-      if (committed) await this.notify(manager);
-      return 'ended';
-    }
+    if ((await affected(manager, sql, p.values)) > 0) return 'ended';
     const current = await this.findStatus(manager, id);
     if (current === null) throw new MessageNotFoundError(id);
     if (endTransition(current, requested).kind === 'refuse') throw new TransactionAlreadyEndedError(id, requested, current);
@@ -118,9 +110,7 @@ export class MessageStore {
     const sql =
       `UPDATE ${this.t} SET status = '${MessageStatus.COMMITTED}', delivery_attempts = 0, next_attempt_at = ${d.now()}, ` +
       `last_error = NULL WHERE id = ${p.add(id)} AND status = '${MessageStatus.DEAD}'`;
-    const replayed = (await affected(manager, sql, p.values)) > 0;
-    if (replayed) await this.notify(manager);
-    return replayed;
+    return (await affected(manager, sql, p.values)) > 0;
   }
 
   async findStatus(manager: EntityManager, id: string): Promise<MessageStatus | null> {
@@ -156,10 +146,6 @@ export class MessageStore {
     }));
   }
 
-  /** PostgreSQL: wakes the relays of other processes once the transaction commits. */
-  async notify(manager: EntityManager): Promise<void> {
-    if (this.notifyChannel) await manager.query(`SELECT pg_notify($1, '')`, [this.notifyChannel]);
-  }
 }
 
 /** @internal Runs an UPDATE/DELETE and returns how many rows it changed, on every driver. */

@@ -17,6 +17,14 @@ export class SqlParams {
   list(values: readonly unknown[]): string {
     return values.map((value) => this.add(value)).join(', ');
   }
+
+  /**
+   * `column IN (...)` for row numbers: one array parameter on PostgreSQL (a batch of 500 is one
+   * bind, not 500), a placeholder list elsewhere.
+   */
+  inSeqs(column: string, seqs: readonly number[]): string {
+    return this.dialect.name === 'postgres' ? `${column} = ANY(${this.add(seqs)}::bigint[])` : `${column} IN (${this.list(seqs)})`;
+  }
 }
 
 /** @internal 32-bit FNV-1a of a string, as a signed int32 (PostgreSQL advisory lock keys are int4). */

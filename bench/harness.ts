@@ -1,0 +1,113 @@
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import { Kafka, logLevel, type Consumer } from 'kafkajs';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { transactionalMessageMigrations } from 'nestjs-transactional-message';
+
+export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+
+export interface BenchDatabase {
+  dataSource: DataSource;
+  options: DataSourceOptions;
+  drop(): Promise<void>;
+}
+
+/** A fresh PostgreSQL database with the library's tables and the bench's entities. */
+export async function benchDatabase(entities: Function[] = []): Promise<BenchDatabase> {
+  const name = `tm_bench_${randomBytes(4).toString('hex')}`;
+  const admin = await new DataSource({ type: 'postgres', url: POSTGRES_URL }).initialize();
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(POSTGRES_URL);
+  url.pathname = `/${name}`;
+  const options: DataSourceOptions = {
+    type: 'postgres',
+    url: url.toString(),
+    entities,
+    synchronize: true,
+    migrations: transactionalMessageMigrations(),
+    migrationsRun: true,
+    extra: { max: 20 },
+  };
+  const dataSource = await new DataSource(options).initialize();
+  return {
+    dataSource,
+    options,
+    async drop() {
+      if (dataSource.isInitialized) await dataSource.destroy();
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.destroy();
+    },
+  };
+}
+
+export function kafka(): Kafka {
+  return new Kafka({ brokers: KAFKA_BROKERS, clientId: 'tm-bench', logLevel: logLevel.NOTHING });
+}
+
+export async function createTopic(topic: string, partitions = 6): Promise<void> {
+  const admin = kafka().admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export function uniqueTopic(name: string): string {
+  return `tm-bench.${name}.${randomBytes(4).toString('hex')}`;
+}
+
+/** Counts records on a topic from the beginning; `onMessage` sees each one as it arrives. */
+export async function startCounter(topic: string, onMessage?: (value: Buffer, receivedAt: number) => void): Promise<{ count: () => number; stop: () => Promise<void> }> {
+  let count = 0;
+  const consumer: Consumer = kafka().consumer({ groupId: `tm-bench-${randomBytes(4).toString('hex')}`, maxWaitTimeInMs: 5, heartbeatInterval: 500 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  let joined!: () => void;
+  const ready = new Promise<void>((r) => (joined = r));
+  consumer.on(consumer.events.GROUP_JOIN, () => joined());
+  await consumer.run({
+    eachBatchAutoResolve: true,
+    eachBatch: async ({ batch }) => {
+      const now = performance.now();
+      for (const message of batch.messages) {
+        count++;
+        onMessage?.(message.value ?? Buffer.alloc(0), now);
+      }
+    },
+  });
+  await ready;
+  return { count: () => count, stop: () => consumer.disconnect() };
+}
+
+/**
+ * Polls `condition` every `everyMs` (default 100 ms: a check must not load the database that is
+ * being measured; the runs last seconds, so the resolution is ample).
+ */
+export async function waitUntil(what: string, condition: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** A ~200-byte JSON body. */
+export function body(i: number): Record<string, unknown> {
+  return { orderId: `order-${i}`, customer: `customer-${i % 977}`, amountCents: 1000 + (i % 5000), currency: 'EUR', items: [{ sku: `sku-${i % 311}`, quantity: 1 + (i % 3) }], note: 'x'.repeat(60) };
+}
+
+export async function machine(db: DataSource): Promise<string> {
+  const [{ version }] = await db.query('SELECT version()');
+  return `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${String(version).split(',')[0]}, Kafka 3.9.2 (KRaft, 1 node, loopback)`;
+}
+
+export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });

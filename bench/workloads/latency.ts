@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { benchApp, BenchOrder, BENCH_TOPIC, OrderWriter } from '../app.js';
+import { benchDatabase, createTopic, fmt, percentile, startCounter, waitUntil } from '../harness.js';
+
+/**
+ * Workload 3: time from the business transaction's commit (the decorated call resolved) to a
+ * kafkajs consumer receiving the message, at a steady rate. Same process, same monotonic clock.
+ */
+export async function latency(quick: boolean): Promise<{ lines: string[]; ratios: Record<string, number> }> {
+  const seconds = quick ? 5 : 20;
+  const lines = [`Workload 3 — end-to-end latency (commit → kafkajs consumer; ${seconds} s per rate; default relay settings, wake-up on commit)`];
+  const ratios: Record<string, number> = {};
+  const db = await benchDatabase([BenchOrder]);
+  await createTopic(BENCH_TOPIC);
+  const app = await benchApp(db.dataSource, {});
+  const writer = app.get(OrderWriter);
+  try {
+    for (const rate of [500, 2_000]) {
+      const run = randomBytes(4).toString('hex');
+      const committedAt = new Map<number, number>();
+      const latencies: number[] = [];
+      const counter = await startCounter(BENCH_TOPIC, (value, receivedAt) => {
+        const message = JSON.parse(value.toString()) as { i: number; run: string };
+        const at = message.run === run ? committedAt.get(message.i) : undefined;
+        if (at !== undefined) latencies.push(receivedAt - at);
+      });
+      const total = rate * seconds;
+      let launched = 0;
+      let inFlight = 0;
+      const started = performance.now();
+      await new Promise<void>((resolve) => {
+        const tick = setInterval(() => {
+          const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate));
+          while (launched < due && inFlight < 64) {
+            const i = launched++;
+            inFlight++;
+            void writer.decorated(i, run).then(() => {
+              committedAt.set(i, performance.now());
+              inFlight--;
+            });
+          }
+          if (launched >= total) {
+            clearInterval(tick);
+            resolve();
+          }
+        }, 5);
+      });
+      await waitUntil('all committed', () => inFlight === 0, 60_000, 1);
+      const achieved = total / ((performance.now() - started) / 1000);
+      await waitUntil('all received', () => latencies.length >= total, 120_000);
+      await counter.stop();
+      const sorted = latencies.sort((a, b) => a - b);
+      const [p50, p99, max] = [percentile(sorted, 50), percentile(sorted, 99), sorted[sorted.length - 1]];
+      ratios[`p50@${rate}`] = p50;
+      ratios[`p99@${rate}`] = p99;
+      lines.push(
+        `  ${fmt(rate)}/s asked (${fmt(achieved)}/s achieved): p50 ${fmt(p50, 1)} ms, p99 ${fmt(p99, 1)} ms, max ${fmt(max, 1)} ms` +
+          (rate === 500 ? `  (target p50 ≤ 10 ms: ${p50 <= 10 ? 'met' : 'MISSED'}; p99 ≤ 50 ms: ${p99 <= 50 ? 'met' : 'MISSED'})` : ''),
+      );
+    }
+  } finally {
+    await app.close();
+    await db.drop();
+  }
+  return { lines, ratios };
+}

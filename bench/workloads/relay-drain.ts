@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import { Partitioners } from 'kafkajs';
+import type { DataSource } from 'typeorm';
+import { benchApp } from '../app.js';
+import { body, createTopic, kafka, waitUntil } from '../harness.js';
+
+/** Inserts `count` COMMITTED messages (~200-byte JSON bodies, `keys` distinct keys), as the relay finds them after a burst of commits. */
+export async function seedCommitted(db: DataSource, topic: string, count: number, keys = 1_000): Promise<void> {
+  const sample = JSON.stringify(body(0));
+  for (let offset = 0; offset < count; offset += 50_000) {
+    const n = Math.min(50_000, count - offset);
+    await db.query(
+      `INSERT INTO transactional_message (id, producer_group, topic, message_key, body, content_type, status, created_at,
+         transaction_ended_at, check_immunity_ms, next_attempt_at)
+       SELECT gen_random_uuid(), 'bench', $1, 'key-' || (g % $2), convert_to(replace($3, 'order-0', 'order-' || g), 'UTF8'),
+         'application/json', 'COMMITTED', now(), now(), 10000, now()
+       FROM generate_series($4::int, $5::int) g`,
+      [topic, keys, sample, offset + 1, offset + n],
+    );
+  }
+  await db.query('ANALYZE transactional_message');
+}
+
+/** Records on a topic, from its partitions' end offsets (no consumer in the measured process). */
+export async function topicSize(topic: string): Promise<number> {
+  const admin = kafka().admin();
+  await admin.connect();
+  try {
+    return (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Starts a relay on `db` and returns messages/s until all `count` messages are DELIVERED
+ * (published and acknowledged, then marked), checked against the topic's end offsets.
+ */
+export async function drainWithRelay(db: DataSource, topic: string, count: number, batchSize = 500): Promise<number> {
+  const started = performance.now();
+  const app = await benchApp(db, { relay: { batchSize, pollIntervalMs: 50 } });
+  try {
+    await waitUntil('all delivered', async () => {
+      const [{ left }] = await db.query(`SELECT count(*)::int AS left FROM transactional_message WHERE status = 'COMMITTED'`);
+      return left === 0;
+    }, 600_000);
+    const rate = count / ((performance.now() - started) / 1000);
+    const published = await topicSize(topic);
+    if (published < count) throw new Error(`bench: ${count} messages marked delivered but only ${published} records on ${topic}`);
+    return rate;
+  } finally {
+    await app.close();
+  }
+}
+
+/** Baseline: raw kafkajs sends the same records from memory, with the relay's producer settings. */
+export async function drainRaw(count: number, batchSize = 500): Promise<number> {
+  const topic = `${'tm-bench.raw'}.${randomUUID().slice(0, 8)}`;
+  await createTopic(topic);
+  const records = Array.from({ length: count }, (_, i) => ({
+    key: `key-${i % 1_000}`,
+    value: Buffer.from(JSON.stringify(body(i))),
+    headers: { 'tm-message-id': randomUUID(), 'tm-producer-group': 'bench', 'tm-content-type': 'application/json', 'tm-key': `key-${i % 1_000}` },
+    timestamp: String(Date.now()),
+  }));
+  const producer = kafka().producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
+  });
+  await producer.connect();
+  try {
+    const started = performance.now();
+    for (let i = 0; i < records.length; i += batchSize) {
+      await producer.sendBatch({ acks: -1, topicMessages: [{ topic, messages: records.slice(i, i + batchSize) }] });
+    }
+    return count / ((performance.now() - started) / 1000);
+  } finally {
+    await producer.disconnect();
+  }
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Benchmarks: `bash scripts/bench.sh` (quick smoke run) or `bash scripts/bench.sh --full`
+# (the run recorded in bench/RESULTS.md; add --write to save its output to bench/last-run.txt).
+# `--only=1,3` runs some workloads. Real PostgreSQL and Kafka, loopback only.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
+rm -rf dist bench/dist
+npx tsc -p tsconfig.build.json
+npx tsc -p bench/tsconfig.json
+node bench/dist/run.js "$@"
