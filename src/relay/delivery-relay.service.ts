@@ -29,7 +29,10 @@ export class DeliveryRelay {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private running = false;
   private loop: Promise<void> | undefined;
-  private inFlight: DeliveryClaim | undefined;
+  /** Claims not yet marked or released (for shutdown). */
+  private readonly held = new Set<DeliveryClaim>();
+  private readonly claimedAt = new WeakMap<DeliveryClaim, number>();
+  private pendingMark: Promise<void> = Promise.resolve();
   private transportFailures = 0;
 
   constructor(
@@ -47,7 +50,7 @@ export class DeliveryRelay {
     this.loop = this.run();
   }
 
-  /** Stops claiming; waits for the batch in flight up to `shutdownTimeoutMs`, then releases it. */
+  /** Stops claiming; waits for the batch in flight up to `shutdownTimeoutMs`, then releases what is left. */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
@@ -56,23 +59,39 @@ export class DeliveryRelay {
       this.loop!.then(() => true),
       new Promise<false>((resolve) => setTimeout(resolve, this.options.relay.shutdownTimeoutMs, false).unref()),
     ]);
-    const claim = this.inFlight;
-    if (!finished && claim) {
-      const released = await this.runner
-        .independent('relay.release', (m) => this.store.release(m, claim.token, claim.messages.map((r) => r.seq)))
-        .catch(() => 0);
+    if (!finished && this.held.size > 0) {
+      let released = 0;
+      for (const claim of this.held) {
+        released += await this.runner
+          .independent('relay.release', (m) => this.store.release(m, claim.token, claim.messages.map((r) => r.seq)))
+          .catch(() => 0);
+      }
       this.logger.warn(`Shutdown: the batch in flight did not finish in time; released ${released} message(s) for other relays`);
     }
   }
 
+  /**
+   * The loop is pipelined: while a batch is published, the next one is claimed, and its mark
+   * runs while the next batch is published. Two batches in flight never share a key: a batch's
+   * messages stay leased until they are marked, so none of its keys has a claimable head.
+   */
   private async run(): Promise<void> {
-    const { pollIntervalMs, backoffInitialMs, backoffMaxMs } = this.options.relay;
+    const { pollIntervalMs, backoffInitialMs, backoffMaxMs, batchSize } = this.options.relay;
+    let prefetch: Promise<DeliveryClaim> | undefined;
     while (this.running) {
       let more = false;
       try {
-        more = await this.cycle();
+        const claim = await (prefetch ?? this.claim());
+        prefetch = undefined;
+        if (claim.messages.length > 0) {
+          more = claim.messages.length >= batchSize;
+          if (more && this.running) prefetch = this.claim();
+          await this.deliver(claim);
+        }
         this.transportFailures = 0;
       } catch (error) {
+        await this.releasePrefetched(prefetch);
+        prefetch = undefined;
         if (error instanceof TransportUnavailable) {
           this.transportFailures++;
           const delay = retryDelayMs(this.transportFailures, Math.max(backoffInitialMs, 100), Math.min(backoffMaxMs, 30_000));
@@ -86,80 +105,103 @@ export class DeliveryRelay {
       }
       if (!more && this.running) await this.doorbell.wait(pollIntervalMs);
     }
+    await this.releasePrefetched(prefetch);
+    await this.pendingMark;
   }
 
-  /** One claim-publish-mark round. Returns true when the batch was full (more is probably due). */
-  private async cycle(): Promise<boolean> {
+  private async claim(): Promise<DeliveryClaim> {
     const { batchSize, leaseMs } = this.options.relay;
-    let leaseConfirmedAt = performance.now();
-    const claim = await (this.runner.dialect.name === 'postgres' ? this.runner.autocommit.bind(this.runner) : this.runner.independent.bind(this.runner))(
-      'relay.claim',
-      (m) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs),
-    );
-    if (claim.messages.length === 0) return false;
-    this.inFlight = claim;
+    const claimedAt = performance.now();
+    const run = this.runner.dialect.name === 'postgres' ? this.runner.autocommit.bind(this.runner) : this.runner.independent.bind(this.runner);
+    const claim = await run('relay.claim', (m) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs));
+    if (claim.messages.length > 0) {
+      this.claimedAt.set(claim, claimedAt);
+      this.held.add(claim);
+    }
+    return claim;
+  }
+
+  private async releasePrefetched(prefetch: Promise<DeliveryClaim> | undefined): Promise<void> {
+    const claim = await prefetch?.catch(() => undefined);
+    if (claim && claim.messages.length > 0) {
+      await this.release(claim, claim.messages).catch(() => undefined);
+      this.held.delete(claim);
+    }
+  }
+
+  /** Connect, make sure the lease is still ours, publish; the mark is left running (see run()). */
+  private async deliver(claim: DeliveryClaim): Promise<void> {
+    const { leaseMs } = this.options.relay;
+    let leaseConfirmedAt = this.claimedAt.get(claim) ?? performance.now();
     try {
-      try {
-        await this.publisher.connect();
-      } catch (error) {
-        await this.release(claim, claim.messages);
-        throw this.transportError(error);
+      await this.publisher.connect();
+    } catch (error) {
+      await this.release(claim, claim.messages);
+      this.held.delete(claim);
+      throw this.transportError(error);
+    }
+    const delivered: number[] = [];
+    const release: MessageRow[] = [];
+    const blockedKeys = new Set<string>();
+    // Publish the whole batch at once; if it fails, find the culprit(s) one message at a time.
+    let pending = claim.messages;
+    let single = false;
+    while (pending.length > 0) {
+      if (!this.running && !single) {
+        release.push(...pending);
+        break;
       }
-      const delivered: number[] = [];
-      const release: MessageRow[] = [];
-      const blockedKeys = new Set<string>();
-      // Publish the whole batch at once; if it fails, find the culprit(s) one message at a time.
-      let pending = claim.messages;
-      let single = false;
-      while (pending.length > 0) {
-        if (!this.running && !single) {
-          release.push(...pending);
-          break;
-        }
-        // Never start a publish on a lease that may have run out: re-confirm it in the database.
-        if (performance.now() - leaseConfirmedAt > leaseMs / 2) {
-          const still = await this.runner.independent('relay.renew', (m) => this.store.renew(m, claim, pending.map((r) => r.seq), leaseMs));
-          leaseConfirmedAt = performance.now();
-          const lost = pending.filter((r) => !still.has(r.seq));
-          if (lost.length > 0) {
-            this.logger.warn(`Lease lost on ${lost.length} message(s) (another relay took them over); not publishing them`);
-            pending = pending.filter((r) => still.has(r.seq));
-            continue;
-          }
-        }
-        const batch = single ? pending.slice(0, 1) : pending;
-        if (single && batch[0].key !== null && blockedKeys.has(batch[0].key)) {
-          release.push(batch[0]);
-          pending = pending.slice(1);
+      // Never start a publish on a lease that may have run out: re-confirm it in the database.
+      if (performance.now() - leaseConfirmedAt > leaseMs / 2) {
+        const still = await this.runner.independent('relay.renew', (m) => this.store.renew(m, claim, pending.map((r) => r.seq), leaseMs));
+        leaseConfirmedAt = performance.now();
+        const lost = pending.filter((r) => !still.has(r.seq));
+        if (lost.length > 0) {
+          this.logger.warn(`Lease lost on ${lost.length} message(s) (another relay took them over); not publishing them`);
+          pending = pending.filter((r) => still.has(r.seq));
           continue;
         }
-        try {
-          await this.publisher.publish(batch.map(toOutgoingMessage));
-          delivered.push(...batch.map((r) => r.seq));
-          pending = pending.slice(batch.length);
-        } catch (error) {
-          const failure: PublishFailure = this.publisher.classify(error);
-          if (failure.kind === 'transport') {
-            await this.finish(claim, delivered, [...release, ...pending]);
-            throw this.transportError(error);
-          }
-          if (!single && batch.length > 1) {
-            single = true; // isolate: the same messages again, one by one, in order
-            continue;
-          }
-          await this.fail(claim, batch[0], error, failure);
-          if (batch[0].key !== null) blockedKeys.add(batch[0].key);
-          pending = pending.slice(1);
-        }
       }
-      await this.finish(claim, delivered, release);
-    } finally {
-      this.inFlight = undefined;
+      const batch = single ? pending.slice(0, 1) : pending;
+      if (single && batch[0].key !== null && blockedKeys.has(batch[0].key)) {
+        release.push(batch[0]);
+        pending = pending.slice(1);
+        continue;
+      }
+      try {
+        await this.publisher.publish(batch.map(toOutgoingMessage));
+        delivered.push(...batch.map((r) => r.seq));
+        pending = pending.slice(batch.length);
+      } catch (error) {
+        const failure: PublishFailure = this.publisher.classify(error);
+        if (failure.kind === 'transport') {
+          await this.finish(claim, delivered, [...release, ...pending]);
+          throw this.transportError(error);
+        }
+        if (!single && batch.length > 1) {
+          single = true; // isolate: the same messages again, one by one, in order
+          continue;
+        }
+        await this.fail(claim, batch[0], error, failure);
+        if (batch[0].key !== null) blockedKeys.add(batch[0].key);
+        pending = pending.slice(1);
+      }
     }
-    return claim.messages.length >= batchSize;
+    // Published: from here on, shutdown must wait for the mark, never release (a release would
+    // un-fence the mark and the batch would be published again).
+    this.held.delete(claim);
+    // The mark of this batch runs while the next batch is published; at most one mark waits.
+    const previous = this.pendingMark;
+    this.pendingMark = previous.then(() =>
+      this.finish(claim, delivered, release).catch((error: unknown) =>
+        this.logger.error(`Marking a published batch failed; it will be published again after its lease: ${describeError(error)}`),
+      ),
+    );
+    await previous;
   }
 
   private async finish(claim: DeliveryClaim, delivered: number[], release: MessageRow[]): Promise<void> {
+    this.held.delete(claim);
     if (delivered.length > 0) {
       const marked = await this.bookkeeping('relay.mark', (m) => this.store.markDelivered(m, claim.token, delivered));
       if (marked < delivered.length) {
