@@ -3,7 +3,7 @@ import { drainRaw, drainWithRelay, seedCommitted } from './relay-drain.js';
 
 /** Workload 2: 100,000 committed messages drained by the relay, against raw kafkajs from memory. */
 export async function relayThroughput(quick: boolean): Promise<{ lines: string[]; ratios: Record<string, number> }> {
-  const count = quick ? 20_000 : 100_000;
+  const count = Number(process.env.TM_BENCH_COUNT ?? (quick ? 20_000 : 100_000));
   const db = await benchDatabase();
   try {
     const topic = uniqueTopic('throughput');

@@ -1,5 +1,7 @@
-import { benchDatabase } from './harness.js';
-import { seedCommitted } from './workloads/relay-drain.js';
+// Probe behind bench/RESULTS.md, workload 2: the plan of the relay's one-statement claim on
+// PostgreSQL with 20,000 committed messages. node bench/dist/probes/claim-plan.js
+import { benchDatabase } from '../harness.js';
+import { seedCommitted } from '../workloads/relay-drain.js';
 const db = await benchDatabase();
 await seedCommitted(db.dataSource, 't', 20000);
 const now = 'statement_timestamp()';

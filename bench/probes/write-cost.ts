@@ -1,9 +1,12 @@
+// Probe behind bench/RESULTS.md, workload 1: what one transaction costs with the message row
+// written by @TransactionalMessage, against the same INSERT written by hand in SQL.
+// node bench/dist/probes/write-cost.js
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { TransactionalMessage, TransactionContext } from 'nestjs-transactional-message';
-import { benchApp, BenchOrder, orderRow } from './app.js';
-import { benchDatabase, body } from './harness.js';
+import { benchApp, BenchOrder, orderRow } from '../app.js';
+import { benchDatabase, body } from '../harness.js';
 
 @Injectable()
 class NoKeyWriter {
@@ -18,7 +21,7 @@ async function rate(count: number, c: number, call: (i: number) => Promise<unkno
 }
 const db = await benchDatabase([BenchOrder]);
 const app = await benchApp(db.dataSource, { relay: { enabled: false, listenNotify: false } }, [NoKeyWriter]);
-const { OrderWriter } = await import('./app.js');
+const { OrderWriter } = await import('../app.js');
 const writer = app.get(OrderWriter);
 const sql = `INSERT INTO transactional_message (id, producer_group, topic, message_key, tags, properties, body, content_type, status, check_immunity_ms, created_at, transaction_ended_at, next_check_at, next_attempt_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10, statement_timestamp(), statement_timestamp(), NULL, statement_timestamp())`;
 const lockSql = `INSERT INTO transactional_message (id, producer_group, topic, message_key, tags, properties, body, content_type, status, check_immunity_ms, created_at, transaction_ended_at, next_check_at, next_attempt_at) SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10, statement_timestamp(), statement_timestamp(), NULL, statement_timestamp() FROM (SELECT pg_advisory_xact_lock($11::int, $12::int)) k`;
