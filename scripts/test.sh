@@ -11,7 +11,8 @@ npx tsc -p tsconfig.json --noEmit
 rm -rf dist && npx tsc -p tsconfig.build.json
 # The published entry point must load in plain Node (ESM, no test transform).
 node --input-type=module -e "import('./dist/index.js').then((m) => { if (!m.TransactionalMessageModule) process.exit(1); })"
-# The sample app compiles against the built package, as a user's app would.
+# The sample app and the benchmarks compile against the built package, as a user's app would.
 npx tsc -p sample-app/tsconfig.json --noEmit
+npx tsc -p bench/tsconfig.json --noEmit
 echo "[test] jest"
 NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 "$@"
