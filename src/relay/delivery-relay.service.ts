@@ -86,7 +86,8 @@ export class DeliveryRelay {
         if (claim.messages.length > 0) {
           more = claim.messages.length >= batchSize;
           if (more && this.running) prefetch = this.claim();
-          await this.deliver(claim);
+          // A batch that fails outside publishing stays leased until its lease expires, then is taken again.
+          await this.deliver(claim).finally(() => this.held.delete(claim));
         }
         this.transportFailures = 0;
       } catch (error) {
