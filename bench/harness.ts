@@ -46,13 +46,21 @@ export function kafka(): Kafka {
   return new Kafka({ brokers: KAFKA_BROKERS, clientId: 'tm-bench', logLevel: logLevel.NOTHING });
 }
 
+/** Creates a topic; retried, since a broker that has just started can refuse for a while. */
 export async function createTopic(topic: string, partitions = 6): Promise<void> {
-  const admin = kafka().admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
-  } finally {
-    await admin.disconnect();
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const admin = kafka().admin();
+    try {
+      await admin.connect();
+      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
 

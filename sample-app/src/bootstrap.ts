@@ -57,12 +57,20 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
  * coordinator answers (a freshly started broker loads it lazily), so the consumers start quietly.
  */
 async function prepareKafka(brokers: string[], topic: string, groupId: string): Promise<void> {
-  const admin = new Kafka({ brokers, clientId: 'shop-admin', logLevel: logLevel.NOTHING, retry: { retries: 20 } }).admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
-    await admin.describeGroups([groupId]);
-  } finally {
-    await admin.disconnect();
+  // A broker that has just started can answer UNKNOWN_TOPIC_OR_PARTITION for a while: retry.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const admin = new Kafka({ brokers, clientId: 'shop-admin', logLevel: logLevel.NOTHING, retry: { retries: 20 } }).admin();
+    try {
+      await admin.connect();
+      await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+      await admin.describeGroups([groupId]);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }

@@ -13,13 +13,27 @@ export function uniqueTopic(name: string): string {
   return `tm-test.${name}.${randomBytes(4).toString('hex')}`;
 }
 
+/**
+ * Creates the topics and waits for their leaders. A broker that has just started with many
+ * partitions on disk can answer UNKNOWN_TOPIC_OR_PARTITION for a while (kafkajs does not retry
+ * that while waiting for leaders), so the whole step is retried for up to a minute.
+ */
 export async function createTopics(topics: string[], partitions = 3, brokers: string[] = KAFKA_BROKERS): Promise<void> {
-  const admin = testKafka(brokers).admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: partitions })), waitForLeaders: true });
-  } finally {
-    await admin.disconnect();
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const admin = testKafka(brokers).admin();
+    try {
+      await admin.connect();
+      await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: partitions })), waitForLeaders: true });
+      const metadata = await admin.fetchTopicMetadata({ topics });
+      if (metadata.topics.every((t) => t.partitions.length === partitions && t.partitions.every((p) => p.leader >= 0))) return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no leaders after a minute`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
 
