@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { MessageNotFoundError } from '../errors/message-not-found.error.js';

@@ -113,8 +113,10 @@ export class DeliveryRelay {
   private async claim(): Promise<DeliveryClaim> {
     const { batchSize, leaseMs } = this.options.relay;
     const claimedAt = performance.now();
-    const run = this.runner.dialect.name === 'postgres' ? this.runner.autocommit.bind(this.runner) : this.runner.independent.bind(this.runner);
-    const claim = await run('relay.claim', (m) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs));
+    const work = (m: EntityManager) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs);
+    const claim = this.store.claimIsOneStatement
+      ? await this.runner.autocommit('relay.claim', work)
+      : await this.runner.independent('relay.claim', work);
     if (claim.messages.length > 0) {
       this.claimedAt.set(claim, claimedAt);
       this.held.add(claim);

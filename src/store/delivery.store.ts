@@ -31,11 +31,19 @@ export class DeliveryStore {
   }
 
   /**
+   * Whether `claim` is a single statement (PostgreSQL) that may run in autocommit; elsewhere it is
+   * several statements whose row locks must hold until the lease is written, so a transaction.
+   */
+  get claimIsOneStatement(): boolean {
+    return this.d.name === 'postgres';
+  }
+
+  /**
    * Claims up to `limit` due committed messages for `leaseMs`. On PostgreSQL it is one statement
    * (autocommit is fine); elsewhere run it inside a transaction.
    */
   async claim(manager: EntityManager, owner: string, token: string, limit: number, leaseMs: number): Promise<DeliveryClaim> {
-    if (this.d.name === 'postgres') return this.claimInOneStatement(manager, owner, token, limit, leaseMs);
+    if (this.claimIsOneStatement) return this.claimInOneStatement(manager, owner, token, limit, leaseMs);
     const { d } = this;
     const t = this.store.t;
     const heads = await this.select(
