@@ -85,15 +85,24 @@ stop_mariadb() {
 # --- Kafka ------------------------------------------------------------------------------------
 fetch_kafka() {
   if [[ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]]; then return; fi
-  log "kafka: resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION and its runtime dependencies"
   mkdir -p "$KAFKA_HOME"
+  # Several brokers may start at once (the fault tests start their own): one fetches, the others
+  # wait for it on the lock and then find the jars there.
+  exec {lock}>"$KAFKA_HOME/fetch.lock"
+  flock "$lock"
+  if [[ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]]; then flock -u "$lock"; return; fi
+  log "kafka: resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION and its runtime dependencies"
+  local tmp="$KAFKA_LIBS.tmp.$$"
   if ! mvn -B -f "$ROOT/scripts/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp" \
-    >"$KAFKA_HOME/maven.log" 2>&1; then
-    tail -n 40 "$KAFKA_HOME/maven.log" >&2
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" \
+    >"$KAFKA_HOME/maven.$$.log" 2>&1; then
+    tail -n 40 "$KAFKA_HOME/maven.$$.log" >&2
+    rm -rf "$tmp"
+    flock -u "$lock"
     return 1
   fi
-  rm -rf "$KAFKA_LIBS" && mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
+  rm -rf "$KAFKA_LIBS" && mv "$tmp" "$KAFKA_LIBS"
+  flock -u "$lock"
 }
 
 kafka_java() { java -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" -cp "$KAFKA_LIBS/*" "$@"; }
@@ -144,8 +153,10 @@ stop_kafka() {
   pid_alive "$KAFKA_PID" || { rm -f "$KAFKA_PID"; return 0; }
   local pid
   pid="$(cat "$KAFKA_PID")"
-  log "kafka: stopping pid $pid"
-  kill "$pid"
+  # KAFKA_STOP_SIGNAL=KILL makes it a crash (the fault tests kill their own broker that way).
+  local signal="${KAFKA_STOP_SIGNAL:-TERM}"
+  log "kafka: stopping pid $pid (SIG$signal)"
+  kill -s "$signal" "$pid"
   local deadline=$((SECONDS + 30))
   while kill -0 "$pid" 2>/dev/null; do
     if ((SECONDS >= deadline)); then log "kafka: pid $pid still running after 30s, killing"; kill -9 "$pid"; fi

@@ -29,6 +29,8 @@ export interface TestDatabaseOptions {
   tableName?: string;
   /** Run the library's migrations (default true). */
   migrate?: boolean;
+  /** An admin URL of another server of `kind` (default POSTGRES_URL / MARIADB_URL). */
+  serverUrl?: string;
 }
 
 /**
@@ -49,17 +51,19 @@ export async function createTestDatabase(kind: DatabaseKind, options: TestDataba
   let dbOptions: DataSourceOptions;
   let cleanup: () => Promise<void>;
   if (kind === 'postgres') {
-    await adminQuery(kind, `CREATE DATABASE ${name}`);
-    const url = new URL(POSTGRES_URL);
+    const server = options.serverUrl ?? POSTGRES_URL;
+    await adminQuery(kind, `CREATE DATABASE ${name}`, server);
+    const url = new URL(server);
     url.pathname = `/${name}`;
     dbOptions = { type: 'postgres', url: url.toString(), ...common, extra: { max: 20 } };
-    cleanup = () => adminQuery(kind, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    cleanup = () => adminQuery(kind, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`, server);
   } else if (kind === 'mariadb') {
-    await adminQuery(kind, `CREATE DATABASE ${name}`);
-    const url = new URL(MARIADB_URL);
+    const server = options.serverUrl ?? MARIADB_URL;
+    await adminQuery(kind, `CREATE DATABASE ${name}`, server);
+    const url = new URL(server);
     url.pathname = `/${name}`;
     dbOptions = { type: 'mariadb', url: url.toString(), ...common, extra: { connectionLimit: 20 } };
-    cleanup = () => adminQuery(kind, `DROP DATABASE IF EXISTS ${name}`);
+    cleanup = () => adminQuery(kind, `DROP DATABASE IF EXISTS ${name}`, server);
   } else {
     const dir = mkdtempSync(join(tmpdir(), 'tm-sqlite-'));
     dbOptions = { type: 'better-sqlite3', database: join(dir, `${name}.sqlite`), ...common };
@@ -79,10 +83,8 @@ export async function createTestDatabase(kind: DatabaseKind, options: TestDataba
   };
 }
 
-async function adminQuery(kind: 'postgres' | 'mariadb', sql: string): Promise<void> {
-  const admin = new DataSource(
-    kind === 'postgres' ? { type: 'postgres', url: POSTGRES_URL } : { type: 'mariadb', url: MARIADB_URL },
-  );
+async function adminQuery(kind: 'postgres' | 'mariadb', sql: string, url: string): Promise<void> {
+  const admin = new DataSource(kind === 'postgres' ? { type: 'postgres', url } : { type: 'mariadb', url });
   await admin.initialize();
   try {
     await admin.query(sql);

@@ -20,8 +20,8 @@ export class OwnBroker {
     this.brokers = [`127.0.0.1:${port}`];
   }
 
-  private env() {
-    return { ...process.env, KAFKA_PORT: String(this.port), KAFKA_CONTROLLER_PORT: String(this.controllerPort) };
+  private env(extra: Record<string, string> = {}) {
+    return { ...process.env, KAFKA_PORT: String(this.port), KAFKA_CONTROLLER_PORT: String(this.controllerPort), ...extra };
   }
 
   async start(): Promise<void> {
@@ -30,5 +30,10 @@ export class OwnBroker {
 
   async stop(): Promise<void> {
     await run('bash', [SERVICES, 'stop', 'kafka'], { env: this.env(), timeout: 60_000 });
+  }
+
+  /** A crash: SIGKILL to the broker's PID (no controlled shutdown), then wait until it is gone. */
+  async kill(): Promise<void> {
+    await run('bash', [SERVICES, 'stop', 'kafka'], { env: this.env({ KAFKA_STOP_SIGNAL: 'KILL' }), timeout: 60_000 });
   }
 }
