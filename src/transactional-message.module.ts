@@ -18,6 +18,7 @@ import { CommitNotifier } from './relay/commit-notifier.js';
 import { DeliveryRelay } from './relay/delivery-relay.service.js';
 import { Doorbell } from './relay/doorbell.js';
 import { PgNotificationListener } from './relay/pg-notification.listener.js';
+import { PgConnectionGuard } from './store/pg-connection-guard.js';
 import { Pruner } from './relay/pruner.service.js';
 import { RelayLifecycle } from './relay/relay-lifecycle.service.js';
 import { relayIdentity } from './relay/relay-identity.js';
@@ -101,6 +102,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     CheckScheduler,
     Pruner,
     PgNotificationListener,
+    PgConnectionGuard,
     RelayLifecycle,
   ],
   exports: [TransactionContext, TransactionalMessageProducer, TransactionalInbox, TransactionalMessageInterceptor],

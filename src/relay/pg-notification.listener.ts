@@ -6,10 +6,20 @@ import { Doorbell } from './doorbell.js';
 
 interface PgClient {
   query(sql: string): Promise<unknown>;
-  on(event: 'notification', listener: () => void): void;
-  on(event: 'error', listener: (error: Error) => void): void;
-  removeAllListeners(): void;
+  on(event: 'notification' | 'error', listener: (error: Error) => void): void;
+  removeListener(event: 'notification' | 'error', listener: (error: Error) => void): void;
   release(error?: Error | boolean): void;
+}
+
+/** The listeners this class put on a connection, to take exactly those off again. */
+const OWN = new WeakMap<PgClient, { notification: () => void; error: (error: Error) => void }>();
+
+function detach(client: PgClient): void {
+  const own = OWN.get(client);
+  if (!own) return;
+  client.removeListener('notification', own.notification);
+  client.removeListener('error', own.error);
+  OWN.delete(client);
 }
 
 /**
@@ -42,7 +52,7 @@ export class PgNotificationListener {
     const client = this.client;
     this.client = undefined;
     if (client) {
-      client.removeAllListeners();
+      detach(client);
       await client.query('UNLISTEN *').catch(() => undefined);
       client.release();
     }
@@ -51,28 +61,36 @@ export class PgNotificationListener {
   private async connect(): Promise<void> {
     const pool = (this.options.dataSource.driver as unknown as { master?: { connect(): Promise<PgClient> } }).master;
     if (!pool) return;
+    let client: PgClient | undefined;
     try {
-      const client = await pool.connect();
-      client.on('notification', () => this.doorbell.ring());
-      client.on('error', (error) => this.reconnect(client, error));
+      client = await pool.connect();
+      const own = { notification: () => this.doorbell.ring(), error: (error: Error) => this.reconnect(client!, error) };
+      OWN.set(client, own);
+      client.on('notification', own.notification);
+      client.on('error', own.error);
       await client.query(`LISTEN "${this.store.notifyChannel}"`);
       if (!this.running) {
-        client.removeAllListeners();
+        detach(client);
         client.release();
         return;
       }
       this.client = client;
       this.doorbell.ring(); // anything committed while we were not listening
     } catch (error) {
+      if (client) {
+        // The connection failed under LISTEN: hand it back as broken (the pool discards it), never keep it checked out.
+        detach(client);
+        client.release(error as Error);
+      }
       this.logger.warn(`LISTEN failed (${(error as Error).message}); relying on polling, retrying in 5 s`);
-      this.retry = setTimeout(() => void this.connect(), 5_000).unref();
+      if (this.running) this.retry = setTimeout(() => void this.connect(), 5_000).unref();
     }
   }
 
   private reconnect(client: PgClient, error: Error): void {
     if (this.client !== client) return;
     this.client = undefined;
-    client.removeAllListeners();
+    detach(client);
     client.release(error);
     if (!this.running) return;
     this.logger.warn(`LISTEN connection lost (${error.message}); reconnecting`);
