@@ -23,6 +23,8 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     shared: uniqueTopic(`${kind}.shared`),
     lease: uniqueTopic(`${kind}.lease`),
     checks: uniqueTopic(`${kind}.checks`),
+    slowChecks: uniqueTopic(`${kind}.slow-checks`),
+    late: uniqueTopic(`${kind}.late`),
   };
   let db: TestDatabase;
   let consumer: TestConsumer;
@@ -66,6 +68,18 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     }
   }
 
+  /** Takes 250 ms per check (one at a time, see the test), then commits; records every call. */
+  const slowCalls = new Map<string, number[]>();
+  @Injectable()
+  class SlowChecker {
+    @TransactionCheckHandler({ topic: topic.slowChecks })
+    async check(message: HalfMessage): Promise<TransactionStatus> {
+      slowCalls.set(message.id, [...(slowCalls.get(message.id) ?? []), message.checkCount]);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      return TransactionStatus.COMMIT;
+    }
+  }
+
   /** A new application instance with a DataSource of its own. */
   async function instance(options: Partial<TransactionalMessageModuleOptions> = {}) {
     const dataSource = await new DataSource(db.options).initialize();
@@ -82,7 +96,7 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
           check: { ...FAST_CHECK, ...options.check },
         }),
       ],
-      providers: [Writer, ThirdTimeLucky],
+      providers: [Writer, ThirdTimeLucky, SlowChecker],
     }).compile();
     if (!process.env.TM_TEST_LOGS) moduleRef.useLogger(false);
     const app = await moduleRef.init();
@@ -135,6 +149,60 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
       expect(checkCalls.get(id)).toEqual([1, 2, 3]);
       expect((await a.producer.getCheckHistory(id)).map((c) => `${c.checkNumber}:${c.result}`)).toEqual(['1:UNKNOWN', '2:UNKNOWN', '3:COMMIT']);
     }
+  });
+
+  it('a check batch that outlasts its lease is re-confirmed message by message: no message is checked twice', async () => {
+    // Lease = max(relay.leaseMs, 2 × handlerTimeoutMs) = 600 ms; five 250 ms checks in a row take 1250 ms.
+    const options = { relay: { leaseMs: 400 }, check: { intervalMs: 30, handlerTimeoutMs: 300, concurrency: 1, batchSize: 5 } };
+    const a = await instance(options);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await a.producer.sendHalfMessage({ topic: topic.slowChecks, key: `s-${i}`, body: { i }, checkImmunityMs: 0 }));
+    await eventually('A started checking', () => slowCalls.size > 0);
+    await instance(options); // B polls every 30 ms for half messages whose lease ran out
+    await consumer.waitFor('the 5 committed', () => ids.every((id) => consumer.of(topic.slowChecks).some((r) => r.headers['tm-message-id'] === id)));
+    for (const id of ids) {
+      // Without the re-confirmation A would call the handler on messages B had taken over (and decided).
+      expect(slowCalls.get(id)).toEqual([1]);
+      expect((await a.producer.getCheckHistory(id)).map((c) => `${c.checkNumber}:${c.result}`)).toEqual(['1:COMMIT']);
+    }
+  });
+
+  it('a message committed late (older seq) does not let a second relay take its key while a batch of the key is in flight', async () => {
+    const writer = await instance({ relay: { enabled: false } });
+    // A: stored HALF first (lowest seq of the key), committed only later; B and C committed now.
+    const a = await writer.producer.sendHalfMessage({ topic: topic.late, key: 'late-key', body: { m: 'A' }, checkImmunityMs: 60_000 });
+    const committed: string[] = [];
+    for (const m of ['B', 'C']) {
+      committed.push((await writer.producer.sendMessageInTransaction({ topic: topic.late, key: 'late-key', body: { m } }, () => TransactionStatus.COMMIT)).messageId);
+    }
+    // Relay 1 claims B and C and hangs in publish: the key is in flight.
+    const held = gate();
+    const publisher1 = new ControlledPublisher();
+    publisher1.publishGate = held.wait;
+    await instance({ publisher: publisher1, relay: { leaseMs: 60_000 } });
+    await eventually('relay 1 is publishing B and C', () => publisher1.publishCalls === 1);
+    const leaseOf = async (id: string) => (await messageRows(db)).find((r) => r.id === id)!.lease_token;
+    const tokens = await Promise.all(committed.map(leaseOf));
+
+    // A is committed now: its seq is older than B's and C's, so it is the key's head.
+    await writer.producer.commit(a);
+    // Relay 2 starts after that commit, and proves it has claimed since by publishing another key.
+    const relay2 = await instance({ relay: { leaseMs: 60_000 } });
+    const other = (await writer.producer.sendMessageInTransaction({ topic: topic.late, key: 'other-key', body: { m: 'X' } }, () => TransactionStatus.COMMIT)).messageId;
+    await consumer.waitFor('relay 2 published the other key', () => consumer.of(topic.late).some((r) => r.headers['tm-message-id'] === other));
+    // The consumer can see the record before the producer's acknowledgement reaches relay 2; the
+    // mark follows the acknowledgement, so once the row is DELIVERED relay 2 has recorded the send.
+    await eventually('relay 2 marked the other key', async () => (await messageRows(db)).find((r) => r.id === other)?.status === 'DELIVERED');
+    // Without the in-flight check, relay 2 took A as a head with B and C as followers, re-leased
+    // them and published A, B, C while relay 1 was still sending B and C: two batches of one key at once.
+    expect(relay2.publisher.sentIds()).toEqual([other]);
+    expect(await Promise.all(committed.map(leaseOf))).toEqual(tokens);
+
+    // Relay 1 finishes; then A goes out (after B and C: it was committed after them).
+    held.open();
+    await consumer.waitFor('A, B and C', () => [a, ...committed].every((id) => consumer.of(topic.late).some((r) => r.headers['tm-message-id'] === id)));
+    const keyOrder = consumer.of(topic.late).filter((r) => r.key === 'late-key').map((r) => r.headers['tm-message-id']);
+    expect(keyOrder).toEqual([...committed, a]);
   });
 
   it('a relay stuck past its lease neither publishes nor marks what another relay took over', async () => {

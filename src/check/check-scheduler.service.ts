@@ -81,19 +81,29 @@ export class CheckScheduler {
     const token = randomUUID();
     // A check must be decided before its lease runs out: the handler timeout bounds it.
     const leaseMs = Math.max(relay.leaseMs, check.handlerTimeoutMs * 2);
+    const claimedAt = performance.now();
     const due = await this.runner.independent('check.claim', (m) =>
       this.store.claim(m, producerGroup, this.handlers.topics(), this.identity, token, check.batchSize, leaseMs),
     );
     let next = 0;
     const worker = async () => {
-      while (next < due.length) await this.checkOne(due[next++], token);
+      while (next < due.length) await this.checkOne(due[next++], token, claimedAt, leaseMs);
     };
     await Promise.all(Array.from({ length: Math.min(check.concurrency, due.length) }, worker));
     return due.length >= check.batchSize || expired >= check.batchSize;
   }
 
-  private async checkOne(row: MessageRow, token: string): Promise<void> {
+  private async checkOne(row: MessageRow, token: string, claimedAt: number, leaseMs: number): Promise<void> {
     const { check } = this.options;
+    // Never call a handler on a lease that may have run out (a long batch, a paused process):
+    // another instance may have checked and decided the message meanwhile. Re-confirm it first.
+    if (performance.now() - claimedAt > leaseMs / 2) {
+      const still = await this.runner.autocommit('check.renew', (m) => this.store.renew(m, row, token, leaseMs)).catch(() => false);
+      if (!still) {
+        this.logger.debug(`Check of message ${row.id} skipped: it was decided meanwhile or another instance took it over`);
+        return;
+      }
+    }
     const checkNumber = row.checkCount + 1;
     const handler = this.handlers.find(row.topic);
     const started = performance.now();

@@ -117,6 +117,16 @@ export class DeliveryRelay {
     const claim = this.store.claimIsOneStatement
       ? await this.runner.autocommit('relay.claim', work)
       : await this.runner.independent('relay.claim', work);
+    if (claim.messages.some((m) => m.key !== null)) {
+      // Another relay claiming at the same moment may hold part of one of our keys: leave such keys.
+      const contested = await this.runner.autocommit('relay.contested', (m) => this.store.contestedKeys(m, claim));
+      if (contested.size > 0) {
+        const drop = claim.messages.filter((m) => m.key !== null && contested.has(m.key));
+        await this.bookkeeping('relay.release', (m) => this.store.release(m, claim.token, drop.map((r) => r.seq)));
+        claim.messages = claim.messages.filter((m) => !drop.includes(m));
+        this.logger.debug(`Left ${drop.length} message(s) of ${contested.size} key(s) another relay is publishing`);
+      }
+    }
     if (claim.messages.length > 0) {
       this.claimedAt.set(claim, claimedAt);
       this.held.add(claim);

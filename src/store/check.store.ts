@@ -68,6 +68,23 @@ export class CheckStore {
     return messages;
   }
 
+  /**
+   * Extends the check lease of one claimed message if it is still HALF and ours; false when it was
+   * decided meanwhile or another instance took it over (its handler must not be called then).
+   */
+  async renew(manager: EntityManager, message: MessageRow, token: string, leaseMs: number): Promise<boolean> {
+    const d = this.store.dialect;
+    const p = new SqlParams(d);
+    return (
+      (await affected(
+        manager,
+        `UPDATE ${this.store.t} SET lease_expires_at = ${d.nowPlusMs(p.add(leaseMs))} ` +
+          `WHERE seq = ${p.add(message.seq)} AND status = ${HALF} AND lease_token = ${p.add(token)}`,
+        p.values,
+      )) === 1
+    );
+  }
+
   /** Applies a check's decision and records the attempt, if the message is still HALF and ours. */
   async decide(manager: EntityManager, message: MessageRow, token: string, decision: CheckDecision, record: CheckRecord): Promise<boolean> {
     const d = this.store.dialect;
