@@ -14,5 +14,7 @@ node --input-type=module -e "import('./dist/index.js').then((m) => { if (!m.Tran
 # The sample app and the benchmarks compile against the built package, as a user's app would.
 npx tsc -p sample-app/tsconfig.json --noEmit
 npx tsc -p bench/tsconfig.json --noEmit
+# The fault tests' worker processes run the built package too (test/faults/worker → test/faults/dist).
+rm -rf test/faults/dist && npx tsc -p test/faults/worker/tsconfig.json
 echo "[test] jest"
 NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 "$@"

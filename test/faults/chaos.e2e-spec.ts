@@ -1,0 +1,157 @@
+// Fault injection, part 3: chaos. Producer/relay processes (and the consumer) are killed with
+// SIGKILL or paused with SIGSTOP at random while a workload with all four outcomes runs, and the
+// Kafka broker is killed and restarted; then the oracle checks the whole history.
+//
+// The quick variant runs in the normal test command. The soak variant runs on demand:
+//   bash scripts/soak.sh
+// Both print their figures; TM_FAULT_DB=mariadb runs them on MariaDB, TM_FAULT_SEED=<n> replays a run's random choices.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { createFaultDatabase, type FaultDatabaseKind } from './support/fault-db.js';
+import { consumerConfig, expectNoViolations, FAULT_RELAY, figures, publishOrderViolations, settleAndCheck, workerConfig } from './support/scenario.js';
+import { WorkerFleet, type WorkerProcess } from './support/workers.js';
+import type { WorkerConfig } from './worker/protocol.js';
+import type { Pause } from './support/oracle.js';
+import { OwnBroker } from '../support/own-broker.js';
+import { createTopics } from '../support/kafka.js';
+
+const SOAK = process.env.TM_FAULT_SOAK === '1';
+const PLAN = SOAK
+  ? { messages: Number(process.env.TM_FAULT_MESSAGES ?? 50_000), minKills: Number(process.env.TM_FAULT_KILLS ?? 50), brokerRestarts: 3, apps: 3, keysPerApp: 4 }
+  : { messages: 6_000, minKills: 20, brokerRestarts: 1, apps: 3, keysPerApp: 4 };
+const DATABASE = (process.env.TM_FAULT_DB ?? 'postgres') as FaultDatabaseKind;
+const SEED = Number(process.env.TM_FAULT_SEED ?? Date.now() % 1_000_000);
+
+// A deadline for a failure message, not a timing assertion.
+jest.setTimeout(SOAK ? 3 * 3_600_000 : 600_000);
+
+/** mulberry32: a small seeded PRNG, so that a failing run's choices can be replayed with its seed. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One long-lived role (an app owning some keys, the relay, the consumer): killed and started again. */
+interface Slot {
+  config: WorkerConfig;
+  current: WorkerProcess;
+  producer: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('fault injection: chaos', () => {
+  const broker = new OwnBroker(19292);
+
+  beforeAll(() => broker.start());
+  afterAll(() => broker.stop());
+
+  it(`7. chaos: ${PLAN.messages} messages, all four outcomes, at least ${PLAN.minKills} kills and ${PLAN.brokerRestarts} broker restart(s) on ${DATABASE}`, async () => {
+    const rnd = random(SEED);
+    const fleet = new WorkerFleet(`chaos-${DATABASE}`);
+    const db = await createFaultDatabase(DATABASE);
+    let passed = false;
+    try {
+      const topic = `tm-test.faults.chaos.${SEED}.${Date.now()}`;
+      await createTopics([topic], 6, broker.brokers);
+      const perKey = Math.ceil(PLAN.messages / (PLAN.apps * PLAN.keysPerApp));
+      const slots: Slot[] = [];
+      for (let a = 0; a < PLAN.apps; a++) {
+        const keys = Array.from({ length: PLAN.keysPerApp }, (_, k) => `app${a}-key${k}`);
+        const config = workerConfig(db, topic, broker.brokers, `app${a}`, { produce: { keys, perKey, mix: [55, 15, 15, 15] } });
+        slots.push({ config, current: fleet.start(config), producer: true });
+      }
+      const relayConfig = workerConfig(db, topic, broker.brokers, 'relay');
+      slots.push({ config: relayConfig, current: fleet.start(relayConfig), producer: false });
+      const consumerConcurrency = Number(process.env.TM_FAULT_CONSUMER_CONCURRENCY ?? 1);
+      const consumer = fleet.supervise({ ...consumerConfig(db, topic, broker.brokers), consumerConcurrency });
+
+      let kills = 0;
+      let pauses = 0;
+      let consumerKills = 0;
+      let brokerRestarts = 0;
+      const restartAt = Array.from({ length: PLAN.brokerRestarts }, (_, i) => Math.floor(((i + 1) * PLAN.minKills) / (PLAN.brokerRestarts + 1)));
+      const pending: Promise<void>[] = [];
+      const frozen: Pause[] = [];
+      const producing = () => slots.some((s) => s.producer && !s.current.has('produced'));
+      const started = Date.now();
+
+      while (producing() || kills < PLAN.minKills || brokerRestarts < PLAN.brokerRestarts) {
+        await sleep(300 + rnd() * 900);
+        if (brokerRestarts < PLAN.brokerRestarts && kills >= restartAt[brokerRestarts]) {
+          await broker.kill();
+          await sleep(1_000 + rnd() * 2_000);
+          await broker.start();
+          brokerRestarts++;
+          continue;
+        }
+        const roll = rnd();
+        if (roll < 0.1) {
+          // The consumer: its inbox must keep effects once while Kafka redelivers.
+          consumer.current().signal('SIGKILL');
+          consumerKills++;
+          continue;
+        }
+        const slot = slots[Math.floor(rnd() * slots.length)];
+        const victim = slot.current;
+        if (!victim.alive || victim.isStopped()) continue;
+        if (roll < 0.3) {
+          // Paused past its lease, then resumed (a long GC pause, a frozen VM).
+          pauses++;
+          const pause: Pause = { pid: victim.pid, from: Date.now(), to: Number.MAX_SAFE_INTEGER };
+          frozen.push(pause);
+          victim.signal('SIGSTOP');
+          const pauseMs = FAULT_RELAY.leaseMs * (1.2 + rnd());
+          pending.push(
+            sleep(pauseMs).then(() => {
+              victim.signal('SIGCONT');
+              pause.to = Date.now();
+            }),
+          );
+          continue;
+        }
+        await victim.kill();
+        kills++;
+        await sleep(rnd() * 800);
+        slot.current = fleet.start(slot.config);
+      }
+      await Promise.all(pending);
+      const chaosSeconds = Math.round((Date.now() - started) / 1000);
+
+      const report = await settleAndCheck(db, fleet, SOAK ? 1_800_000 : 300_000, { pauses: frozen, leaseMs: FAULT_RELAY.leaseMs });
+      const published = await publishOrderViolations(db, topic, broker.brokers);
+      const extra = {
+        db: DATABASE,
+        seed: SEED,
+        kills,
+        pauses,
+        consumerKills,
+        consumerRestarts: consumer.restarts,
+        brokerRestarts,
+        chaosSeconds,
+        settleSeconds: Math.round((Date.now() - started) / 1000) - chaosSeconds,
+        recordsInTopic: published.records,
+        publishOrderViolations: published.violations.length,
+      };
+      console.log(figures(SOAK ? 'chaos soak' : 'chaos quick', report, extra));
+      expect(published.violations).toEqual([]);
+      expectNoViolations(report);
+      expect(report.written).toBe(perKey * PLAN.apps * PLAN.keysPerApp);
+      expect(report.written).toBeGreaterThanOrEqual(PLAN.messages);
+      expect(kills).toBeGreaterThanOrEqual(PLAN.minKills);
+      expect(report.consumedMessages).toBe(report.toDeliver);
+      expect(report.checkedToDeliver).toBeGreaterThan(0);
+      passed = true;
+    } finally {
+      await fleet.stopAll();
+      // TM_FAULT_KEEP=1 keeps a failed run's database for a post-mortem.
+      if (passed || process.env.TM_FAULT_KEEP !== '1') await db.drop();
+      else console.log(`[faults] kept the database of the failed run: ${db.url}`);
+    }
+  });
+});

@@ -1,0 +1,208 @@
+// Fault injection, part 1: processes that die or stop at the worst moments (DESIGN.md section 3).
+// Every test runs real worker processes (test/faults/worker) on PostgreSQL and the shared Kafka
+// broker, injects its fault with SIGKILL or SIGSTOP/SIGCONT, and ends with the oracle.
+import { afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { createFaultDatabase } from './support/fault-db.js';
+import { runOracle } from './support/oracle.js';
+import { consumerConfig, expectNoViolations, FAULT_RELAY, recordsInTopic, settleAndCheck, workerConfig } from './support/scenario.js';
+import { WorkerFleet } from './support/workers.js';
+import { createTopics, eventually, KAFKA_BROKERS, uniqueTopic } from '../support/kafka.js';
+import type { TestDatabase } from '../support/databases.js';
+
+type FaultDb = TestDatabase & { url: string };
+
+// Deadlines for a failure message (workers start, leases expire), not timing assertions.
+jest.setTimeout(180_000);
+
+let fleet: WorkerFleet;
+let db: FaultDb | undefined;
+
+afterEach(async () => {
+  await fleet?.stopAll();
+  await db?.drop();
+  db = undefined;
+});
+
+async function setup(name: string, partitions = 3): Promise<{ db: FaultDb; topic: string }> {
+  fleet = new WorkerFleet(name);
+  db = await createFaultDatabase('postgres');
+  const topic = uniqueTopic(`faults.${name}`);
+  await createTopics([topic], partitions);
+  return { db, topic };
+}
+
+const rowsOf = async (d: FaultDb, ids: string[]) =>
+  (await d.dataSource.query(`SELECT id, status, delivered_at, delivery_attempts, lease_token FROM ${d.tableName}`)).filter((r: any) => ids.includes(r.id));
+
+describe('fault injection: processes', () => {
+  beforeAll(() => {
+    // The workers run the built package (scripts/test.sh compiles them); say so if they are missing.
+    return import('node:fs').then(({ existsSync }) => {
+      if (!existsSync(new URL('./dist/worker.js', import.meta.url))) {
+        throw new Error('test/faults/dist/worker.js is missing: run the tests with `bash scripts/test.sh` (it builds the package and the worker)');
+      }
+    });
+  });
+
+  it('1. a producer killed between the database commit and the publish: after a restart everything committed is delivered once', async () => {
+    const { db, topic } = await setup('producer-killed');
+    const consumer = fleet.supervise(consumerConfig(db, topic, KAFKA_BROKERS));
+    const keys = ['k0', 'k1', 'k2', 'k3'];
+    const config = workerConfig(db, topic, KAFKA_BROKERS, 'producer', { produce: { keys, perKey: 60 } });
+    const first = fleet.start({ ...config, fault: { kind: 'kill-before-publish', at: 3 } });
+    const status = await first.exited;
+    expect(status.signal).toBe('SIGKILL');
+    const fault = first.events.find((e) => e.event === 'fault');
+    if (fault?.event !== 'fault') throw new Error(`the producer died without reaching its fault:\n${first.tail()}`);
+    // The messages it had claimed are committed, not delivered, and still leased by the dead relay.
+    const claimed = await rowsOf(db, fault.ids);
+    expect(claimed.length).toBe(fault.ids.length);
+    expect(claimed.every((r: any) => r.status === 'COMMITTED' && r.lease_token !== null)).toBe(true);
+
+    fleet.start(config); // restarted: resumes writing where the dead one stopped, its relay takes the claim over after the lease
+    const report = await settleAndCheck(db, fleet, 90_000);
+    await consumer.stop();
+    expectNoViolations(report);
+    expect(report.written).toBe(keys.length * 60);
+    expect(report.toDeliver).toBeGreaterThan(0);
+    expect(report.consumedMessages).toBe(report.toDeliver);
+    // The orders the killed process had in flight never committed, or committed and were delivered.
+    expect((await rowsOf(db, fault.ids)).every((r: any) => r.status === 'DELIVERED')).toBe(true);
+    const attempts = await db.dataSource.query(`SELECT message_id FROM fault_publish WHERE pid = $1`, [first.pid]);
+    expect(attempts.filter((a: any) => fault.ids.includes(a.message_id))).toEqual([]);
+  });
+
+  it('2. a relay killed after the Kafka acknowledgement and before the mark: published again, the inbox drops the duplicate', async () => {
+    const { db, topic } = await setup('relay-killed-after-ack');
+    const consumer = fleet.supervise(consumerConfig(db, topic, KAFKA_BROKERS));
+    const writer = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'writer', { relay: false, produce: { keys: ['a', 'b', 'c'], perKey: 20 } }));
+    await writer.waitFor('produced');
+    const relay = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'relay-a', { fault: { kind: 'kill-after-publish', at: 1 } }));
+    expect((await relay.exited).signal).toBe('SIGKILL');
+    const fault = relay.events.find((e) => e.event === 'fault');
+    if (fault?.event !== 'fault') throw new Error(`the relay died without reaching its fault:\n${relay.tail()}`);
+    expect(fault.ids.length).toBe(60);
+    // Kafka has them; the table does not know: they are committed and leased by a dead relay.
+    expect((await rowsOf(db, fault.ids)).every((r: any) => r.status === 'COMMITTED' && r.lease_token !== null)).toBe(true);
+
+    fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'relay-b'));
+    const report = await settleAndCheck(db, fleet, 60_000);
+    // Both copies are in the topic (more only if a send was retried after a lost acknowledgement).
+    await eventually('both copies in the topic', async () => (await recordsInTopic(topic, KAFKA_BROKERS)) >= 120, 30_000);
+    await eventually('the consumer received the republished copies', async () => (await runOracle(db)).duplicatedDeliveries >= 60, 30_000);
+    await consumer.stop();
+    const final = await settleAndCheck(db, fleet, 10_000);
+    expectNoViolations(final);
+    expect(report.toDeliver).toBe(60);
+    expect(final.consumedMessages).toBe(60);
+    expect(final.deliveries).toBeGreaterThanOrEqual(120);
+    expect(final.duplicatedEffects).toBe(0);
+    expect((await rowsOf(db, fault.ids)).every((r: any) => r.status === 'DELIVERED' && r.lease_token === null)).toBe(true);
+  });
+
+  it('3. a process killed after storing a half message and before its local transaction ends: the check resolves it', async () => {
+    const { db, topic } = await setup('explicit-killed');
+    const consumer = fleet.supervise(consumerConfig(db, topic, KAFKA_BROKERS));
+    // One dies before its local transaction (no order: the check must roll back), one after it committed and before commit() (paid: the check must commit).
+    const beforeLocal = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'explicit-a', { role: 'explicit', relay: false, explicitCount: 5, fault: { kind: 'kill-after-half', at: 3 } }));
+    const afterLocal = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'explicit-b', { role: 'explicit', relay: false, explicitCount: 5, fault: { kind: 'kill-after-local', at: 2 } }));
+    const [a, b] = await Promise.all([beforeLocal.exited, afterLocal.exited]);
+    expect([a.signal, b.signal]).toEqual(['SIGKILL', 'SIGKILL']);
+    const idOf = (w: typeof beforeLocal) => {
+      const e = w.events.find((x) => x.event === 'fault');
+      if (e?.event !== 'fault') throw new Error(`no fault reached:\n${w.tail()}`);
+      return e.ids[0];
+    };
+    const [orphan, paid] = [idOf(beforeLocal), idOf(afterLocal)];
+    expect((await rowsOf(db, [orphan, paid])).map((r: any) => r.status)).toEqual(['HALF', 'HALF']);
+
+    // The application comes back (relay and check handler, no new writes).
+    fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'app'));
+    const report = await settleAndCheck(db, fleet, 60_000);
+    await consumer.stop();
+    expectNoViolations(report);
+    const status = async (id: string) => (await rowsOf(db, [id]))[0].status;
+    expect(await status(orphan)).toBe('ROLLED_BACK');
+    expect(await status(paid)).toBe('DELIVERED');
+    // 2 committed by explicit-a before it died, 1 by explicit-b, plus the checked one.
+    expect(report.consumedMessages).toBe(4);
+    const calls = await db.dataSource.query(`SELECT message_id, answer FROM fault_check_call WHERE answer IN ('COMMIT', 'ROLLBACK')`);
+    expect(calls.map((c: any) => [c.message_id, c.answer]).sort()).toEqual(
+      [
+        [orphan, 'ROLLBACK'],
+        [paid, 'COMMIT'],
+      ].sort(),
+    );
+  });
+
+  it('4. a relay paused past its lease while another takes over: once resumed it publishes and marks nothing', async () => {
+    const { db, topic } = await setup('relay-paused');
+    const consumer = fleet.supervise(consumerConfig(db, topic, KAFKA_BROKERS));
+    const writer = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'writer', { relay: false, produce: { keys: ['a', 'b', 'c'], perKey: 10 } }));
+    await writer.waitFor('produced');
+    const relayOptions = { ...FAULT_RELAY, leaseMs: 1_500 };
+    const paused = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'relay-a', { relayOptions, fault: { kind: 'stop-in-connect', at: 1 } }));
+    await paused.waitFor('fault');
+    await eventually('relay A is stopped (SIGSTOP)', () => paused.isStopped(), 10_000);
+    const ids = (await db.dataSource.query(`SELECT id FROM ${db.tableName} WHERE lease_token IS NOT NULL`)).map((r: any) => r.id);
+    expect(ids.length).toBe(30);
+
+    fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'relay-b', { relayOptions }));
+    await settleAndCheck(db, fleet, 60_000);
+    const before = await rowsOf(db, ids);
+
+    paused.signal('SIGCONT');
+    await eventually('relay A found its lease lost', () => paused.tail(200).includes('Lease lost on 30 message(s)'), 20_000);
+    const fromA = await db.dataSource.query(`SELECT COUNT(*) AS n FROM fault_publish WHERE pid = $1`, [paused.pid]);
+    expect(Number(fromA[0].n)).toBe(0);
+    expect(await rowsOf(db, ids)).toEqual(before);
+    await consumer.stop();
+    const report = await settleAndCheck(db, fleet, 10_000);
+    expectNoViolations(report);
+    expect(report.consumedMessages).toBe(30);
+    expect(report.duplicatedDeliveries).toBe(0);
+  });
+
+  describe('8. a check handler that never gives an answer: the message is rolled back or parked as configured, never published', () => {
+    const cases = [
+      { mode: 'throw', onExhausted: 'rollback', final: 'ROLLED_BACK', history: 'UNKNOWN' },
+      { mode: 'hang', onExhausted: 'park', final: 'CHECK_EXHAUSTED', history: 'UNKNOWN' },
+      { mode: 'unknown', onExhausted: 'rollback', final: 'ROLLED_BACK', history: 'UNKNOWN' },
+      { mode: 'none', onExhausted: 'park', final: 'CHECK_EXHAUSTED', history: undefined },
+      { mode: 'none', onExhausted: 'rollback', final: 'ROLLED_BACK', history: undefined },
+    ] as const;
+    it.each(cases)('handler $mode, onExhausted $onExhausted → $final', async ({ mode, onExhausted, final, history }) => {
+      const { db, topic } = await setup(`check-${mode}-${onExhausted}`);
+      const maxChecks = 3;
+      // The orders are paid (a working handler would answer COMMIT), but this handler never says so.
+      const app = fleet.start(
+        workerConfig(db, topic, KAFKA_BROKERS, 'app', {
+          checkMode: mode,
+          checkOptions: { intervalMs: 150, handlerTimeoutMs: 300, maxChecks, maxAgeMs: 4_000, onExhausted },
+          checkImmunityMs: 200,
+          produce: { keys: ['a', 'b'], perKey: 5, mix: [0, 0, 100, 0] },
+        }),
+      );
+      await app.waitFor('produced');
+      await eventually(`every message ${final}`, async () => {
+        const rows = await db.dataSource.query(`SELECT status FROM ${db.tableName}`);
+        return rows.length === 10 && rows.every((r: any) => r.status === final);
+      }, 60_000);
+      await app.stop();
+      expect(await recordsInTopic(topic, KAFKA_BROKERS)).toBe(0);
+      expect(await db.dataSource.query(`SELECT * FROM fault_publish`)).toEqual([]);
+      const attempts = await db.dataSource.query(`SELECT message_id, check_number, result FROM ${db.tableName}_check ORDER BY message_id, check_number`);
+      const calls = await db.dataSource.query(`SELECT message_id, check_count, status_at_call FROM fault_check_call`);
+      if (history === undefined) {
+        expect(attempts).toEqual([]); // no handler: nothing was checked; check.maxAgeMs ended them
+        expect(calls).toEqual([]);
+      } else {
+        expect(attempts.length).toBe(10 * maxChecks);
+        expect(attempts.every((a: any) => a.result === history)).toBe(true);
+        expect(new Set(attempts.map((a: any) => `${a.message_id}#${a.check_number}`)).size).toBe(attempts.length);
+        expect(calls.every((c: any) => c.status_at_call === 'HALF')).toBe(true);
+        expect(calls.length).toBe(10 * maxChecks);
+      }
+    });
+  });
+});
