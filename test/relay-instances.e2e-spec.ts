@@ -25,6 +25,7 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     checks: uniqueTopic(`${kind}.checks`),
     slowChecks: uniqueTopic(`${kind}.slow-checks`),
     late: uniqueTopic(`${kind}.late`),
+    split: uniqueTopic(`${kind}.split`),
   };
   let db: TestDatabase;
   let consumer: TestConsumer;
@@ -203,6 +204,43 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     await consumer.waitFor('A, B and C', () => [a, ...committed].every((id) => consumer.of(topic.late).some((r) => r.headers['tm-message-id'] === id)));
     const keyOrder = consumer.of(topic.late).filter((r) => r.key === 'late-key').map((r) => r.headers['tm-message-id']);
     expect(keyOrder).toEqual([...committed, a]);
+  });
+
+  it('a relay whose lease ran out and that lost the head of a key to another relay publishes none of that key', async () => {
+    const writer = await instance({ relay: { enabled: false } });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      ids.push((await writer.producer.sendMessageInTransaction({ topic: topic.split, key: 'split-key', body: { i } }, () => TransactionStatus.COMMIT)).messageId);
+    }
+    // Relay 1 claims the whole key and hangs in connect() past its lease.
+    const stuck = gate();
+    const publisher1 = new ControlledPublisher();
+    publisher1.connectGate = stuck.wait;
+    await instance({ publisher: publisher1, relay: { leaseMs: 400 } });
+    await eventually('relay 1 claimed the key', async () => (await messageRows(db)).filter((r) => ids.includes(r.id) && r.lease_token !== null).length === 4);
+    await eventually('relay 1 is stuck connecting', () => publisher1.connectCalls === 1);
+    const token1 = (await messageRows(db)).find((r) => r.id === ids[1])!.lease_token;
+
+    // Relay 2 takes over the key's head only (a batch of one) and hangs in publish with it.
+    const held = gate();
+    const publisher2 = new ControlledPublisher();
+    publisher2.publishGate = held.wait;
+    await instance({ publisher: publisher2, relay: { leaseMs: 60_000, batchSize: 1 } });
+    await eventually('relay 2 is publishing the head', () => publisher2.publishCalls === 1);
+    expect((await messageRows(db)).filter((r) => ids.includes(r.id) && r.lease_token === token1).map((r) => r.id)).toEqual(ids.slice(1));
+
+    // Relay 1 wakes up: its renewal finds the head taken over. Publishing the rest of the key now
+    // would put messages 1..3 before message 0; it must leave the whole key.
+    stuck.open();
+    await eventually('relay 1 let the rest of the key go', async () =>
+      (await messageRows(db)).filter((r) => ids.slice(1).includes(r.id)).every((r) => r.lease_token !== token1),
+    );
+    expect(publisher1.sentIds()).toEqual([]);
+
+    held.open();
+    await consumer.waitFor('the whole key', () => ids.every((id) => consumer.of(topic.split).some((r) => r.headers['tm-message-id'] === id)));
+    const keyOrder = consumer.of(topic.split).filter((r) => r.key === 'split-key').map((r) => r.headers['tm-message-id']);
+    expect(keyOrder).toEqual(ids);
   });
 
   it('a relay stuck past its lease neither publishes nor marks what another relay took over', async () => {

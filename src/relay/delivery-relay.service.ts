@@ -170,8 +170,18 @@ export class DeliveryRelay {
         leaseConfirmedAt = performance.now();
         const lost = pending.filter((r) => !still.has(r.seq));
         if (lost.length > 0) {
-          this.logger.warn(`Lease lost on ${lost.length} message(s) (another relay took them over); not publishing them`);
-          pending = pending.filter((r) => still.has(r.seq));
+          // A key that lost a message to another relay is left whole: its later messages, still
+          // ours, would otherwise go out before the one the other relay holds. Released, they are
+          // claimed again behind it.
+          const lostKeys = new Set(lost.map((r) => r.key).filter((k): k is string => k !== null));
+          const ofLostKey = (r: MessageRow) => r.key !== null && lostKeys.has(r.key);
+          const left = pending.filter((r) => still.has(r.seq) && ofLostKey(r));
+          release.push(...left);
+          pending = pending.filter((r) => still.has(r.seq) && !ofLostKey(r));
+          this.logger.warn(
+            `Lease lost on ${lost.length} message(s) (another relay took them over); not publishing them` +
+              (left.length > 0 ? `, nor the ${left.length} later message(s) of their key(s), released` : ''),
+          );
           continue;
         }
       }
