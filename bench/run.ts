@@ -18,6 +18,7 @@ const workloads: Array<[string, (quick: boolean) => Promise<{ lines: string[] }>
   ['3', (await import('./workloads/latency.js')).latency],
   ['4', (await import('./workloads/history.js')).history],
   ['5', (await import('./workloads/checks.js')).checkThroughput],
+  ['6', (await import('./workloads/deep-backlog.js')).deepBacklog],
 ];
 
 const probe = await benchDatabase();

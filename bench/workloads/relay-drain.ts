@@ -33,12 +33,13 @@ export async function topicSize(topic: string): Promise<number> {
 }
 
 /**
- * Starts a relay on `db` and returns messages/s until all `count` messages are DELIVERED
- * (published and acknowledged, then marked), checked against the topic's end offsets.
+ * Starts `relays` relays on `db` (application instances in this process, sharing its pool) and
+ * returns messages/s until all `count` messages are DELIVERED (published and acknowledged, then
+ * marked), checked against the topic's end offsets.
  */
-export async function drainWithRelay(db: DataSource, topic: string, count: number, batchSize = 500): Promise<number> {
+export async function drainWithRelay(db: DataSource, topic: string, count: number, batchSize = 500, relays = 1): Promise<number> {
   const started = performance.now();
-  const app = await benchApp(db, { relay: { batchSize, pollIntervalMs: 50 } });
+  const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50 } })));
   try {
     await waitUntil('all delivered', async () => {
       const [{ left }] = await db.query(`SELECT count(*)::int AS left FROM transactional_message WHERE status = 'COMMITTED'`);
@@ -49,7 +50,7 @@ export async function drainWithRelay(db: DataSource, topic: string, count: numbe
     if (published < count) throw new Error(`bench: ${count} messages marked delivered but only ${published} records on ${topic}`);
     return rate;
   } finally {
-    await app.close();
+    for (const app of apps) await app.close();
   }
 }
 
