@@ -73,6 +73,23 @@ describe.each(DATABASE_KINDS)('the delivery claim on %s', (kind) => {
     expect((await messageRows(db)).filter((r) => [c, d].includes(Number(r.seq))).map((r) => r.lease_token)).toEqual([null, null]);
   });
 
+  it('looks past the oldest messages for heads when none among them can be claimed', async () => {
+    // Limit 2: the first look covers the 8 oldest committed messages, all of key b, whose head another relay holds.
+    const bs = await write(...Array<string>(12).fill('b'));
+    const [c] = await write('c');
+    await lease([bs[0]], 'theirs', 60_000);
+    expect((await claim(2)).messages.map((m) => m.seq)).toEqual([c]);
+  });
+
+  it("takes a head's followers past the oldest messages", async () => {
+    // Limit 3: the first look covers a1 and b1..b11; a2 and a3 come after them.
+    const [a1] = await write('a');
+    const bs = await write(...Array<string>(12).fill('b'));
+    const [a2, a3] = await write('a', 'a');
+    await lease([bs[0]], 'theirs', 60_000);
+    expect((await claim(3)).messages.map((m) => m.seq)).toEqual([a1, a2, a3]);
+  });
+
   it('reports a key of which the claim skipped a committed message, whoever holds it', async () => {
     const [a, b, c] = await write('gap', 'gap', 'gap');
     const [x, y] = await write('held-next', 'held-next');

@@ -81,11 +81,19 @@ export class DeliveryRelay {
     while (this.running) {
       let more = false;
       try {
-        const claim = await (prefetch ?? this.claim());
+        const prefetched = prefetch !== undefined;
+        let claim = await (prefetch ?? this.claim(true));
         prefetch = undefined;
+        if (claim.messages.length === 0 && prefetched && this.running) {
+          // The batch before was full and the prefetch found nothing: its keys were all in flight
+          // (a backlog in a few deep keys). Wait for that batch's mark, then look again at once,
+          // over the whole queue, instead of sleeping a poll interval.
+          await this.pendingMark;
+          claim = await this.claim(true);
+        }
         if (claim.messages.length > 0) {
           more = claim.messages.length >= batchSize;
-          if (more && this.running) prefetch = this.claim();
+          if (more && this.running) prefetch = this.claim(false);
           // A batch that fails outside publishing stays leased until its lease expires, then is taken again.
           await this.deliver(claim).finally(() => this.held.delete(claim));
         }
@@ -110,10 +118,11 @@ export class DeliveryRelay {
     await this.pendingMark;
   }
 
-  private async claim(): Promise<DeliveryClaim> {
+  /** `exhaustive`: look past the oldest messages when they yield nothing (not for a prefetch). */
+  private async claim(exhaustive: boolean): Promise<DeliveryClaim> {
     const { batchSize, leaseMs } = this.options.relay;
     const claimedAt = performance.now();
-    const work = (m: EntityManager) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs);
+    const work = (m: EntityManager) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs, exhaustive);
     const claim = this.store.claimIsOneStatement
       ? await this.runner.autocommit('relay.claim', work)
       : await this.runner.independent('relay.claim', work);

@@ -12,6 +12,8 @@ export interface DeliveryClaim {
 }
 
 const COMMITTED = `'${MessageStatus.COMMITTED}'`;
+/** The first claim looks for heads among the oldest `WINDOW_FACTOR × batch size` committed messages. */
+const WINDOW_FACTOR = 4;
 const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL';
 
 /**
@@ -50,6 +52,21 @@ export class DeliveryStore {
   }
 
   /**
+   * `r` is among the oldest `WINDOW_FACTOR × limit` committed messages. The heads are found by
+   * walking committed messages in seq order until `limit` heads turn up; when the backlog sits in
+   * a few deep keys, heads are rare and the walk went through the whole backlog on every claim
+   * (bench workload 6: 20,000 messages in 12 keys drained at 409 msg/s). The window bounds that
+   * walk; the followers of its heads are not bounded by it.
+   */
+  private inWindow(p: SqlParams, limit: number): string {
+    const t = this.store.t;
+    return (
+      `r.seq <= COALESCE((SELECT w.seq FROM ${t} w WHERE w.status = ${COMMITTED} ORDER BY w.seq ` +
+      `LIMIT 1 OFFSET ${p.add(limit * WINDOW_FACTOR - 1)}), ${Number.MAX_SAFE_INTEGER})`
+    );
+  }
+
+  /**
    * Whether `claim` is a single statement (PostgreSQL) that may run in autocommit; elsewhere it is
    * several statements whose row locks must hold until the lease is written, so a transaction.
    */
@@ -59,10 +76,16 @@ export class DeliveryStore {
 
   /**
    * Claims up to `limit` due committed messages for `leaseMs`. On PostgreSQL it is one statement
-   * (autocommit is fine); elsewhere run it inside a transaction.
+   * (two when the first finds nothing; autocommit is fine); elsewhere run it inside a transaction.
    */
-  async claim(manager: EntityManager, owner: string, token: string, limit: number, leaseMs: number): Promise<DeliveryClaim> {
-    if (this.claimIsOneStatement) return this.claimInOneStatement(manager, owner, token, limit, leaseMs);
+  async claim(manager: EntityManager, owner: string, token: string, limit: number, leaseMs: number, exhaustive = true): Promise<DeliveryClaim> {
+    // First among the oldest committed messages only (bounded work whatever the backlog); the
+    // whole queue only when that finds nothing (idle, or every head there blocked) and the caller
+    // wants it (`exhaustive`: not for the relay's prefetch, which runs while a batch is in flight).
+    if (this.claimIsOneStatement) {
+      const first = await this.claimInOneStatement(manager, owner, token, limit, leaseMs, true);
+      return first.messages.length > 0 || !exhaustive ? first : this.claimInOneStatement(manager, owner, token, limit, leaseMs, false);
+    }
     const { d } = this;
     const t = this.store.t;
     // Candidates by a plain (consistent, non-locking) read: on InnoDB, SKIP LOCKED also skips the
@@ -70,11 +93,17 @@ export class DeliveryStore {
     // looked absent and a later message of the key passed for its head (the fault soak on MariaDB
     // saw two relays publish one key at once, #1030 before #901). Then lock the candidates that
     // are still free, re-checking them on their latest version.
-    const p0 = new SqlParams(d);
-    const candidates: Array<{ seq: number | string }> = await manager.query(
-      `SELECT r.seq FROM ${t} r WHERE ${this.headCondition(d.now())} ORDER BY r.seq LIMIT ${p0.add(limit)}`,
-      p0.values,
-    );
+    const candidatesIn = async (windowed: boolean) => {
+      const p0 = new SqlParams(d);
+      const rows: Array<{ seq: number | string }> = await manager.query(
+        `SELECT r.seq FROM ${t} r WHERE ${this.headCondition(d.now())}${windowed ? ` AND ${this.inWindow(p0, limit)}` : ''} ` +
+          `ORDER BY r.seq LIMIT ${p0.add(limit)}`,
+        p0.values,
+      );
+      return rows;
+    };
+    let candidates = await candidatesIn(true);
+    if (candidates.length === 0 && exhaustive) candidates = await candidatesIn(false);
     if (candidates.length === 0) return { token, messages: [] };
     const heads = await this.select(
       manager,
@@ -119,10 +148,18 @@ export class DeliveryStore {
   /**
    * PostgreSQL: the same claim in one round trip and one row version per message. The heads are
    * locked with SKIP LOCKED, which makes their keys ours; their followers (same key, later seq, up
-   * to the first one not due) are found with one probe and one bounded scan per head; the lease is
-   * written by the UPDATE that returns the rows.
+   * to the first one not due or leased by another relay) are read with one bounded index scan per
+   * head; the lease is written by the UPDATE that returns the rows. `windowed`: heads only among
+   * the oldest committed messages (see `inWindow`).
    */
-  private async claimInOneStatement(manager: EntityManager, owner: string, token: string, limit: number, leaseMs: number): Promise<DeliveryClaim> {
+  private async claimInOneStatement(
+    manager: EntityManager,
+    owner: string,
+    token: string,
+    limit: number,
+    leaseMs: number,
+    windowed: boolean,
+  ): Promise<DeliveryClaim> {
     const { d } = this;
     const t = this.store.t;
     const p = new SqlParams(d);
@@ -130,19 +167,16 @@ export class DeliveryStore {
     const limitParam = p.add(limit);
     const rest = `GREATEST(${limitParam}::int - (SELECT count(*) FROM heads)::int, 0)`;
     const sql =
-      `WITH heads AS (SELECT r.seq, r.message_key FROM ${t} r WHERE ${this.headCondition(now)} ` +
+      `WITH heads AS (SELECT r.seq, r.message_key FROM ${t} r WHERE ${this.headCondition(now)}${windowed ? ` AND ${this.inWindow(p, limit)}` : ''} ` +
       `ORDER BY r.seq LIMIT ${limitParam} FOR UPDATE SKIP LOCKED), ` +
-      // Per head: the first follower that is not due (a barrier), then up to the limit before it.
-      // One index probe and one bounded index scan per head: linear in the claim, not in the
-      // backlog (a NOT EXISTS per follower made this quadratic in a key's backlog depth).
-      `followers AS (SELECT f.seq FROM heads h ` +
-      `CROSS JOIN LATERAL (SELECT min(x.seq) AS barrier FROM ${t} x WHERE x.message_key = h.message_key ` +
-      // A follower leased by another relay is a barrier too: the UPDATE below would skip it and
-      // take the followers after it, a gap in the key (found by the fault suite's chaos test).
-      `AND x.status = ${COMMITTED} AND x.seq > h.seq AND (x.next_attempt_at > ${now} OR x.lease_expires_at > ${now})) b ` +
-      `CROSS JOIN LATERAL (SELECT c.seq FROM ${t} c WHERE c.message_key = h.message_key AND c.status = ${COMMITTED} ` +
-      `AND c.seq > h.seq AND (b.barrier IS NULL OR c.seq < b.barrier) ORDER BY c.seq LIMIT ${rest}) f ` +
-      `ORDER BY f.seq LIMIT ${rest}) ` +
+      // Per head: the next `rest` messages of its key, cut at the first one not due or leased by
+      // another relay (the UPDATE below would skip that one and take the ones after it: a gap in
+      // the key, found by the fault suite's chaos test). Bounded by the claim, not by the backlog.
+      `followers AS (SELECT z.seq FROM (SELECT f.seq, bool_or(f.blocked) OVER (PARTITION BY f.message_key ORDER BY f.seq) AS cut ` +
+      `FROM heads h CROSS JOIN LATERAL (SELECT c.seq, c.message_key, ` +
+      `COALESCE(c.next_attempt_at > ${now}, false) OR COALESCE(c.lease_expires_at > ${now}, false) AS blocked ` +
+      `FROM ${t} c WHERE c.message_key = h.message_key AND c.status = ${COMMITTED} AND c.seq > h.seq ORDER BY c.seq LIMIT ${rest}) f) z ` +
+      `WHERE NOT z.cut ORDER BY z.seq LIMIT ${rest}) ` +
       // The heads' row locks make the key ours; the UPDATE re-checks each row's latest version.
       `UPDATE ${t} m SET lease_owner = ${p.add(owner)}, lease_token = ${p.add(token)}, lease_expires_at = ${d.nowPlusMs(p.add(leaseMs))} ` +
       `WHERE m.seq IN (SELECT seq FROM heads UNION ALL SELECT seq FROM followers) AND m.status = ${COMMITTED} ` +
