@@ -1,5 +1,6 @@
 // Probe behind bench/RESULTS.md, workload 6: the plan of the relay's claim when 20,000 committed
 // messages sit in a few keys, after the relay has drained part of them (dead index entries).
+// The statement is bench/probes/claim.sql (the windowed claim of src/store/delivery.store.ts), or TM_PROBE_SQL.
 // node bench/dist/probes/deep-claim.js [keys] [seconds of draining first] [delivered rows of history first]
 import { benchApp } from '../app.js';
 import { benchDatabase, createTopic, uniqueTopic } from '../harness.js';
@@ -21,7 +22,7 @@ await new Promise((r) => setTimeout(r, seconds * 1000));
 await app.close();
 const [{ left }] = await db.dataSource.query(`SELECT count(*)::int AS left FROM transactional_message WHERE status = 'COMMITTED'`);
 console.log(`${keys} keys: delivered ${20_000 - left} in ${seconds} s; the claim now:`);
-const sql = process.env.TM_PROBE_SQL ?? (await import('node:fs')).readFileSync(new URL('./claim.sql', import.meta.url), 'utf8');
+const sql = process.env.TM_PROBE_SQL ?? (await import('node:fs')).readFileSync(new URL('../../probes/claim.sql', import.meta.url), 'utf8');
 const qr = db.dataSource.createQueryRunner();
 await qr.startTransaction();
 for (const row of await qr.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${sql}`)) console.log(row['QUERY PLAN']);
