@@ -26,6 +26,7 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     slowChecks: uniqueTopic(`${kind}.slow-checks`),
     late: uniqueTopic(`${kind}.late`),
     split: uniqueTopic(`${kind}.split`),
+    window: uniqueTopic(`${kind}.window`),
   };
   let db: TestDatabase;
   let consumer: TestConsumer;
@@ -241,6 +242,27 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     await consumer.waitFor('the whole key', () => ids.every((id) => consumer.of(topic.split).some((r) => r.headers['tm-message-id'] === id)));
     const keyOrder = consumer.of(topic.split).filter((r) => r.key === 'split-key').map((r) => r.headers['tm-message-id']);
     expect(keyOrder).toEqual(ids);
+  });
+
+  it('a relay claims keys past the oldest messages while another relay holds every key among them', async () => {
+    const writer = await instance({ relay: { enabled: false } });
+    const send = async (key: string) =>
+      (await writer.producer.sendMessageInTransaction({ topic: topic.window, key, body: {} }, () => TransactionStatus.COMMIT)).messageId;
+    // Batches of 1: the first look covers the 4 oldest committed messages, all of one key whose
+    // head another relay holds (a lease written here, as a frozen relay would leave it).
+    const held: string[] = [];
+    for (let i = 0; i < 6; i++) held.push(await send('held-key'));
+    const q = (name: string) => (kind === 'mariadb' ? `\`${name}\`` : `"${name}"`);
+    const until = kind === 'mariadb' ? 'UTC_TIMESTAMP(3) + INTERVAL 60 SECOND' : `statement_timestamp() + interval '60 seconds'`;
+    await db.dataSource.query(
+      `UPDATE ${q(db.tableName)} SET ${q('lease_owner')} = 'frozen relay', ${q('lease_token')} = 'theirs', ${q('lease_expires_at')} = ${until} ` +
+        `WHERE ${q('id')} = '${held[0]}'`,
+    );
+    const free = await send('free-key');
+    const relay = await instance({ relay: { batchSize: 1 } });
+    await consumer.waitFor('the message past the window', () => consumer.of(topic.window).some((r) => r.headers['tm-message-id'] === free));
+    await eventually('marked', async () => (await messageRows(db)).find((r) => r.id === free)?.status === 'DELIVERED');
+    expect(relay.publisher.sentIds()).toEqual([free]);
   });
 
   it('a relay stuck past its lease neither publishes nor marks what another relay took over', async () => {

@@ -33,6 +33,7 @@ export class DeliveryRelay {
   private readonly held = new Set<DeliveryClaim>();
   private readonly claimedAt = new WeakMap<DeliveryClaim, number>();
   private pendingMark: Promise<void> = Promise.resolve();
+  private lastFullScanAt = -Infinity;
   private transportFailures = 0;
 
   constructor(
@@ -118,14 +119,21 @@ export class DeliveryRelay {
     await this.pendingMark;
   }
 
-  /** `exhaustive`: look past the oldest messages when they yield nothing (not for a prefetch). */
+  /**
+   * `exhaustive`: look past the oldest messages when they yield nothing (not for a prefetch), at
+   * most once per poll interval (and four times a second): when another relay holds every key
+   * among the oldest messages, walking the whole queue on every wake-up only loads the database
+   * (the fault soak's idle relays did, and slowed the one that held the keys).
+   */
   private async claim(exhaustive: boolean): Promise<DeliveryClaim> {
-    const { batchSize, leaseMs } = this.options.relay;
+    const { batchSize, leaseMs, pollIntervalMs } = this.options.relay;
     const claimedAt = performance.now();
-    const work = (m: EntityManager) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs, exhaustive);
+    const scanAll = exhaustive && claimedAt - this.lastFullScanAt >= Math.max(pollIntervalMs, 250);
+    const work = (m: EntityManager) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs, scanAll);
     const claim = this.store.claimIsOneStatement
       ? await this.runner.autocommit('relay.claim', work)
       : await this.runner.independent('relay.claim', work);
+    if (claim.scannedAll) this.lastFullScanAt = performance.now();
     if (claim.messages.some((m) => m.key !== null)) {
       // Another relay claiming at the same moment may hold part of one of our keys: leave such keys.
       const contested = await this.runner.autocommit('relay.contested', (m) => this.store.contestedKeys(m, claim));

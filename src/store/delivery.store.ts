@@ -9,6 +9,8 @@ export interface DeliveryClaim {
   token: string;
   /** In seq order; the messages of one key form an unbroken prefix of that key's queue. */
   messages: MessageRow[];
+  /** The claim walked the whole queue: the oldest messages had nothing to claim. */
+  scannedAll?: boolean;
 }
 
 const COMMITTED = `'${MessageStatus.COMMITTED}'`;
@@ -84,7 +86,8 @@ export class DeliveryStore {
     // wants it (`exhaustive`: not for the relay's prefetch, which runs while a batch is in flight).
     if (this.claimIsOneStatement) {
       const first = await this.claimInOneStatement(manager, owner, token, limit, leaseMs, true);
-      return first.messages.length > 0 || !exhaustive ? first : this.claimInOneStatement(manager, owner, token, limit, leaseMs, false);
+      if (first.messages.length > 0 || !exhaustive) return first;
+      return { ...(await this.claimInOneStatement(manager, owner, token, limit, leaseMs, false)), scannedAll: true };
     }
     const { d } = this;
     const t = this.store.t;
@@ -103,15 +106,16 @@ export class DeliveryStore {
       return rows;
     };
     let candidates = await candidatesIn(true);
-    if (candidates.length === 0 && exhaustive) candidates = await candidatesIn(false);
-    if (candidates.length === 0) return { token, messages: [] };
+    const scannedAll = candidates.length === 0 && exhaustive;
+    if (scannedAll) candidates = await candidatesIn(false);
+    if (candidates.length === 0) return { token, messages: [], scannedAll };
     const heads = await this.select(
       manager,
       (p) =>
         `SELECT ${deliveryColumns(d)} FROM ${t} WHERE ${p.inSeqs('seq', candidates.map((c) => Number(c.seq)))} AND status = ${COMMITTED} ` +
         `AND next_attempt_at <= ${d.now()} AND (lease_expires_at IS NULL OR lease_expires_at <= ${d.now()}) ORDER BY seq ${d.skipLocked}`,
     );
-    if (heads.length === 0) return { token, messages: [] };
+    if (heads.length === 0) return { token, messages: [], scannedAll };
     const messages = [...heads];
     const keys = [...new Set(heads.map((m) => m.key).filter((k): k is string => k !== null))];
     if (keys.length > 0 && heads.length < limit) {
@@ -142,7 +146,7 @@ export class DeliveryStore {
         `lease_expires_at = ${d.nowPlusMs(p.add(leaseMs))} WHERE ${p.inSeqs('seq', messages.map((m) => m.seq))}`,
       p.values,
     );
-    return { token, messages };
+    return { token, messages, scannedAll };
   }
 
   /**

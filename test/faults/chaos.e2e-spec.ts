@@ -122,6 +122,14 @@ describe('fault injection: chaos', () => {
       }
       await Promise.all(pending);
       const chaosSeconds = Math.round((Date.now() - started) / 1000);
+      // What was left when the chaos ended, to read the settle time by (checks to run, messages to
+      // publish, effects to apply).
+      const left = new Map<string, number>(
+        (await db.dataSource.query(`SELECT status, COUNT(*) AS n FROM ${db.tableName} WHERE status IN ('HALF', 'COMMITTED') GROUP BY status`)).map(
+          (r: { status: string; n: number | string }) => [r.status, Number(r.n)],
+        ),
+      );
+      const [{ n: effectsAtChaosEnd }] = await db.dataSource.query(`SELECT COUNT(*) AS n FROM fault_effect`);
 
       const report = await settleAndCheck(db, fleet, SOAK ? 1_800_000 : 300_000, { pauses: frozen, leaseMs: FAULT_RELAY.leaseMs });
       const published = await publishOrderViolations(db, topic, broker.brokers);
@@ -134,6 +142,9 @@ describe('fault injection: chaos', () => {
         consumerRestarts: consumer.restarts,
         brokerRestarts,
         chaosSeconds,
+        halfAtChaosEnd: left.get('HALF') ?? 0,
+        committedAtChaosEnd: left.get('COMMITTED') ?? 0,
+        effectsAtChaosEnd: Number(effectsAtChaosEnd),
         settleSeconds: Math.round((Date.now() - started) / 1000) - chaosSeconds,
         recordsInTopic: published.records,
         publishOrderViolations: published.violations.length,
