@@ -59,8 +59,17 @@ export async function settleAndCheck(
   try {
     // Polled twice a second: the check reads the whole history, and the run is still working.
     const deadline = Date.now() + timeoutMs;
+    // TM_FAULT_PROGRESS=1 prints what is left every 10 s: messages to publish (COMMITTED), checks
+    // to run (HALF) and effects applied, to tell a slow relay from a slow consumer.
+    let nextProgress = process.env.TM_FAULT_PROGRESS === '1' ? Date.now() : Number.POSITIVE_INFINITY;
     while (!(await settled(db))) {
       if (Date.now() > deadline) throw new Error('Timed out waiting for: the run to settle (no HALF or COMMITTED message left, every paid order consumed)');
+      if (Date.now() >= nextProgress) {
+        nextProgress += 10_000;
+        const left = await db.dataSource.query(`SELECT status, COUNT(*) AS n FROM ${db.tableName} WHERE status IN ('HALF', 'COMMITTED') GROUP BY status`);
+        const [{ n }] = await db.dataSource.query(`SELECT COUNT(*) AS n FROM fault_effect`);
+        console.error(`[faults] settling: ${left.map((r: { status: string; n: unknown }) => `${r.status}=${r.n}`).join(' ') || 'nothing left to publish'} effects=${n}`);
+      }
       await new Promise((r) => setTimeout(r, 500));
     }
   } catch (error) {
