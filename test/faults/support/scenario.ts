@@ -68,7 +68,8 @@ export async function settleAndCheck(
         nextProgress += 10_000;
         const left = await db.dataSource.query(`SELECT status, COUNT(*) AS n FROM ${db.tableName} WHERE status IN ('HALF', 'COMMITTED') GROUP BY status`);
         const [{ n }] = await db.dataSource.query(`SELECT COUNT(*) AS n FROM fault_effect`);
-        console.error(`[faults] settling: ${left.map((r: { status: string; n: unknown }) => `${r.status}=${r.n}`).join(' ') || 'nothing left to publish'} effects=${n}`);
+        const what = left.map((r: { status: string; n: unknown }) => `${r.status}=${r.n}`).join(' ') || 'nothing left to publish';
+        process.stderr.write(`[faults] settling: ${what} effects=${n}\n`);
       }
       await new Promise((r) => setTimeout(r, 500));
     }
