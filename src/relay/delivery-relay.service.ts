@@ -87,8 +87,8 @@ export class DeliveryRelay {
         prefetch = undefined;
         if (claim.messages.length === 0 && prefetched && this.running) {
           // The batch before was full and the prefetch found nothing: its keys were all in flight
-          // (a backlog in a few deep keys). Wait for that batch's mark, then look again at once,
-          // over the whole queue, instead of sleeping a poll interval.
+          // (a backlog in a few deep keys). Wait for that batch's mark, then look again at once
+          // instead of sleeping a poll interval.
           await this.pendingMark;
           claim = await this.claim(true);
         }
