@@ -3,11 +3,14 @@ import { DiscoveryModule } from '@nestjs/core';
 import { CheckHandlerRegistry } from './check/check-handler.registry.js';
 import { CheckScheduler } from './check/check-scheduler.service.js';
 import { InboxStore } from './consumer/inbox.store.js';
+import { InboxPruner } from './consumer/inbox-pruner.service.js';
 import { TransactionalInbox } from './consumer/transactional-inbox.service.js';
 import { TransactionalMessageInterceptor } from './consumer/transactional-message.interceptor.js';
 import { ClsTransactionBridge } from './context/cls-transaction.bridge.js';
 import { TransactionContext } from './context/transaction-context.service.js';
 import { TransactionRunner } from './context/transaction-runner.service.js';
+import { BackgroundWork } from './lifecycle/background-work.js';
+import { TransactionalMessageLifecycle } from './lifecycle/lifecycle.service.js';
 import { resolveOptions } from './options/resolve-options.js';
 import type { ResolvedOptions, TransactionalMessageModuleOptions } from './options/transactional-message-options.interface.js';
 import { MessageSender } from './producer/message-sender.service.js';
@@ -20,7 +23,6 @@ import { Doorbell } from './relay/doorbell.js';
 import { PgNotificationListener } from './relay/pg-notification.listener.js';
 import { PgConnectionGuard } from './store/pg-connection-guard.js';
 import { Pruner } from './relay/pruner.service.js';
-import { RelayLifecycle } from './relay/relay-lifecycle.service.js';
 import { relayIdentity } from './relay/relay-identity.js';
 import { CheckStore } from './store/check.store.js';
 import { DeliveryStore } from './store/delivery.store.js';
@@ -78,6 +80,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
       inject: [RESOLVED_OPTIONS],
     },
     TransactionalInbox,
+    InboxPruner,
     TransactionalMessageInterceptor,
     {
       provide: MESSAGE_PUBLISHER,
@@ -93,6 +96,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     SchemaCheck,
     ClsTransactionBridge,
     TransactionRunner,
+    BackgroundWork,
     MessageSender,
     TransactionContext,
     TransactionalMessageProducer,
@@ -103,7 +107,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     Pruner,
     PgNotificationListener,
     PgConnectionGuard,
-    RelayLifecycle,
+    TransactionalMessageLifecycle,
   ],
   exports: [TransactionContext, TransactionalMessageProducer, TransactionalInbox, TransactionalMessageInterceptor],
 })

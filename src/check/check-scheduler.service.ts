@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { TransactionRunner } from '../context/transaction-runner.service.js';
+import { BackgroundWork, isBackgroundStopped } from '../lifecycle/background-work.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { CommitNotifier } from '../relay/commit-notifier.js';
@@ -15,11 +15,22 @@ import type { HalfMessage } from './half-message.interface.js';
 
 const STATUSES: ReadonlySet<unknown> = new Set(Object.values(TransactionStatus));
 
+/** The half messages of one claimed check round that no worker has taken yet. */
+interface CheckRound {
+  readonly token: string;
+  readonly waiting: MessageRow[];
+}
+
 /**
  * @internal RocketMQ's transaction check: asks the check handlers about half messages that are
  * due, applies their answers, and ends messages whose checks ran out. Handlers run concurrently
  * (up to `check.concurrency`), each bounded by `check.handlerTimeoutMs`, so a slow or hung handler
  * holds back nothing but its own message.
+ *
+ * A check counts only when a handler was asked: on shutdown the messages of the round that no
+ * handler has been called for yet are released (due again at once, for any instance), and an
+ * answer that failed while the checker was stopping (the application closing the handler's
+ * resources) is not counted either, so shutdown never spends a message's check budget.
  */
 @Injectable()
 export class CheckScheduler {
@@ -27,11 +38,12 @@ export class CheckScheduler {
   private readonly wake = new Doorbell();
   private running = false;
   private loop: Promise<void> | undefined;
+  private round: CheckRound | undefined;
 
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     @Inject(RELAY_IDENTITY) private readonly identity: string,
-    private readonly runner: TransactionRunner,
+    private readonly runner: BackgroundWork,
     private readonly store: CheckStore,
     private readonly handlers: CheckHandlerRegistry,
     private readonly notifier: CommitNotifier,
@@ -44,14 +56,19 @@ export class CheckScheduler {
     this.loop = this.run();
   }
 
+  /**
+   * Stops claiming, gives back the messages of the round that no handler was called for, and waits
+   * up to `shutdownTimeoutMs` for the handlers already running (their messages keep their lease
+   * until it expires if they do not answer in time, so no other instance checks them meanwhile).
+   */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
     this.wake.ring();
-    await Promise.race([
-      this.loop,
-      new Promise((resolve) => setTimeout(resolve, this.options.relay.shutdownTimeoutMs).unref()),
-    ]);
+    await this.releaseWaiting();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loop, new Promise((resolve) => (timer = setTimeout(resolve, this.options.relay.shutdownTimeoutMs)))]);
+    clearTimeout(timer);
   }
 
   private async run(): Promise<void> {
@@ -61,10 +78,21 @@ export class CheckScheduler {
       try {
         more = await this.cycle();
       } catch (error) {
+        if (!this.running || isBackgroundStopped(error)) break;
         this.logger.error(`Check cycle failed: ${(error as Error)?.stack ?? error}`);
       }
       if (!more && this.running) await this.wake.wait(pollIntervalMs);
     }
+  }
+
+  /** Releases the claimed messages that no worker took: not checked, so not counted. */
+  private async releaseWaiting(): Promise<void> {
+    const round = this.round;
+    const rows = round?.waiting.splice(0) ?? [];
+    if (!round || rows.length === 0) return;
+    await this.runner
+      .autocommit('check.release', (m) => this.store.release(m, rows, round.token))
+      .catch((error: unknown) => this.logger.debug(`Could not release ${rows.length} unchecked message(s); their lease expires: ${(error as Error)?.message ?? error}`));
   }
 
   private async cycle(): Promise<boolean> {
@@ -77,7 +105,7 @@ export class CheckScheduler {
         `${expired} half message(s) reached check.maxAgeMs without a decision: ${check.onExhausted === 'park' ? 'parked (CHECK_EXHAUSTED)' : 'rolled back'}`,
       );
     }
-    if (this.handlers.isEmpty) return expired >= check.batchSize;
+    if (this.handlers.isEmpty || !this.running) return expired >= check.batchSize;
     const token = randomUUID();
     // A check must be decided before its lease runs out: the handler timeout bounds it.
     const leaseMs = Math.max(relay.leaseMs, check.handlerTimeoutMs * 2);
@@ -85,11 +113,15 @@ export class CheckScheduler {
     const due = await this.runner.independent('check.claim', (m) =>
       this.store.claim(m, producerGroup, this.handlers.topics(), this.identity, token, check.batchSize, leaseMs),
     );
-    let next = 0;
+    const round: CheckRound = { token, waiting: [...due] };
+    this.round = round;
+    // Stopped while claiming: give the whole claim back.
+    if (!this.running) await this.releaseWaiting();
     const worker = async () => {
-      while (next < due.length) await this.checkOne(due[next++], token, claimedAt, leaseMs);
+      for (let row = round.waiting.shift(); row; row = round.waiting.shift()) await this.checkOne(row, token, claimedAt, leaseMs);
     };
     await Promise.all(Array.from({ length: Math.min(check.concurrency, due.length) }, worker));
+    if (this.round === round) this.round = undefined;
     return due.length >= check.batchSize || expired >= check.batchSize;
   }
 
@@ -106,17 +138,25 @@ export class CheckScheduler {
     }
     const checkNumber = row.checkCount + 1;
     const handler = this.handlers.find(row.topic);
+    if (!handler) {
+      // Claims only take topics with a handler here; a check that asks no one must not count.
+      await this.runner.autocommit('check.release', (m) => this.store.release(m, [row], token)).catch(() => undefined);
+      return;
+    }
     const started = performance.now();
     let answer = TransactionStatus.UNKNOWN;
     let error: string | null = null;
-    if (!handler) {
-      error = `no @TransactionCheckHandler for topic '${row.topic}'`;
-    } else {
-      const outcome = await callWithTimeout(() => handler.invoke(toHalfMessage(row, checkNumber)), check.handlerTimeoutMs);
-      if (outcome.kind === 'timeout') error = `${handler.label} did not answer within ${check.handlerTimeoutMs} ms`;
-      else if (outcome.kind === 'error') error = `${handler.label} threw: ${outcome.error}`;
-      else if (!STATUSES.has(outcome.value)) error = `${handler.label} returned ${String(outcome.value)}, not a TransactionStatus`;
-      else answer = outcome.value as TransactionStatus;
+    const outcome = await callWithTimeout(() => handler.invoke(toHalfMessage(row, checkNumber)), check.handlerTimeoutMs);
+    if (outcome.kind === 'timeout') error = `${handler.label} did not answer within ${check.handlerTimeoutMs} ms`;
+    else if (outcome.kind === 'error') error = `${handler.label} threw: ${outcome.error}`;
+    else if (!STATUSES.has(outcome.value)) error = `${handler.label} returned ${String(outcome.value)}, not a TransactionStatus`;
+    else answer = outcome.value as TransactionStatus;
+    if (error && !this.running) {
+      // Failed while the application was shutting down: likely its resources closing, not the
+      // transaction's state. Not counted; the message is checked again (here or elsewhere).
+      this.logger.debug(`Check ${checkNumber} of message ${row.id} failed during shutdown, not counted: ${error}`);
+      await this.runner.autocommit('check.release', (m) => this.store.release(m, [row], token)).catch(() => undefined);
+      return;
     }
     const durationMs = Math.round(performance.now() - started);
     const decision = decideCheck(answer, checkNumber, check);
@@ -125,7 +165,7 @@ export class CheckScheduler {
         this.store.decide(m, row, token, decision, { checkNumber, result: answer, error, durationMs, checker: this.identity }),
       )
       .catch((e: unknown) => {
-        this.logger.error(`Could not record check ${checkNumber} of message ${row.id}: ${(e as Error)?.message ?? e}`);
+        if (!isBackgroundStopped(e)) this.logger.error(`Could not record check ${checkNumber} of message ${row.id}: ${(e as Error)?.message ?? e}`);
         return false;
       });
     if (applied && decision.kind === 'commit') this.notifier.committed();

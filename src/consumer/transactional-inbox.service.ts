@@ -1,11 +1,10 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { PeriodicTask } from '../relay/periodic-task.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { InboxStore } from './inbox.store.js';
 
 /** What `TransactionalInbox.process` did. */
@@ -21,17 +20,12 @@ const CONSUMER_PATTERN = /^.{1,255}$/s;
  * retry runs it again: the effect happens exactly once.
  */
 @Injectable()
-export class TransactionalInbox implements OnApplicationBootstrap, OnModuleDestroy {
-  private readonly logger = new Logger(LOGGER_CONTEXT);
-  private readonly pruning: PeriodicTask;
-
+export class TransactionalInbox {
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     private readonly runner: TransactionRunner,
     private readonly store: InboxStore,
-  ) {
-    this.pruning = new PeriodicTask('Inbox pruning', options.inbox.pruneIntervalMs, (isRunning) => this.prune(isRunning), this.logger);
-  }
+  ) {}
 
   /**
    * Runs `work` once for (`consumer`, `messageId`): inside a transaction (the caller's, if any,
@@ -52,21 +46,5 @@ export class TransactionalInbox implements OnApplicationBootstrap, OnModuleDestr
       if (!(await this.store.record(scope.manager, consumer, messageId))) return { duplicate: true };
       return { duplicate: false, result: await work(scope.manager) };
     });
-  }
-
-  onApplicationBootstrap(): void {
-    if (this.options.inbox.enabled) this.pruning.start();
-  }
-
-  onModuleDestroy(): Promise<void> {
-    return this.pruning.stop();
-  }
-
-  private async prune(isRunning: () => boolean): Promise<void> {
-    const { retentionMs, pruneBatchSize } = this.options.inbox;
-    while (isRunning()) {
-      const deleted = await this.runner.independent('inbox.prune', (m) => this.store.prune(m, retentionMs, pruneBatchSize));
-      if (deleted < pruneBatchSize) break;
-    }
   }
 }

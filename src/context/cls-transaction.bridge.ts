@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
@@ -18,13 +18,13 @@ interface ClsTransactionHost {
  * `joinClsTransactions: false`) the bridge stays inactive.
  */
 @Injectable()
-export class ClsTransactionBridge implements OnModuleInit {
+export class ClsTransactionBridge {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private host: ClsTransactionHost | undefined;
 
   constructor(@Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions) {}
 
-  async onModuleInit(): Promise<void> {
+  async connect(): Promise<void> {
     if (!this.options.joinClsTransactions) return;
     let TransactionHost: { getInstance(connectionName?: string): unknown };
     try {

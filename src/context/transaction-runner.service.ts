@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { NestedIndependentTransactionError } from '../errors/nested-independent-transaction.error.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
@@ -57,7 +57,7 @@ export interface TransactionDemand {
  * same DataSource, then an active `@nestjs-cls/transactional` transaction on it.
  */
 @Injectable()
-export class TransactionRunner implements OnModuleInit, OnModuleDestroy {
+export class TransactionRunner {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   readonly dialect: SqlDialect;
   private uninstallGuard: () => void = () => undefined;
@@ -70,12 +70,13 @@ export class TransactionRunner implements OnModuleInit, OnModuleDestroy {
     this.dialect = resolveDialect(options.dataSource);
   }
 
-  onModuleInit(): void {
+  installGuard(): void {
     this.uninstallGuard = installQueryGuard(this.options.dataSource, this.options.queriesOutsideTransaction, this.logger);
   }
 
-  onModuleDestroy(): void {
+  removeGuard(): void {
     this.uninstallGuard();
+    this.uninstallGuard = () => undefined;
   }
 
   /** The transaction of the current context on this DataSource, if any (ended or not). */

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import {
   TRANSACTION_CHECK_HANDLER_METADATA,
@@ -15,9 +15,10 @@ import { MessageSender } from './message-sender.service.js';
 /**
  * @internal Finds, at bootstrap, every provider and controller with `@TransactionalMessage` methods
  * (and tells the decorator which module serves them) and every `@TransactionCheckHandler`.
+ * Run by the lifecycle: `discover()` at module init, `forget()` once everything has stopped.
  */
 @Injectable()
-export class TransactionalMessageExplorer implements OnModuleInit, OnModuleDestroy {
+export class TransactionalMessageExplorer {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private readonly registered: Array<{ instance: object | undefined; type: Function }> = [];
 
@@ -29,7 +30,7 @@ export class TransactionalMessageExplorer implements OnModuleInit, OnModuleDestr
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
   ) {}
 
-  onModuleInit(): void {
+  discover(): void {
     const methods: string[] = [];
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
       const instance: unknown = wrapper.instance;
@@ -77,7 +78,7 @@ export class TransactionalMessageExplorer implements OnModuleInit, OnModuleDestr
     this.logger.log(`@TransactionCheckHandler methods: ${this.checkHandlers.describe()}`);
   }
 
-  onModuleDestroy(): void {
+  forget(): void {
     for (const { instance, type } of this.registered.splice(0)) senderRegistry.remove(instance, type, this.sender);
     this.checkHandlers.clear();
   }

@@ -23,6 +23,7 @@ export class CommitNotifier {
   private readonly notifyOthers: boolean;
   private scheduled = false;
   private lastSent = 0;
+  private closed = false;
 
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
@@ -32,9 +33,14 @@ export class CommitNotifier {
     this.notifyOthers = store.notifyChannel !== null && !options.relay.enabled;
   }
 
+  /** After this, nothing is sent (the module stopped). */
+  close(): void {
+    this.closed = true;
+  }
+
   committed(): void {
     this.doorbell.ring();
-    if (!this.notifyOthers || this.scheduled) return;
+    if (!this.notifyOthers || this.scheduled || this.closed) return;
     this.scheduled = true;
     const wait = Math.max(0, this.lastSent + NOTIFY_INTERVAL_MS - performance.now());
     setTimeout(() => {
@@ -46,7 +52,7 @@ export class CommitNotifier {
 
   private async send(): Promise<void> {
     const { dataSource } = this.options;
-    if (!dataSource.isInitialized) return;
+    if (!dataSource.isInitialized || this.closed) return;
     try {
       await transactionStorage.exit(() => dataSource.query(`SELECT pg_notify($1, '')`, [this.store.notifyChannel]));
     } catch (error) {

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import { performance } from 'node:perf_hooks';
-import { TransactionRunner } from '../context/transaction-runner.service.js';
+import { BackgroundWork, isBackgroundStopped } from '../lifecycle/background-work.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import type { MessagePublisher, PublishFailure } from '../publisher/message-publisher.interface.js';
 import { describeError } from '../publisher/describe-error.js';
@@ -40,7 +40,7 @@ export class DeliveryRelay {
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     @Inject(MESSAGE_PUBLISHER) private readonly publisher: MessagePublisher,
     @Inject(RELAY_IDENTITY) private readonly identity: string,
-    private readonly runner: TransactionRunner,
+    private readonly runner: BackgroundWork,
     private readonly store: DeliveryStore,
     private readonly doorbell: Doorbell,
   ) {}
@@ -56,10 +56,12 @@ export class DeliveryRelay {
     if (!this.running) return;
     this.running = false;
     this.doorbell.ring();
+    let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([
       this.loop!.then(() => true),
-      new Promise<false>((resolve) => setTimeout(resolve, this.options.relay.shutdownTimeoutMs, false).unref()),
+      new Promise<false>((resolve) => (timer = setTimeout(resolve, this.options.relay.shutdownTimeoutMs, false))),
     ]);
+    clearTimeout(timer);
     if (!finished && this.held.size > 0) {
       let released = 0;
       for (const claim of this.held) {
@@ -102,6 +104,8 @@ export class DeliveryRelay {
       } catch (error) {
         await this.releasePrefetched(prefetch);
         prefetch = undefined;
+        // Stopping: what failed was cut short by the shutdown (a closed publisher, a closed gate).
+        if (!this.running || isBackgroundStopped(error)) break;
         if (error instanceof TransportUnavailable) {
           this.transportFailures++;
           const delay = retryDelayMs(this.transportFailures, Math.max(backoffInitialMs, 100), Math.min(backoffMaxMs, 30_000));
@@ -214,7 +218,8 @@ export class DeliveryRelay {
         pending = pending.slice(batch.length);
       } catch (error) {
         const failure: PublishFailure = this.publisher.classify(error);
-        if (failure.kind === 'transport') {
+        if (failure.kind === 'transport' || !this.running) {
+          // Stopping: the publish was cut short by the shutdown (the publisher closed); not the messages' fault.
           await this.finish(claim, delivered, [...release, ...pending]);
           throw this.transportError(error);
         }
@@ -233,9 +238,10 @@ export class DeliveryRelay {
     // The mark of this batch runs while the next batch is published; at most one mark waits.
     const previous = this.pendingMark;
     this.pendingMark = previous.then(() =>
-      this.finish(claim, delivered, release).catch((error: unknown) =>
-        this.logger.error(`Marking a published batch failed; it will be published again after its lease: ${describeError(error)}`),
-      ),
+      this.finish(claim, delivered, release).catch((error: unknown) => {
+        if (isBackgroundStopped(error)) return;
+        this.logger.error(`Marking a published batch failed; it will be published again after its lease: ${describeError(error)}`);
+      }),
     );
     await previous;
   }
@@ -271,7 +277,7 @@ export class DeliveryRelay {
         // Marks, releases and failures are single UPDATEs: no explicit transaction needed.
         return await this.runner.autocommit(label, work);
       } catch (error) {
-        if (attempt >= BOOKKEEPING_ATTEMPTS) throw error;
+        if (attempt >= BOOKKEEPING_ATTEMPTS || isBackgroundStopped(error)) throw error;
         this.logger.debug(`${label} failed (attempt ${attempt}), retrying: ${describeError(error)}`);
         await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
       }

@@ -1,10 +1,11 @@
 import type { Logger } from '@nestjs/common';
+import { isBackgroundStopped } from '../lifecycle/background-work.js';
 import { Doorbell } from './doorbell.js';
 
 /**
  * @internal Runs `round` every `intervalMs` in the background until stopped; a failing round is
  * logged and the next one runs on schedule. `stop()` wakes the wait and waits for the round in
- * progress.
+ * progress, at most `timeoutMs`.
  */
 export class PeriodicTask {
   private readonly wake = new Doorbell();
@@ -24,10 +25,13 @@ export class PeriodicTask {
     this.loop = this.run();
   }
 
-  async stop(): Promise<void> {
+  async stop(timeoutMs: number): Promise<void> {
+    if (!this.running) return;
     this.running = false;
     this.wake.ring();
-    await this.loop;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loop, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   private async run(): Promise<void> {
@@ -35,6 +39,7 @@ export class PeriodicTask {
       try {
         await this.round(() => this.running);
       } catch (error) {
+        if (!this.running || isBackgroundStopped(error)) break;
         this.logger.error(`${this.name} failed: ${(error as Error)?.message ?? error}`);
       }
       if (this.running) await this.wake.wait(this.intervalMs);

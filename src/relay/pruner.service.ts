@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { TransactionRunner } from '../context/transaction-runner.service.js';
+import { BackgroundWork } from '../lifecycle/background-work.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { RetentionStore } from '../store/retention.store.js';
@@ -14,7 +14,7 @@ export class Pruner {
 
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
-    private readonly runner: TransactionRunner,
+    private readonly runner: BackgroundWork,
     private readonly store: RetentionStore,
   ) {
     this.task = new PeriodicTask('Pruning', options.relay.pruneIntervalMs, (isRunning) => this.prune(isRunning), this.logger);
@@ -25,7 +25,7 @@ export class Pruner {
   }
 
   stop(): Promise<void> {
-    return this.task.stop();
+    return this.task.stop(this.options.relay.shutdownTimeoutMs);
   }
 
   /** Prunes until nothing is due (or the relay stops). */

@@ -85,6 +85,21 @@ export class CheckStore {
     );
   }
 
+  /**
+   * Gives claimed half messages back without a check: lease cleared, check count and due time
+   * unchanged, so they are due again at once. Only those still HALF and ours.
+   */
+  async release(manager: EntityManager, messages: readonly MessageRow[], token: string): Promise<number> {
+    if (messages.length === 0) return 0;
+    const p = new SqlParams(this.store.dialect);
+    return affected(
+      manager,
+      `UPDATE ${this.store.t} SET ${CLEAR_LEASE} WHERE ${p.inSeqs('seq', messages.map((m) => m.seq))} ` +
+        `AND status = ${HALF} AND lease_token = ${p.add(token)}`,
+      p.values,
+    );
+  }
+
   /** Applies a check's decision and records the attempt, if the message is still HALF and ours. */
   async decide(manager: EntityManager, message: MessageRow, token: string, decision: CheckDecision, record: CheckRecord): Promise<boolean> {
     const d = this.store.dialect;

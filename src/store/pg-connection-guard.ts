@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 
@@ -25,14 +25,14 @@ const GUARDED = Symbol('tm-pg-error-guard');
  * dead connection and fail its queries as before.
  */
 @Injectable()
-export class PgConnectionGuard implements OnModuleInit, OnModuleDestroy {
+export class PgConnectionGuard {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private readonly pools: PgPoolLike[] = [];
   private readonly guard = (client: PgClientLike) => this.protect(client);
 
   constructor(@Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions) {}
 
-  onModuleInit(): void {
+  install(): void {
     const driver = this.options.dataSource.driver as unknown as { options: { type: string }; master?: PgPoolLike; slaves?: PgPoolLike[] };
     if (driver.options.type !== 'postgres') return;
     for (const pool of [driver.master, ...(driver.slaves ?? [])]) {
@@ -43,7 +43,7 @@ export class PgConnectionGuard implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  onModuleDestroy(): void {
+  uninstall(): void {
     for (const pool of this.pools.splice(0)) pool.removeListener('connect', this.guard);
   }
 

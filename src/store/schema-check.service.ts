@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import { MessageTableMissingError } from '../errors/message-table-missing.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
@@ -7,13 +7,13 @@ import { MessageStore } from './message.store.js';
 
 /** @internal Fails the bootstrap, with the fix, when the DataSource or the message table is not ready. */
 @Injectable()
-export class SchemaCheck implements OnModuleInit {
+export class SchemaCheck {
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     private readonly store: MessageStore,
   ) {}
 
-  async onModuleInit(): Promise<void> {
+  async verify(): Promise<void> {
     const { dataSource, tableName } = this.options;
     if (!dataSource.isInitialized) {
       throw new InvalidModuleOptionsError(

@@ -25,6 +25,8 @@ export class ControlledPublisher implements MessagePublisher {
   inject: ((messages: readonly OutgoingMessage[]) => Error | undefined) | undefined;
   connectCalls = 0;
   publishCalls = 0;
+  /** Publishes that returned or threw. */
+  publishSettled = 0;
 
   constructor(readonly inner: MessagePublisher = new KafkaPublisher({ brokers: KAFKA_BROKERS, clientId: 'tm-test-relay' })) {}
 
@@ -36,11 +38,15 @@ export class ControlledPublisher implements MessagePublisher {
 
   async publish(messages: readonly OutgoingMessage[]): Promise<void> {
     this.publishCalls++;
-    await this.publishGate;
-    const error = this.inject?.(messages);
-    if (error) throw error;
-    await this.inner.publish(messages);
-    this.sent.push([...messages]);
+    try {
+      await this.publishGate;
+      const error = this.inject?.(messages);
+      if (error) throw error;
+      await this.inner.publish(messages);
+      this.sent.push([...messages]);
+    } finally {
+      this.publishSettled++;
+    }
   }
 
   classify(error: unknown): PublishFailure {

@@ -1,0 +1,107 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { CheckScheduler } from '../check/check-scheduler.service.js';
+import { InboxPruner } from '../consumer/inbox-pruner.service.js';
+import { ClsTransactionBridge } from '../context/cls-transaction.bridge.js';
+import { TransactionRunner } from '../context/transaction-runner.service.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { TransactionalMessageExplorer } from '../producer/transactional-message.explorer.js';
+import type { MessagePublisher } from '../publisher/message-publisher.interface.js';
+import { CommitNotifier } from '../relay/commit-notifier.js';
+import { DeliveryRelay } from '../relay/delivery-relay.service.js';
+import { PgNotificationListener } from '../relay/pg-notification.listener.js';
+import { Pruner } from '../relay/pruner.service.js';
+import { PgConnectionGuard } from '../store/pg-connection-guard.js';
+import { SchemaCheck } from '../store/schema-check.service.js';
+import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { BackgroundWork } from './background-work.js';
+
+/**
+ * @internal The one place that starts the module's parts, in a fixed order, and stops them in the
+ * reverse order:
+ *
+ * - module init: check the DataSource and the message table (fail the boot with the fix), guard
+ *   PostgreSQL connections, connect to `@nestjs-cls/transactional`, install the query guard, find
+ *   the decorated methods and check handlers;
+ * - application bootstrap: LISTEN, delivery, checks, pruning (when the relay runs here), inbox pruning;
+ * - module destroy (the first shutdown hook, while the DataSource is open): stop the checks first
+ *   (no new handler call; what no handler was called for is released, uncounted), then delivery
+ *   (finish or release the batch in flight), pruning and LISTEN; then close background database
+ *   access, so that nothing still in flight past `shutdownTimeoutMs` runs against the database,
+ *   and only then disconnect the publisher (kafkajs does not wait for sends in flight);
+ * - application shutdown: forget the decorated methods and check handlers and remove the query
+ *   guard: nothing that could still call a check handler is running by then.
+ */
+@Injectable()
+export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
+  private readonly logger = new Logger(LOGGER_CONTEXT);
+  private relayStarted = false;
+  private stopped = false;
+
+  constructor(
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @Inject(MESSAGE_PUBLISHER) private readonly publisher: MessagePublisher | null,
+    @Inject(RELAY_IDENTITY) private readonly identity: string,
+    private readonly schema: SchemaCheck,
+    private readonly pgGuard: PgConnectionGuard,
+    private readonly cls: ClsTransactionBridge,
+    private readonly runner: TransactionRunner,
+    private readonly explorer: TransactionalMessageExplorer,
+    private readonly listener: PgNotificationListener,
+    private readonly delivery: DeliveryRelay,
+    private readonly checks: CheckScheduler,
+    private readonly pruner: Pruner,
+    private readonly inboxPruner: InboxPruner,
+    private readonly notifier: CommitNotifier,
+    private readonly background: BackgroundWork,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    await this.schema.verify();
+    this.pgGuard.install();
+    await this.cls.connect();
+    this.runner.installGuard();
+    this.explorer.discover();
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.options.inbox.enabled) this.inboxPruner.start();
+    if (!this.options.relay.enabled) {
+      this.logger.log('Relay disabled in this instance (relay.enabled: false): messages are stored, not published or checked here');
+      return;
+    }
+    this.relayStarted = true;
+    await this.listener.start();
+    this.delivery.start();
+    await this.checks.start();
+    this.pruner.start();
+    this.logger.log(`Relay ${this.identity} started`);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    // Independent of each other, so one shutdownTimeoutMs bounds them together.
+    await Promise.all([this.checks.stop(), this.delivery.stop(), this.pruner.stop(), this.inboxPruner.stop()]);
+    await this.listener.stop();
+    this.background.close();
+    this.notifier.close();
+    if (this.relayStarted) {
+      await this.publisher?.close().catch((error: unknown) => this.logger.warn(`Publisher close failed: ${(error as Error)?.message ?? error}`));
+      this.logger.log(`Relay ${this.identity} stopped`);
+    }
+  }
+
+  onApplicationShutdown(): void {
+    this.explorer.forget();
+    this.runner.removeGuard();
+    this.pgGuard.uninstall();
+  }
+}
