@@ -23,6 +23,7 @@ export {
   type SentHalfMessage,
   type SendResult,
   type LocalTransactionExecutor,
+  type ProducerCallOptions,
 } from './producer/transactional-message.producer.js';
 
 export {
@@ -76,4 +77,6 @@ export { TransactionAlreadyEndedError } from './errors/transaction-already-ended
 export { MessageNotFoundError } from './errors/message-not-found.error.js';
 export { MessageTableMissingError } from './errors/message-table-missing.error.js';
 export { NestedIndependentTransactionError } from './errors/nested-independent-transaction.error.js';
+export { TransactionRollbackOnlyError } from './errors/transaction-rollback-only.error.js';
+export { ConnectionAcquireTimeoutError } from './errors/connection-acquire-timeout.error.js';
 export { UnsupportedDatabaseError } from './errors/unsupported-database.error.js';

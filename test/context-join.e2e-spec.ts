@@ -92,6 +92,15 @@ describe.each(DATABASE_KINDS)('joining @nestjs-cls/transactional on %s', (kind) 
     expect(await messagesOf(order)).toHaveLength(0);
   });
 
+  it('a decorated call that fails inside @Transactional() leaves nothing behind even when the caller swallows the error and commits', async () => {
+    const [cart, order] = [randomUUID(), randomUUID()];
+    expect(await app.get(CheckoutService).checkoutSwallowing(cart, order)).toBe(`swallowed: payment ${order} failed`);
+    // The caller's own write commits; the failed call's business row was undone with it (a savepoint).
+    expect(await exists(cart)).toBe(true);
+    expect(await exists(order)).toBe(false);
+    expect(await messagesOf(order)).toHaveLength(0);
+  });
+
   it('a transaction the decorator opens is the one TransactionHost.tx sees', async () => {
     const [ok, failed] = [randomUUID(), randomUUID()];
     const txid = await app.get(CheckoutService).clearCart(ok, false);

@@ -3,7 +3,9 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import {
   MessageStatus,
+  MessageTooLargeError,
   TransactionContext,
+  TransactionRollbackOnlyError,
   TransactionContextEndedError,
   TransactionRequiredError,
   TransactionalMessageProducer,
@@ -126,6 +128,38 @@ describe.each(DATABASE_KINDS)('@TransactionalMessage on %s', (kind) => {
     });
     expect(await orderExists(c)).toBe(true);
     expect(await messagesOf(c)).toHaveLength(1);
+  });
+
+  it('a joined call that fails makes the transaction rollback-only: a caller that swallows the error cannot commit', async () => {
+    const [own, other] = [randomUUID(), randomUUID()];
+    const attempt = orders.payAndSwallow({ id: own, amount: 1 }, { id: other, amount: 2, fail: true });
+    await expect(attempt).rejects.toThrow(TransactionRollbackOnlyError);
+    const error = (await attempt.catch((e: unknown) => e)) as TransactionRollbackOnlyError;
+    expect(error.failedCall).toBe('OrderService.pay');
+    expect((error.cause as Error).message).toBe(`payment ${other} failed`);
+    expect(error.message).toMatch(/OrderService\.payAndSwallow returned normally, but OrderService\.pay, which had joined its transaction, failed/);
+    // Neither the inner call's business row (written before it threw) nor anything of the caller.
+    expect(await orderExists(other)).toBe(false);
+    expect(await orderExists(own)).toBe(false);
+    expect(await messagesOf(own)).toHaveLength(0);
+    expect(await messagesOf(other)).toHaveLength(0);
+  });
+
+  it('rollback-only also when the joined call failed on its message (too large), and under runInTransaction', async () => {
+    const [own, other] = [randomUUID(), randomUUID()];
+    const attempt = app.get(TransactionContext).runInTransaction(async (manager) => {
+      await manager.getRepository(ShopOrder).insert({ id: own, amount: 1 });
+      const swallowed = await orders.pay({ id: other, amount: 2, body: 'x'.repeat(2_000_000) }).catch((e: unknown) => e);
+      expect(swallowed).toBeInstanceOf(MessageTooLargeError);
+      return 'committed?';
+    });
+    await expect(attempt).rejects.toThrow(TransactionRollbackOnlyError);
+    expect(await orderExists(other)).toBe(false);
+    expect(await orderExists(own)).toBe(false);
+    expect(await messagesOf(other)).toHaveLength(0);
+    // The transaction context is fine afterwards: the next call commits.
+    await orders.payAndSwallow({ id: own, amount: 1 }, { id: other, amount: 2 });
+    expect(await messagesOf(other)).toHaveLength(1);
   });
 
   it('mandatory: refuses to run without a caller transaction, runs inside one', async () => {

@@ -4,7 +4,6 @@ import {
   InvalidMessageError,
   MessageNotFoundError,
   MessageStatus,
-  NestedIndependentTransactionError,
   TransactionAlreadyEndedError,
   TransactionContext,
   TransactionalMessageProducer,
@@ -118,22 +117,49 @@ describe.each(DATABASE_KINDS)('TransactionalMessageProducer (explicit two-phase 
     expect(await statusOf(id)).toBe(MessageStatus.HALF);
   });
 
-  it('sendHalfMessage inside a transaction stores the half message independently of it', async () => {
+  it('inside a transaction, every call runs in it: a commit() whose transaction rolls back is undone, so is a half message', async () => {
     const context = app.get(TransactionContext);
-    if (kind === 'sqlite') {
-      // One connection: an independent transaction inside another would wait for itself.
-      await expect(context.runInTransaction(() => producer.sendHalfMessage(message))).rejects.toThrow(
-        NestedIndependentTransactionError,
-      );
-      return;
-    }
-    let id = '';
+    const committedLater = await producer.sendHalfMessage(message);
+    let storedInside = '';
     await expect(
       context.runInTransaction(async () => {
-        id = await producer.sendHalfMessage(message);
-        throw new Error('outer transaction failed');
+        storedInside = await producer.sendHalfMessage(message);
+        await producer.commit(committedLater);
+        // The caller's transaction sees its own writes.
+        expect(await statusOf(committedLater)).toBe(MessageStatus.COMMITTED);
+        expect(await statusOf(storedInside)).toBe(MessageStatus.HALF);
+        throw new Error('the business transaction failed');
       }),
-    ).rejects.toThrow('outer transaction failed');
+    ).rejects.toThrow('the business transaction failed');
+    expect(await statusOf(committedLater)).toBe(MessageStatus.HALF);
+    expect(await producer.getMessage(storedInside)).toBeNull();
+
+    await context.runInTransaction(async () => {
+      await producer.commit(committedLater);
+    });
+    expect(await statusOf(committedLater)).toBe(MessageStatus.COMMITTED);
+  });
+
+  it('with { manager }, calls run in a plain dataSource.transaction() the module cannot see', async () => {
+    const id = await producer.sendHalfMessage(message);
+    await expect(
+      db.dataSource.transaction(async (manager) => {
+        await producer.rollback(id, { manager });
+        expect((await producer.getMessage(id, { manager }))?.status).toBe(MessageStatus.ROLLED_BACK);
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
     expect(await statusOf(id)).toBe(MessageStatus.HALF);
+    await db.dataSource.transaction((manager) => producer.commit(id, { manager }));
+    expect(await statusOf(id)).toBe(MessageStatus.COMMITTED);
+    await expect(producer.commit(id, { manager: db.dataSource.manager })).rejects.toThrow(InvalidMessageError);
+    await expect(producer.commit(id, { manager: db.dataSource.manager })).rejects.toThrow(/EntityManager of a running transaction/);
+  });
+
+  it('an id in upper case is the same message on every database', async () => {
+    const id = await producer.sendHalfMessage(message);
+    expect((await producer.getMessage(id.toUpperCase()))?.id).toBe(id);
+    await producer.commit(id.toUpperCase());
+    expect(await statusOf(id)).toBe(MessageStatus.COMMITTED);
   });
 });

@@ -10,6 +10,8 @@ export interface TransactionScope {
   ended: boolean;
   /** Run once the transaction committed (for a transaction joined from outside: once our call returned). */
   readonly afterCommit: Array<() => void>;
+  /** Set when a call that had joined the transaction failed: the transaction must not commit. */
+  rollbackOnly: { readonly call: string; readonly error: unknown } | undefined;
 }
 
 /** @internal What the current async context runs in. */

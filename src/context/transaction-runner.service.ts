@@ -1,9 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
+import type { EntityManager, QueryRunner } from 'typeorm';
+import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
+import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { NestedIndependentTransactionError } from '../errors/nested-independent-transaction.error.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
 import { TransactionRequiredError } from '../errors/transaction-required.error.js';
+import { TransactionRollbackOnlyError } from '../errors/transaction-rollback-only.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { poolSize } from '../store/dialects/pool-size.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import type { SqlDialect } from '../store/dialects/sql-dialect.interface.js';
 import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
@@ -41,6 +45,11 @@ async function retryDeadlocks<T>(attempt: () => Promise<T>): Promise<T> {
 
 function runAll(callbacks: Array<() => void>): void {
   for (const callback of callbacks) callback();
+}
+
+/** Throws TransactionRollbackOnlyError when a joined call of `scope` failed. */
+function refuseRollbackOnly(label: string, scope: TransactionScope): void {
+  if (scope.rollbackOnly) throw new TransactionRollbackOnlyError(label, scope.rollbackOnly.call, scope.rollbackOnly.error);
 }
 
 /** @internal How a transactional call wants its transaction. */
@@ -88,6 +97,10 @@ export class TransactionRunner {
   /**
    * Runs `work` inside the caller's transaction, or in a new one. `draft` becomes the current half
    * message inside `work` (undefined keeps the caller's, if any).
+   *
+   * A joined call that throws marks the transaction rollback-only: the caller may catch the error,
+   * but the transaction will not commit (TransactionRollbackOnlyError), because the failed call's
+   * writes cannot be undone on their own.
    */
   async run<T>(
     label: string,
@@ -98,26 +111,38 @@ export class TransactionRunner {
     const outer = transactionStorage.getStore();
     const inScope = (scope: TransactionScope) =>
       transactionStorage.run({ scope, draft: draft ?? outer?.draft, label }, () => work(scope));
-
     const joined = this.currentScope();
     if (joined) {
       if (joined.ended) throw new TransactionContextEndedError(label);
       this.warnIsolationIgnored(label, demand);
-      return inScope(joined);
+      try {
+        return await inScope(joined);
+      } catch (error) {
+        if (!joined.ended) joined.rollbackOnly ??= { call: label, error };
+        throw error;
+      }
     }
     const clsManager = this.cls.activeManager();
     if (clsManager) {
       this.warnIsolationIgnored(label, demand);
-      // The cls transaction outlives this call and its commit cannot be observed: once the call
-      // returns, nothing of ours may use it, and after-commit work runs (the relay's poll covers
-      // a commit that comes later).
-      const scope = this.newScope(clsManager);
+      // A transaction of another library: its commit is not ours to refuse, and its caller may
+      // catch our error and commit. So the call runs in a savepoint: if it fails (or a call that
+      // joined it failed), its writes are undone before the error leaves it, and a caller that
+      // swallows the error commits nothing of it. Its commit cannot be observed either: once the
+      // call returns, nothing of ours may use the transaction, and after-commit work runs (the
+      // relay's poll covers a commit that comes later).
+      let scope: TransactionScope | undefined;
       try {
-        const result = await inScope(scope);
-        runAll(scope.afterCommit);
+        const result = await clsManager.transaction(async (manager) => {
+          scope = this.newScope(manager);
+          const value = await inScope(scope);
+          refuseRollbackOnly(label, scope);
+          return value;
+        });
+        runAll(scope!.afterCommit);
         return result;
       } finally {
-        scope.ended = true;
+        if (scope) scope.ended = true;
       }
     }
     if (demand.mandatory) throw new TransactionRequiredError(label);
@@ -125,22 +150,55 @@ export class TransactionRunner {
     const result = await this.open(demand.isolationLevel, (manager) => {
       const scope = (opened = this.newScope(manager));
       fenceQueryRunner(manager);
-      return inScope(scope).finally(() => {
-        scope.ended = true;
-      });
+      return inScope(scope)
+        .then((value) => {
+          // Throwing inside the transaction's callback rolls it back.
+          refuseRollbackOnly(label, scope);
+          return value;
+        })
+        .finally(() => {
+          scope.ended = true;
+        });
     });
     if (opened) runAll(opened.afterCommit);
     return result;
   }
 
+  /**
+   * The transaction a call of the explicit API should run in: the one passed as `manager`, else
+   * the caller's (a transactional call of this module, an `@nestjs-cls/transactional` one), else
+   * none. `afterCommit` of a returned scope runs once that transaction committed, when that can be
+   * observed.
+   */
+  callerTransaction(label: string, manager: EntityManager | undefined): { manager: EntityManager; afterCommit?: Array<() => void> } | undefined {
+    if (manager !== undefined) {
+      if (manager?.connection !== this.options.dataSource || !manager.queryRunner?.isTransactionActive) {
+        throw new InvalidMessageError(
+          'manager',
+          manager?.constructor?.name ?? manager,
+          "the EntityManager of a running transaction on the module's DataSource (the one dataSource.transaction() passes to its callback)",
+          label,
+        );
+      }
+      return { manager };
+    }
+    const scope = this.currentScope();
+    if (scope) {
+      if (scope.ended) throw new TransactionContextEndedError(label);
+      return { manager: scope.manager, afterCommit: scope.afterCommit };
+    }
+    const clsManager = this.cls.activeManager();
+    return clsManager ? { manager: clsManager } : undefined;
+  }
+
   private newScope(manager: EntityManager): TransactionScope {
-    return { dataSource: this.options.dataSource, manager, ended: false, afterCommit: [] };
+    return { dataSource: this.options.dataSource, manager, ended: false, afterCommit: [], rollbackOnly: undefined };
   }
 
   /**
    * Runs `work` in a transaction of its own, committed when it returns, whatever transaction the
-   * caller is in (the explicit producer API stores half messages this way, before the local
-   * transaction runs). Outside the caller's context, so the query guard does not apply.
+   * caller is in. Outside the caller's context, so the query guard does not apply. Waits at most
+   * `acquireTimeoutMs` for a pooled connection (ConnectionAcquireTimeoutError), never forever.
    */
   independent<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.dialect.singleConnection && this.currentScope() && !this.currentScope()?.ended) {
@@ -149,7 +207,27 @@ export class TransactionRunner {
     // InnoDB's default REPEATABLE READ makes the relay's locking reads take gap locks, which
     // deadlock with the INSERTs of business transactions; READ COMMITTED takes none.
     const isolation = this.dialect.name === 'mysql' ? 'READ COMMITTED' : undefined;
-    return transactionStorage.exit(() => retryDeadlocks(() => this.open(isolation, work, false)));
+    const { dataSource } = this.options;
+    if (this.dialect.singleConnection) {
+      return transactionStorage.exit(() =>
+        retryDeadlocks(() => serialLockFor(dataSource).run(() => (isolation ? dataSource.transaction(isolation, work) : dataSource.transaction(work)))),
+      );
+    }
+    return transactionStorage.exit(() =>
+      retryDeadlocks(() =>
+        this.withConnection(label, async (runner) => {
+          await runner.startTransaction(isolation);
+          try {
+            const result = await work(runner.manager);
+            await runner.commitTransaction();
+            return result;
+          } catch (error) {
+            if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+            throw error;
+          }
+        }),
+      ),
+    );
   }
 
   /**
@@ -159,26 +237,43 @@ export class TransactionRunner {
    */
   async autocommit<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.dialect.singleConnection) return this.independent(label, work);
-    return transactionStorage.exit(() =>
-      retryDeadlocks(async () => {
-        const runner = this.options.dataSource.createQueryRunner();
-        try {
-          return await work(runner.manager);
-        } finally {
-          await runner.release();
-        }
-      }),
-    );
+    return transactionStorage.exit(() => retryDeadlocks(() => this.withConnection(label, (runner) => work(runner.manager))));
   }
 
-  private open<T>(
-    isolationLevel: IsolationLevel | undefined,
-    work: (manager: EntityManager) => Promise<T>,
-    viaCls = true,
-  ): Promise<T> {
+  /** A pooled connection for `work`, waited for at most `acquireTimeoutMs`, released afterwards. */
+  private async withConnection<T>(label: string, work: (runner: QueryRunner) => Promise<T>): Promise<T> {
+    const runner = this.options.dataSource.createQueryRunner();
+    const connecting = runner.connect();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ConnectionAcquireTimeoutError(label, this.options.acquireTimeoutMs, poolSize(this.options.dataSource))),
+        this.options.acquireTimeoutMs,
+      );
+    });
+    try {
+      await Promise.race([connecting, timeout]);
+    } catch (error) {
+      // Given up on: hand the connection back whenever the pool produces it.
+      void connecting.then(
+        () => runner.release(),
+        () => runner.release(),
+      ).catch(() => undefined);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    try {
+      return await work(runner);
+    } finally {
+      await runner.release();
+    }
+  }
+
+  private open<T>(isolationLevel: IsolationLevel | undefined, work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const { dataSource } = this.options;
     const start = () =>
-      viaCls && this.cls.active
+      this.cls.active
         ? this.cls.open(isolationLevel, work)
         : isolationLevel
           ? dataSource.transaction(isolationLevel, work)

@@ -1,6 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { Semaphore } from './semaphore.js';
 
 /**
  * @internal Thrown by {@link BackgroundWork} once the module has stopped: the caller is a relay,
@@ -25,12 +28,21 @@ export function isBackgroundStopped(error: unknown): boolean {
  * flight at that point (stuck in a publish or a user's check handler past the shutdown timeout)
  * gets a {@link BackgroundStoppedError} on its next query instead of running against a DataSource
  * that the application is about to destroy.
+ *
+ * It also bounds how many pooled connections the background work holds at once
+ * (`relay.maxConnections`), so that business requests are never starved by the library.
  */
 @Injectable()
 export class BackgroundWork {
   private closed = false;
+  private readonly connections: Semaphore;
 
-  constructor(private readonly runner: TransactionRunner) {}
+  constructor(
+    private readonly runner: TransactionRunner,
+    @Inject(RESOLVED_OPTIONS) options: ResolvedOptions,
+  ) {
+    this.connections = new Semaphore(options.relay.maxConnections);
+  }
 
   get isClosed(): boolean {
     return this.closed;
@@ -42,13 +54,11 @@ export class BackgroundWork {
 
   /** A transaction of its own (see TransactionRunner.independent). */
   independent<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new BackgroundStoppedError(label));
-    return this.runner.independent(label, work);
+    return this.connections.run(() => (this.closed ? Promise.reject(new BackgroundStoppedError(label)) : this.runner.independent(label, work)));
   }
 
   /** One statement without an explicit transaction (see TransactionRunner.autocommit). */
   autocommit<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new BackgroundStoppedError(label));
-    return this.runner.autocommit(label, work);
+    return this.connections.run(() => (this.closed ? Promise.reject(new BackgroundStoppedError(label)) : this.runner.autocommit(label, work)));
   }
 }

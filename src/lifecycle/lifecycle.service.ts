@@ -19,6 +19,7 @@ import { DeliveryRelay } from '../relay/delivery-relay.service.js';
 import { PgNotificationListener } from '../relay/pg-notification.listener.js';
 import { Pruner } from '../relay/pruner.service.js';
 import { PgConnectionGuard } from '../store/pg-connection-guard.js';
+import { poolSize } from '../store/dialects/pool-size.js';
 import { SchemaCheck } from '../store/schema-check.service.js';
 import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { BackgroundWork } from './background-work.js';
@@ -78,6 +79,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
       return;
     }
     this.relayStarted = true;
+    this.warnAboutPoolSize();
     await this.listener.start();
     this.delivery.start();
     await this.checks.start();
@@ -97,6 +99,17 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
       await this.publisher?.close().catch((error: unknown) => this.logger.warn(`Publisher close failed: ${(error as Error)?.message ?? error}`));
       this.logger.log(`Relay ${this.identity} stopped`);
     }
+  }
+
+  private warnAboutPoolSize(): void {
+    const size = poolSize(this.options.dataSource);
+    const { maxConnections } = this.options.relay;
+    if (size === undefined || maxConnections < size) return;
+    this.logger.warn(
+      `The relay, the checks and pruning may hold up to ${maxConnections} connection(s) at once (relay.maxConnections), ` +
+        `and the DataSource's pool has ${size}: business requests can then wait for a connection. Give the pool more ` +
+        `connections than relay.maxConnections (PostgreSQL: extra.max; MySQL/MariaDB: extra.connectionLimit), or lower it.`,
+    );
   }
 
   onApplicationShutdown(): void {

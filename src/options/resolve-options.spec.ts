@@ -17,6 +17,7 @@ describe('resolveOptions', () => {
       queriesOutsideTransaction: 'error',
       joinClsTransactions: true,
       clsConnectionName: undefined,
+      acquireTimeoutMs: 10_000,
       kafka,
       publisher: undefined,
       relay: DEFAULT_RELAY_OPTIONS,

@@ -27,6 +27,7 @@ export const DEFAULT_RELAY_OPTIONS: Readonly<Required<RelayOptions>> = {
   pruneBatchSize: 1_000,
   shutdownTimeoutMs: 10_000,
   listenNotify: true,
+  maxConnections: 3,
 };
 
 /** Defaults of the check options: RocketMQ's limits (15 checks), cloud services' timings (10 s, 24 h). */
@@ -56,6 +57,7 @@ export const DEFAULT_OPTIONS = {
   maxMessageBytes: 1_000_000,
   queriesOutsideTransaction: 'error',
   joinClsTransactions: true,
+  acquireTimeoutMs: 10_000,
   relay: DEFAULT_RELAY_OPTIONS,
   check: DEFAULT_CHECK_OPTIONS,
   inbox: DEFAULT_INBOX_OPTIONS,
@@ -70,6 +72,7 @@ const KNOWN_OPTIONS = [
   'queriesOutsideTransaction',
   'joinClsTransactions',
   'clsConnectionName',
+  'acquireTimeoutMs',
   'kafka',
   'publisher',
   'relay',
@@ -114,6 +117,7 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
   }
   const tableName = validateTableName(options.tableName ?? DEFAULT_OPTIONS.tableName);
   const checkImmunityMs = integerOption('checkImmunityMs', options.checkImmunityMs ?? DEFAULT_OPTIONS.checkImmunityMs, 0, MAX_DURATION_MS);
+  const acquireTimeoutMs = integerOption('acquireTimeoutMs', options.acquireTimeoutMs ?? DEFAULT_OPTIONS.acquireTimeoutMs, 1, MAX_DURATION_MS);
   const maxMessageBytes = integerOption('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_OPTIONS.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT);
   const relay = resolveRelay(options.relay);
   const check = resolveCheck(options.check);
@@ -128,6 +132,7 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
     queriesOutsideTransaction,
     joinClsTransactions,
     clsConnectionName: options.clsConnectionName,
+    acquireTimeoutMs,
     kafka: options.kafka,
     publisher: options.publisher,
     relay,
@@ -160,6 +165,7 @@ function resolveRelay(relay: RelayOptions | undefined): Required<RelayOptions> {
   integerOption('relay.pruneIntervalMs', merged.pruneIntervalMs, 1, MAX_DURATION_MS);
   integerOption('relay.pruneBatchSize', merged.pruneBatchSize, 1, 100_000);
   integerOption('relay.shutdownTimeoutMs', merged.shutdownTimeoutMs, 0, MAX_DURATION_MS);
+  integerOption('relay.maxConnections', merged.maxConnections, 1, 100);
   return merged;
 }
 

@@ -34,6 +34,12 @@ export interface RelayOptions {
   shutdownTimeoutMs?: number;
   /** PostgreSQL: wake relays of other processes with LISTEN/NOTIFY. Default `true`. */
   listenNotify?: boolean;
+  /**
+   * Connections of the DataSource's pool that the relay, the checks and pruning use at most at
+   * once, so business requests always find one. LISTEN uses a connection of its own, outside the
+   * pool. Default `3`.
+   */
+  maxConnections?: number;
 }
 
 /** Options of the transaction check (RocketMQ's check-back). */
@@ -104,6 +110,12 @@ export interface TransactionalMessageModuleOptions {
   /** `connectionName` of the `ClsPluginTransactional` to join, when you registered several. Default none. */
   clsConnectionName?: string;
   /**
+   * How long the library waits for a free connection of the DataSource's pool for a transaction
+   * of its own (the explicit API outside any transaction, the relay, the checks) before it fails
+   * with ConnectionAcquireTimeoutError instead of waiting forever, in ms. Default `10000`.
+   */
+  acquireTimeoutMs?: number;
+  /**
    * kafkajs client configuration (`brokers`, `clientId`, `ssl`, `sasl`, ...) of the Kafka
    * publisher. Required when the relay runs, unless `publisher` is given.
    */
@@ -128,6 +140,7 @@ export interface ResolvedOptions {
   queriesOutsideTransaction: QueriesOutsideTransactionMode;
   joinClsTransactions: boolean;
   clsConnectionName: string | undefined;
+  acquireTimeoutMs: number;
   kafka: KafkaConfig | undefined;
   publisher: MessagePublisher | undefined;
   relay: Required<RelayOptions>;

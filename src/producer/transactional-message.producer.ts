@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { MessageNotFoundError } from '../errors/message-not-found.error.js';
@@ -6,7 +7,7 @@ import { encodeMessage } from '../message/encode-message.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { MessageInput } from '../message/message.interface.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
-import { MessageStore } from '../store/message.store.js';
+import { MessageStore, type EndResult } from '../store/message.store.js';
 import type { CheckAttempt, StoredMessage } from '../store/stored-message.interface.js';
 import { CommitNotifier } from '../relay/commit-notifier.js';
 import { LOGGER_CONTEXT } from '../transactional-message.constants.js';
@@ -31,14 +32,32 @@ export type LocalTransactionExecutor<TBody> = (
   half: SentHalfMessage<TBody>,
 ) => TransactionStatus | Promise<TransactionStatus>;
 
+/**
+ * Where a call of the explicit API runs. By default it joins the caller's transaction when there is
+ * one (a `@TransactionalMessage` method, `TransactionContext.runInTransaction()`, an
+ * `@nestjs-cls/transactional` transaction), so it commits or rolls back with it and needs no second
+ * connection; otherwise it runs in a short transaction of its own.
+ */
+export interface ProducerCallOptions {
+  /**
+   * Run in this transaction: the EntityManager a plain `dataSource.transaction()` passes to its
+   * callback (which the module cannot see on its own). It must belong to the module's DataSource.
+   */
+  manager?: EntityManager;
+}
+
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const STATUSES: ReadonlySet<unknown> = new Set(Object.values(TransactionStatus));
 
 /**
  * The explicit two-phase API, for local transactions that do not run in this database (an
- * external payment provider, another DataSource). The half message is stored and committed in a
- * transaction of its own first; its outcome comes later. A half message that never gets one is
- * checked exactly like one that ended UNKNOWN.
+ * external payment provider, another DataSource). The half message is stored first; its outcome
+ * comes later. A half message that never gets one is checked exactly like one that ended UNKNOWN.
+ *
+ * Every method runs in the caller's transaction when there is one (see {@link ProducerCallOptions}):
+ * a `commit()` inside a transaction that then rolls back is rolled back with it. Outside any
+ * transaction, each call is a short transaction of its own, and waits at most `acquireTimeoutMs`
+ * for a pooled connection (ConnectionAcquireTimeoutError), never forever.
  */
 @Injectable()
 export class TransactionalMessageProducer {
@@ -60,11 +79,12 @@ export class TransactionalMessageProducer {
   async sendMessageInTransaction<TBody>(
     message: MessageInput<TBody>,
     localExecute: LocalTransactionExecutor<TBody>,
+    options: ProducerCallOptions = {},
   ): Promise<SendResult> {
     if (typeof localExecute !== 'function') {
       throw new InvalidMessageError('localExecute', localExecute, 'a function returning a TransactionStatus', 'sendMessageInTransaction');
     }
-    const messageId = await this.sendHalfMessage(message);
+    const messageId = await this.sendHalfMessage(message, options);
     let status: TransactionStatus;
     try {
       status = await localExecute({ messageId, message });
@@ -82,17 +102,20 @@ export class TransactionalMessageProducer {
         'sendMessageInTransaction',
       );
     }
-    if (status === TransactionStatus.COMMIT) await this.commit(messageId);
-    if (status === TransactionStatus.ROLLBACK) await this.rollback(messageId);
+    if (status === TransactionStatus.COMMIT) await this.commit(messageId, options);
+    if (status === TransactionStatus.ROLLBACK) await this.rollback(messageId, options);
     return { messageId, status };
   }
 
-  /** Stores a half message (invisible to consumers) in a transaction of its own; returns its id. */
-  async sendHalfMessage<TBody>(message: MessageInput<TBody>): Promise<string> {
-    const encoded = encodeMessage(message, this.sender.defaults, 'TransactionalMessageProducer.sendHalfMessage');
-    await this.runner.independent('TransactionalMessageProducer.sendHalfMessage', (manager) =>
-      this.store.insert(manager, encoded, MessageStatus.HALF),
-    );
+  /**
+   * Stores a half message (invisible to consumers) and returns its id. In the caller's transaction
+   * when there is one (it becomes visible to checks when that commits, and vanishes if it rolls
+   * back), else in a transaction of its own, committed before this returns.
+   */
+  async sendHalfMessage<TBody>(message: MessageInput<TBody>, options: ProducerCallOptions = {}): Promise<string> {
+    const label = 'TransactionalMessageProducer.sendHalfMessage';
+    const encoded = encodeMessage(message, this.sender.defaults, label);
+    await this.inTransaction(label, options, (manager) => this.store.insert(manager, encoded, MessageStatus.HALF));
     return encoded.id;
   }
 
@@ -100,16 +123,16 @@ export class TransactionalMessageProducer {
    * Commits a half message (or one parked after its checks ran out): it will be delivered. A second commit is a no-op; commit after
    * rollback throws TransactionAlreadyEndedError; an unknown id throws MessageNotFoundError.
    */
-  async commit(messageId: string): Promise<void> {
-    await this.end(messageId, 'COMMIT');
+  async commit(messageId: string, options: ProducerCallOptions = {}): Promise<void> {
+    await this.end(messageId, 'COMMIT', options);
   }
 
   /**
    * Rolls a half message back: it is never delivered. A second rollback is a no-op; rollback
    * after commit throws TransactionAlreadyEndedError; an unknown id throws MessageNotFoundError.
    */
-  async rollback(messageId: string): Promise<void> {
-    await this.end(messageId, 'ROLLBACK');
+  async rollback(messageId: string, options: ProducerCallOptions = {}): Promise<void> {
+    await this.end(messageId, 'ROLLBACK', options);
   }
 
   /**
@@ -117,40 +140,77 @@ export class TransactionalMessageProducer {
    * for example a missing topic or a too-small broker limit, was fixed). Returns false if the
    * message is not DEAD. An unknown id throws MessageNotFoundError.
    */
-  async replay(messageId: string): Promise<boolean> {
-    validateMessageId(messageId);
-    const replayed = await this.runner.independent('TransactionalMessageProducer.replay', async (manager) => {
-      if (await this.store.replay(manager, messageId)) return true;
-      if ((await this.store.findStatus(manager, messageId)) === null) throw new MessageNotFoundError(messageId);
-      return false;
-    });
-    if (replayed) this.notifier.committed();
+  async replay(messageId: string, options: ProducerCallOptions = {}): Promise<boolean> {
+    const id = validateMessageId(messageId);
+    let replayed = false;
+    await this.inTransaction(
+      'TransactionalMessageProducer.replay',
+      options,
+      async (manager) => {
+        replayed = await this.store.replay(manager, id);
+        if (!replayed && (await this.store.findStatus(manager, id)) === null) throw new MessageNotFoundError(id);
+      },
+      () => replayed && this.notifier.committed(),
+    );
     return replayed;
   }
 
   /** Every transaction check of a message so far, oldest first (empty if never checked). */
-  getCheckHistory(messageId: string): Promise<CheckAttempt[]> {
-    validateMessageId(messageId);
-    return this.runner.independent('TransactionalMessageProducer.getCheckHistory', (manager) => this.store.checkHistory(manager, messageId));
+  getCheckHistory(messageId: string, options: ProducerCallOptions = {}): Promise<CheckAttempt[]> {
+    const id = validateMessageId(messageId);
+    return this.inTransaction('TransactionalMessageProducer.getCheckHistory', options, (manager) => this.store.checkHistory(manager, id));
   }
 
-  /** The stored message with this id, or null. */
-  getMessage(messageId: string): Promise<StoredMessage | null> {
-    validateMessageId(messageId);
-    return this.runner.independent('TransactionalMessageProducer.getMessage', (manager) => this.store.find(manager, messageId));
+  /** The stored message with this id, or null. Inside a transaction, as that transaction sees it. */
+  getMessage(messageId: string, options: ProducerCallOptions = {}): Promise<StoredMessage | null> {
+    const id = validateMessageId(messageId);
+    return this.inTransaction('TransactionalMessageProducer.getMessage', options, (manager) => this.store.find(manager, id));
   }
 
-  private async end(messageId: string, requested: 'COMMIT' | 'ROLLBACK'): Promise<void> {
-    validateMessageId(messageId);
-    const result = await this.runner.independent(`TransactionalMessageProducer.${requested.toLowerCase()}`, (manager) =>
-      this.store.end(manager, messageId, requested),
+  private async end(messageId: string, requested: 'COMMIT' | 'ROLLBACK', options: ProducerCallOptions): Promise<void> {
+    const id = validateMessageId(messageId);
+    let result: EndResult | undefined;
+    await this.inTransaction(
+      `TransactionalMessageProducer.${requested.toLowerCase()}`,
+      options,
+      async (manager) => {
+        result = await this.store.end(manager, id, requested);
+      },
+      () => result === 'ended' && requested === 'COMMIT' && this.notifier.committed(),
     );
-    if (result === 'ended' && requested === 'COMMIT') this.notifier.committed();
+  }
+
+  /**
+   * Runs `work` in the caller's transaction (or `options.manager`'s), else in one of its own;
+   * `committed` runs once the work's transaction committed, where that can be observed.
+   */
+  private async inTransaction<T>(
+    label: string,
+    options: ProducerCallOptions,
+    work: (manager: EntityManager) => Promise<T>,
+    committed?: () => unknown,
+  ): Promise<T> {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidMessageError('options', options, '{ manager?: EntityManager } or nothing', label);
+    }
+    const caller = this.runner.callerTransaction(label, options.manager);
+    if (!caller) {
+      const result = await this.runner.independent(label, work);
+      committed?.();
+      return result;
+    }
+    const result = await work(caller.manager);
+    // A transaction of this module: after its commit. Otherwise its commit cannot be observed;
+    // the relay's poll picks the message up.
+    if (committed) caller.afterCommit?.push(() => void committed());
+    return result;
   }
 }
 
-function validateMessageId(messageId: unknown): void {
+/** A message id, lower-cased: ids are UUIDs, and databases disagree on comparing them case-insensitively. */
+function validateMessageId(messageId: unknown): string {
   if (typeof messageId !== 'string' || !UUID_PATTERN.test(messageId)) {
     throw new InvalidMessageError('id', messageId, 'a message id (UUID) as returned by sendHalfMessage');
   }
+  return messageId.toLowerCase();
 }

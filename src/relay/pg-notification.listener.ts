@@ -5,27 +5,25 @@ import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.const
 import { Doorbell } from './doorbell.js';
 
 interface PgClient {
+  connect(): Promise<void>;
   query(sql: string): Promise<unknown>;
-  on(event: 'notification' | 'error', listener: (error: Error) => void): void;
-  removeListener(event: 'notification' | 'error', listener: (error: Error) => void): void;
-  release(error?: Error | boolean): void;
+  end(): Promise<void>;
+  on(event: 'notification' | 'error' | 'end', listener: (error?: Error) => void): void;
 }
 
-/** The listeners this class put on a connection, to take exactly those off again. */
-const OWN = new WeakMap<PgClient, { notification: () => void; error: (error: Error) => void }>();
-
-function detach(client: PgClient): void {
-  const own = OWN.get(client);
-  if (!own) return;
-  client.removeListener('notification', own.notification);
-  client.removeListener('error', own.error);
-  OWN.delete(client);
+/** The part of pg-pool used: how it creates its clients. */
+interface PgPool {
+  Client: new (options: unknown) => PgClient;
+  options: Record<string, unknown>;
 }
 
 /**
- * @internal PostgreSQL: LISTENs on the message table's channel on one connection of the
- * DataSource's pool, and rings the relay's doorbell on every NOTIFY, so a message committed by
- * another process is published without waiting for the poll. Reconnects after a failure.
+ * @internal PostgreSQL: LISTENs on the message table's channel and rings the relay's doorbell on
+ * every NOTIFY, so a message committed by another process is published without waiting for the
+ * poll. The LISTEN connection is a connection of its own, made with the pool's settings but
+ * outside the pool: it is held for the application's whole life, and taking it from the pool
+ * would leave a pool of one with nothing for anybody else (the boot hung). Reconnects after a
+ * failure; polling covers the gap.
  */
 @Injectable()
 export class PgNotificationListener {
@@ -51,49 +49,40 @@ export class PgNotificationListener {
     clearTimeout(this.retry);
     const client = this.client;
     this.client = undefined;
-    if (client) {
-      detach(client);
-      await client.query('UNLISTEN *').catch(() => undefined);
-      client.release();
-    }
+    if (client) await client.end().catch(() => undefined);
   }
 
   private async connect(): Promise<void> {
-    const pool = (this.options.dataSource.driver as unknown as { master?: { connect(): Promise<PgClient> } }).master;
-    if (!pool) return;
-    let client: PgClient | undefined;
+    const pool = (this.options.dataSource.driver as unknown as { master?: PgPool }).master;
+    if (!pool?.Client) return;
+    const client = new pool.Client({ ...pool.options, connectionTimeoutMillis: this.options.acquireTimeoutMs });
+    // Until it is ours, a failure is handled below; afterwards, by reconnect().
+    client.on('error', (error) => this.reconnect(client, error));
+    client.on('end', () => this.reconnect(client, new Error('connection ended')));
+    client.on('notification', () => this.doorbell.ring());
     try {
-      client = await pool.connect();
-      const own = { notification: () => this.doorbell.ring(), error: (error: Error) => this.reconnect(client!, error) };
-      OWN.set(client, own);
-      client.on('notification', own.notification);
-      client.on('error', own.error);
+      await client.connect();
       await client.query(`LISTEN "${this.store.notifyChannel}"`);
       if (!this.running) {
-        detach(client);
-        client.release();
+        await client.end().catch(() => undefined);
         return;
       }
       this.client = client;
       this.doorbell.ring(); // anything committed while we were not listening
     } catch (error) {
-      if (client) {
-        // The connection failed under LISTEN: hand it back as broken (the pool discards it), never keep it checked out.
-        detach(client);
-        client.release(error as Error);
-      }
-      this.logger.warn(`LISTEN failed (${(error as Error).message}); relying on polling, retrying in 5 s`);
-      if (this.running) this.retry = setTimeout(() => void this.connect(), 5_000).unref();
+      await client.end().catch(() => undefined);
+      if (!this.running) return;
+      this.logger.warn(`LISTEN failed (${(error as Error)?.message ?? error}); relying on polling, retrying in 5 s`);
+      this.retry = setTimeout(() => void this.connect(), 5_000).unref();
     }
   }
 
-  private reconnect(client: PgClient, error: Error): void {
+  private reconnect(client: PgClient, error: Error | undefined): void {
     if (this.client !== client) return;
     this.client = undefined;
-    detach(client);
-    client.release(error);
+    void client.end().catch(() => undefined);
     if (!this.running) return;
-    this.logger.warn(`LISTEN connection lost (${error.message}); reconnecting`);
+    this.logger.warn(`LISTEN connection lost (${error?.message ?? 'ended'}); reconnecting`);
     this.retry = setTimeout(() => void this.connect(), 1_000).unref();
   }
 }

@@ -23,6 +23,16 @@ export class CheckoutService {
     if (fail) throw new Error('checkout failed');
   }
 
+  /** Swallows the failure of a decorated call inside its @Transactional() transaction, and commits. */
+  @Transactional()
+  async checkoutSwallowing(cartId: string, orderId: string): Promise<string> {
+    await this.txHost.tx.getRepository(ShopOrder).insert({ id: cartId, amount: 0 });
+    return this.orders.pay({ id: orderId, amount: 10, fail: true }).then(
+      () => 'paid',
+      (error: Error) => `swallowed: ${error.message}`,
+    );
+  }
+
   /** A decorated method whose business code uses TransactionHost.tx, not TransactionContext. */
   @TransactionalMessage<[string, boolean]>({ topic: 'cart.cleared', key: ([id]) => id, body: ([id]) => ({ id }) })
   async clearCart(id: string, fail: boolean): Promise<string> {

@@ -82,6 +82,16 @@ export class OrderService {
 
   @TransactionalMessage({ topic: 'order.mandatory', mandatory: true, body: () => ({}) })
   async mandatoryStep(): Promise<void> {}
+
+  /** Writes its own order, calls pay() for another one and swallows its failure: the bug a joined call must not allow. */
+  @TransactionalMessage<[PayInput, PayInput]>({ topic: 'order.batch', key: ([own]) => own.id, body: ([own]) => ({ id: own.id }) })
+  async payAndSwallow(own: PayInput, other: PayInput): Promise<string> {
+    await this.tx.getRepository(ShopOrder).insert({ id: own.id, amount: own.amount });
+    return this.pay(other).then(
+      () => 'paid',
+      (error: Error) => `swallowed: ${error.message}`,
+    );
+  }
 }
 
 export async function createShopApp(
