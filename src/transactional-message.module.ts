@@ -7,6 +7,7 @@ import { InboxPruner } from './consumer/inbox-pruner.service.js';
 import { TransactionalInbox } from './consumer/transactional-inbox.service.js';
 import { TransactionalMessageInterceptor } from './consumer/transactional-message.interceptor.js';
 import { ClsTransactionBridge } from './context/cls-transaction.bridge.js';
+import { TypeormTransactionalBridge } from './context/typeorm-transactional.bridge.js';
 import { TransactionContext } from './context/transaction-context.service.js';
 import { TransactionRunner } from './context/transaction-runner.service.js';
 import { BackgroundWork } from './lifecycle/background-work.js';
@@ -95,6 +96,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     },
     SchemaCheck,
     ClsTransactionBridge,
+    TypeormTransactionalBridge,
     TransactionRunner,
     BackgroundWork,
     MessageSender,

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import type { EntityManager } from 'typeorm';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
@@ -22,19 +23,24 @@ export class ClsTransactionBridge {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private host: ClsTransactionHost | undefined;
 
-  constructor(@Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions) {}
+  constructor(
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly moduleRef: ModuleRef,
+  ) {}
 
   async connect(): Promise<void> {
     if (!this.options.joinClsTransactions) return;
-    let TransactionHost: { getInstance(connectionName?: string): unknown };
+    let getTransactionHostToken: (connectionName?: string) => unknown;
     try {
-      ({ TransactionHost } = await import('@nestjs-cls/transactional'));
+      ({ getTransactionHostToken } = await import('@nestjs-cls/transactional'));
     } catch {
       return; // not installed
     }
     let host: ClsTransactionHost;
     try {
-      host = TransactionHost.getInstance(this.options.clsConnectionName) as ClsTransactionHost;
+      // This application's TransactionHost (the package also keeps a process-wide static one,
+      // which can belong to another application in the same process).
+      host = this.moduleRef.get(getTransactionHostToken(this.options.clsConnectionName) as never, { strict: false });
     } catch {
       if (this.options.clsConnectionName !== undefined) {
         throw new InvalidModuleOptionsError(

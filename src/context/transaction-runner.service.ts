@@ -12,6 +12,7 @@ import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import type { SqlDialect } from '../store/dialects/sql-dialect.interface.js';
 import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { ClsTransactionBridge } from './cls-transaction.bridge.js';
+import { TypeormTransactionalBridge } from './typeorm-transactional.bridge.js';
 import type { HalfMessageDraft } from './half-message-draft.js';
 import type { IsolationLevel } from './isolation-level.js';
 import { installQueryGuard } from './query-guard.js';
@@ -63,7 +64,8 @@ export interface TransactionDemand {
 /**
  * @internal Joins the caller's transaction or opens one, and runs work in the transaction context.
  * The caller's transaction is, in this order: an outer transactional call of this library on the
- * same DataSource, then an active `@nestjs-cls/transactional` transaction on it.
+ * same DataSource, then an active `@nestjs-cls/transactional` or typeorm-transactional
+ * transaction on it.
  */
 @Injectable()
 export class TransactionRunner {
@@ -75,6 +77,7 @@ export class TransactionRunner {
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     private readonly cls: ClsTransactionBridge,
+    private readonly typeormTransactional: TypeormTransactionalBridge,
   ) {
     this.dialect = resolveDialect(options.dataSource);
   }
@@ -122,8 +125,8 @@ export class TransactionRunner {
         throw error;
       }
     }
-    const clsManager = this.cls.activeManager();
-    if (clsManager) {
+    const foreignManager = this.foreignManager();
+    if (foreignManager) {
       this.warnIsolationIgnored(label, demand);
       // A transaction of another library: its commit is not ours to refuse, and its caller may
       // catch our error and commit. So the call runs in a savepoint: if it fails (or a call that
@@ -133,7 +136,7 @@ export class TransactionRunner {
       // relay's poll covers a commit that comes later).
       let scope: TransactionScope | undefined;
       try {
-        const result = await clsManager.transaction(async (manager) => {
+        const result = await foreignManager.transaction(async (manager) => {
           scope = this.newScope(manager);
           const value = await inScope(scope);
           refuseRollbackOnly(label, scope);
@@ -187,8 +190,13 @@ export class TransactionRunner {
       if (scope.ended) throw new TransactionContextEndedError(label);
       return { manager: scope.manager, afterCommit: scope.afterCommit };
     }
-    const clsManager = this.cls.activeManager();
-    return clsManager ? { manager: clsManager } : undefined;
+    const foreignManager = this.foreignManager();
+    return foreignManager ? { manager: foreignManager } : undefined;
+  }
+
+  /** The transaction of `@nestjs-cls/transactional` or typeorm-transactional in progress on the DataSource, if any. */
+  private foreignManager(): EntityManager | undefined {
+    return this.cls.activeManager() ?? this.typeormTransactional.activeManager();
   }
 
   private newScope(manager: EntityManager): TransactionScope {
@@ -275,7 +283,9 @@ export class TransactionRunner {
     const start = () =>
       this.cls.active
         ? this.cls.open(isolationLevel, work)
-        : isolationLevel
+        : this.typeormTransactional.active
+          ? this.typeormTransactional.open(isolationLevel, work)
+          : isolationLevel
           ? dataSource.transaction(isolationLevel, work)
           : dataSource.transaction(work);
     return this.dialect.singleConnection ? serialLockFor(dataSource).run(start) : start();

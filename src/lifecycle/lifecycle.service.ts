@@ -10,6 +10,7 @@ import {
 import { CheckScheduler } from '../check/check-scheduler.service.js';
 import { InboxPruner } from '../consumer/inbox-pruner.service.js';
 import { ClsTransactionBridge } from '../context/cls-transaction.bridge.js';
+import { TypeormTransactionalBridge } from '../context/typeorm-transactional.bridge.js';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { TransactionalMessageExplorer } from '../producer/transactional-message.explorer.js';
@@ -53,6 +54,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     private readonly schema: SchemaCheck,
     private readonly pgGuard: PgConnectionGuard,
     private readonly cls: ClsTransactionBridge,
+    private readonly typeormTransactional: TypeormTransactionalBridge,
     private readonly runner: TransactionRunner,
     private readonly explorer: TransactionalMessageExplorer,
     private readonly listener: PgNotificationListener,
@@ -68,6 +70,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     await this.schema.verify();
     this.pgGuard.install();
     await this.cls.connect();
+    await this.typeormTransactional.connect();
     this.runner.installGuard();
     this.explorer.discover();
   }
