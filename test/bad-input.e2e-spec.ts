@@ -43,7 +43,51 @@ class EventService {
     await this.tx.getRepository(ShopOrder).insert({ id, amount: 1 });
     currentHalfMessage().setProperty(name, 'x');
   }
+
+  /** Key, tags and properties from the decorator's callbacks, as given. */
+  @TransactionalMessage<[string, Fields]>({
+    topic: 'shop.event',
+    key: ([, f]) => f.key as string,
+    tags: ([, f]) => f.tags as string[],
+    properties: ([, f]) => f.properties as Record<string, string>,
+    body: () => ({}),
+  })
+  async withFields(id: string, fields: Fields): Promise<void> {
+    await this.tx.getRepository(ShopOrder).insert({ id, amount: 1 });
+  }
+
+  /** Tries a bad value on a setter, catches the error and goes on: the transaction must still commit. */
+  @TransactionalMessage<[string, (draft: ReturnType<typeof currentHalfMessage>) => void]>({ topic: 'shop.event', body: () => ({}) })
+  async recovering(id: string, attempt: (draft: ReturnType<typeof currentHalfMessage>) => void): Promise<string> {
+    await this.tx.getRepository(ShopOrder).insert({ id, amount: 1 });
+    try {
+      attempt(currentHalfMessage());
+      return 'accepted';
+    } catch (error) {
+      await this.tx.getRepository(ShopOrder).insert({ id: `${id.slice(0, 30)}-after`, amount: 2 });
+      return (error as Error).name;
+    }
+  }
 }
+
+interface Fields {
+  key?: unknown;
+  tags?: unknown;
+  properties?: unknown;
+}
+
+/** Values that reach SQL or the wire wrongly unless validation stops them. */
+const BOUNDARY_VALUES: Array<[string, Fields, RegExp]> = [
+  ['a NUL in the key', { key: 'order\u00001' }, /Invalid message key "order\\u00001".*without NUL characters/],
+  ['an unpaired surrogate in the key', { key: 'order-\ud800' }, /Invalid message key.*unpaired UTF-16 surrogates/],
+  ['a NUL in a tag', { tags: ['paid\u0000'] }, /Invalid message tags/],
+  ['tags longer than their column', { tags: Array.from({ length: 12 }, (_, i) => `${i}`.padEnd(100, 'x')) }, /at most 1024 characters in all/],
+  ['a __proto__ property', { properties: JSON.parse('{"__proto__": "x"}') }, /property name "__proto__"/],
+  ['an unpaired surrogate in a property value', { properties: { source: 'web-\udc00' } }, /property 'source'/],
+  ['a properties callback returning a string', { properties: 'ab' }, /Invalid message properties "ab".*a plain object/],
+  ['a properties callback returning an array', { properties: ['a'] }, /Invalid message properties \["a"\]/],
+  ['a properties callback returning a Map', { properties: new Map([['a', 'b']]) }, /Invalid message properties/],
+];
 
 describe.each(DATABASE_KINDS)('bad input on %s: a clear error, nothing stored, nothing already stored changed', (kind) => {
   let db: TestDatabase;
@@ -103,6 +147,15 @@ describe.each(DATABASE_KINDS)('bad input on %s: a clear error, nothing stored, n
     await expect(events.withKey(randomUUID(), 'k'.repeat(300))).rejects.toThrow(/Invalid message key .* in EventService.withKey/);
   });
 
+  it.each(BOUNDARY_VALUES)('%s is refused before any SQL runs', async (_what, fields, message) => {
+    await expect(events.withFields(randomUUID(), fields)).rejects.toThrow(InvalidMessageError);
+    await expect(events.withFields(randomUUID(), fields)).rejects.toThrow(message);
+    // The explicit API validates the same way.
+    await expect(app.get(TransactionalMessageProducer).sendHalfMessage({ topic: 'shop.event', body: {}, ...(fields as object) })).rejects.toThrow(
+      InvalidMessageError,
+    );
+  });
+
   it('a reserved property name', async () => {
     await expect(events.withProperty(randomUUID(), 'tm-message-id')).rejects.toThrow(/does not start with 'tm-'/);
   });
@@ -127,6 +180,48 @@ describe.each(DATABASE_KINDS)('bad input on %s: a clear error, nothing stored, n
     const stray = new EventService(app.get(TransactionContext));
     await expect(stray.publish(randomUUID(), {})).rejects.toThrow(TransactionalMessageModuleMissingError);
     await expect(stray.publish(randomUUID(), {})).rejects.toThrow(/EventService.publish was called, but no initialised/);
+  });
+});
+
+describe.each(DATABASE_KINDS)('a caller that catches a validation error keeps a usable transaction, on %s', (kind) => {
+  let db: TestDatabase;
+  let app: INestApplicationContext;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind, { entities: [ShopOrder] });
+    app = await createShopApp(db, {}, [EventService]);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.drop();
+  });
+
+  const exists = async (id: string) => (await db.dataSource.getRepository(ShopOrder).findOneBy({ id })) !== null;
+
+  it.each([
+    ['setKey() with a NUL', (draft: ReturnType<typeof currentHalfMessage>) => draft.setKey('a\u0000b'), 'InvalidMessageError'],
+    ['setTags() with a NUL', (draft: ReturnType<typeof currentHalfMessage>) => draft.setTags(['paid\u0000']), 'InvalidMessageError'],
+    ['setProperty() with __proto__', (draft: ReturnType<typeof currentHalfMessage>) => draft.setProperty('__proto__', 'x'), 'InvalidMessageError'],
+    ['setBody() with a BigInt', (draft: ReturnType<typeof currentHalfMessage>) => draft.setBody({ n: 1n }), 'MessageBodyNotSerializableError'],
+  ])('%s throws at once; the method catches it, writes on and commits with its message', async (_what, attempt, errorName) => {
+    const id = randomUUID();
+    expect(await app.get(EventService).recovering(id, attempt)).toBe(errorName);
+    expect(await exists(id)).toBe(true);
+    expect(await exists(`${id.slice(0, 30)}-after`)).toBe(true);
+    expect((await messageRows(db)).filter((row) => row.message_key === null && row.status === 'COMMITTED').length).toBeGreaterThan(0);
+  });
+
+  it('the explicit API inside a transaction: a refused message leaves the transaction usable', async () => {
+    const [before, after] = [randomUUID(), randomUUID()];
+    const producer = app.get(TransactionalMessageProducer);
+    await app.get(TransactionContext).runInTransaction(async (manager) => {
+      await manager.getRepository(ShopOrder).insert({ id: before, amount: 1 });
+      await expect(producer.sendHalfMessage({ topic: 'shop.event', key: 'k\u0000', body: {} })).rejects.toThrow(InvalidMessageError);
+      await manager.getRepository(ShopOrder).insert({ id: after, amount: 2 });
+    });
+    expect(await exists(before)).toBe(true);
+    expect(await exists(after)).toBe(true);
   });
 });
 

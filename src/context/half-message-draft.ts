@@ -1,6 +1,7 @@
 import { NoTransactionContextError } from '../errors/no-transaction-context.error.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import {
+  encodeBody,
   validateDurationMs,
   validateKey,
   validateProperties,
@@ -59,6 +60,8 @@ export class HalfMessageDraft implements HalfMessageHandle {
   ) {}
 
   setBody(body: unknown): this {
+    // Serialised now only to fail at this line (MessageBodyNotSerializableError); stored at the end.
+    encodeBody(this.topic, body);
     this.body = { value: body };
     return this;
   }

@@ -42,9 +42,25 @@ describe('encodeMessage', () => {
     [{ topic: 't', body: 1, properties: ['x'] }, /properties \["x"\]/],
     [{ topic: 't', body: 1, checkImmunityMs: -1 }, /checkImmunityMs -1/],
     [{ topic: 't', body: 1, checkImmunityMs: 2 ** 31 }, /checkImmunityMs 2147483648/],
+    [{ topic: 't', body: 1, key: 'a\u0000' }, /key .*without NUL/],
+    [{ topic: 't', body: 1, key: '\udc00a' }, /key .*unpaired UTF-16 surrogates/],
+    [{ topic: 't', body: 1, tags: ['x\u0000'] }, /tags/],
+    [{ topic: 't', body: 1, tags: Array.from({ length: 9 }, (_, i) => String(i).repeat(128)) }, /at most 1024 characters in all/],
+    [{ topic: 't', body: 1, properties: JSON.parse('{"__proto__":"v"}') }, /property name "__proto__"/],
+    [{ topic: 't', body: 1, properties: { p: 'v\ud800' } }, /property 'p'/],
+    [{ topic: 't', body: 1, properties: new Map() }, /properties/],
   ])('refuses %j', (input, expected) => {
     expect(() => encodeMessage(input as never, defaults)).toThrow(InvalidMessageError);
     expect(() => encodeMessage(input as never, defaults)).toThrow(expected);
+  });
+
+  it('accepts what is storable: paired surrogates (emoji), control characters other than NUL, 1024 characters of tags', () => {
+    const message = encodeMessage(
+      { topic: 't', body: 1, key: 'order-😀\t', tags: Array.from({ length: 8 }, (_, i) => String(i).repeat(127)), properties: { p: '😀' } },
+      { ...defaults, maxMessageBytes: 10_000 },
+    );
+    expect(message.key).toBe('order-😀\t');
+    expect(message.tags.join(',').length).toBe(1023);
   });
 
   it('refuses bodies without a JSON form', () => {

@@ -33,9 +33,25 @@ export interface MessageDefaults {
 }
 
 const TOPIC_PATTERN = /^[a-zA-Z0-9._-]{1,249}$/;
-const TAG_PATTERN = /^[^\s|,]{1,128}$/;
+const TAG_PATTERN = /^[^\s|,\u0000]{1,128}$/;
 const MAX_KEY_LENGTH = 255;
+/** The tags column holds the comma-joined tags (VARCHAR(1024) on PostgreSQL and MySQL). */
+const MAX_TAGS_LENGTH = 1024;
 const MAX_PROPERTY_NAME_LENGTH = 255;
+/** A UTF-16 surrogate without its pair: no UTF-8 form, so the database or Kafka would store U+FFFD instead. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** Property names that a plain object cannot hold as data. */
+const FORBIDDEN_PROPERTY_NAMES = new Set(['__proto__']);
+
+/**
+ * @internal Whether `text` can be stored and sent as it is: no NUL (PostgreSQL text cannot hold
+ * it) and no unpaired surrogate (it has no UTF-8 form and would be replaced).
+ */
+function storable(text: string): boolean {
+  return !text.includes('\u0000') && !LONE_SURROGATE.test(text);
+}
+
+const STORABLE = 'without NUL characters or unpaired UTF-16 surrogates';
 /** The largest value the int columns hold: about 24.8 days. */
 export const MAX_DURATION_MS = 2_147_483_647;
 
@@ -55,8 +71,8 @@ export function validateTopic(topic: unknown, where?: string): string {
 /** @internal */
 export function validateKey(key: unknown, where?: string): string | null {
   if (key === undefined || key === null) return null;
-  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
-    throw new InvalidMessageError('key', key, `a non-empty string of at most ${MAX_KEY_LENGTH} characters, or no key`, where);
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH || !storable(key)) {
+    throw new InvalidMessageError('key', key, `a non-empty string of at most ${MAX_KEY_LENGTH} characters ${STORABLE}, or no key`, where);
   }
   return key;
 }
@@ -65,27 +81,34 @@ export function validateKey(key: unknown, where?: string): string | null {
 export function validateTags(tags: unknown, where?: string): string[] {
   if (tags === undefined || tags === null) return [];
   const list = typeof tags === 'string' ? [tags] : tags;
-  if (!Array.isArray(list) || !list.every((tag) => typeof tag === 'string' && TAG_PATTERN.test(tag))) {
+  if (!Array.isArray(list) || !list.every((tag) => typeof tag === 'string' && TAG_PATTERN.test(tag) && storable(tag))) {
     throw new InvalidMessageError(
       'tags',
       tags,
-      "a tag or an array of tags, each 1-128 characters without spaces, '|' or ','",
+      `a tag or an array of tags, each 1-128 characters without spaces, '|' or ',' and ${STORABLE}`,
       where,
     );
   }
-  return [...new Set(list as string[])];
+  const unique = [...new Set(list as string[])];
+  if (unique.join(',').length > MAX_TAGS_LENGTH) {
+    throw new InvalidMessageError('tags', tags, `tags of at most ${MAX_TAGS_LENGTH} characters in all (joined with ',')`, where);
+  }
+  return unique;
 }
 
 /** @internal */
 export function validateProperties(properties: unknown, where?: string): Record<string, string> {
   if (properties === undefined || properties === null) return {};
-  if (typeof properties !== 'object' || Array.isArray(properties)) {
-    throw new InvalidMessageError('properties', properties, 'an object of string values', where);
+  if (typeof properties !== 'object' || Array.isArray(properties) || !isPlainObject(properties)) {
+    throw new InvalidMessageError('properties', properties, 'a plain object of string values, e.g. { source: "web" }', where);
   }
   const result: Record<string, string> = {};
   for (const [name, value] of Object.entries(properties)) {
-    if (name.length === 0 || name.length > MAX_PROPERTY_NAME_LENGTH) {
-      throw new InvalidMessageError('property name', name, `1-${MAX_PROPERTY_NAME_LENGTH} characters`, where);
+    if (name.length === 0 || name.length > MAX_PROPERTY_NAME_LENGTH || !storable(name)) {
+      throw new InvalidMessageError('property name', name, `1-${MAX_PROPERTY_NAME_LENGTH} characters ${STORABLE}`, where);
+    }
+    if (FORBIDDEN_PROPERTY_NAMES.has(name)) {
+      throw new InvalidMessageError('property name', name, 'another name (it would be lost: a plain object cannot hold it as data)', where);
     }
     if (name.toLowerCase().startsWith(RESERVED_PROPERTY_PREFIX)) {
       throw new InvalidMessageError(
@@ -95,12 +118,17 @@ export function validateProperties(properties: unknown, where?: string): Record<
         where,
       );
     }
-    if (typeof value !== 'string') {
-      throw new InvalidMessageError(`property '${name}'`, value, 'a string (Kafka headers are strings)', where);
+    if (typeof value !== 'string' || LONE_SURROGATE.test(value)) {
+      throw new InvalidMessageError(`property '${name}'`, value, 'a string without unpaired UTF-16 surrogates (Kafka headers are UTF-8 strings)', where);
     }
     result[name] = value;
   }
   return result;
+}
+
+function isPlainObject(value: object): boolean {
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }
 
 /** @internal */

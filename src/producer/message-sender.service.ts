@@ -3,7 +3,7 @@ import { HalfMessageDraft } from '../context/half-message-draft.js';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import type { TransactionalMessageOptions } from '../decorators/transactional-message-options.interface.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
-import { encodeMessage, type EncodedMessage, type MessageDefaults } from '../message/encode-message.js';
+import { encodeMessage, validateProperties, type EncodedMessage, type MessageDefaults } from '../message/encode-message.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
@@ -72,7 +72,8 @@ export class MessageSender {
         topic: options.topic,
         key: draft.key ?? fromCall(options.key),
         tags: draft.tags ?? fromCall(options.tags),
-        properties: { ...fromCall(options.properties), ...draft.properties },
+        // The callback's result is checked before it is merged: spreading a string or an array would make it an object.
+        properties: { ...validateProperties(fromCall(options.properties), label), ...draft.properties },
         body,
         checkImmunityMs: draft.checkImmunityMs ?? options.checkImmunityMs,
       },
