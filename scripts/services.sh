@@ -14,6 +14,8 @@
 # Environment (defaults in brackets):
 #   KAFKA_VERSION [3.9.2]  KAFKA_PORT [9092]  KAFKA_CONTROLLER_PORT [9093]
 #   TM_CACHE_DIR [<repo>/.cache]  KAFKA_HEAP [512m]
+#   KAFKA_EXTRA_CONFIG: broker settings appended to server.properties, one 'key=value' per line
+#   (tests start brokers of their own with other limits)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -112,6 +114,7 @@ configure_kafka() {
   sed -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
     -e "s#@DATA_DIR@#$KAFKA_DATA#g" "$ROOT/scripts/kafka/server.properties.template" \
     >"$KAFKA_HOME/server-$KAFKA_PORT.properties"
+  if [[ -n "${KAFKA_EXTRA_CONFIG:-}" ]]; then printf '%s\n' "$KAFKA_EXTRA_CONFIG" >>"$KAFKA_HOME/server-$KAFKA_PORT.properties"; fi
   if [[ ! -f "$KAFKA_DATA/meta.properties" ]]; then
     log "kafka: formatting storage in $KAFKA_DATA"
     local cluster_id

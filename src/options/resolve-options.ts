@@ -17,6 +17,7 @@ const DAY_MS = 86_400_000;
 export const DEFAULT_RELAY_OPTIONS: Readonly<Required<RelayOptions>> = {
   enabled: true,
   batchSize: 500,
+  maxBatchBytes: 1_000_000,
   pollIntervalMs: 1_000,
   leaseMs: 60_000,
   maxAttempts: 20,
@@ -156,6 +157,7 @@ function resolveRelay(relay: RelayOptions | undefined): Required<RelayOptions> {
   booleanOption('relay.enabled', merged.enabled);
   booleanOption('relay.listenNotify', merged.listenNotify);
   integerOption('relay.batchSize', merged.batchSize, 1, 10_000);
+  integerOption('relay.maxBatchBytes', merged.maxBatchBytes, 1_024, MAX_MESSAGE_BYTES_LIMIT);
   integerOption('relay.pollIntervalMs', merged.pollIntervalMs, 1, MAX_DURATION_MS);
   integerOption('relay.leaseMs', merged.leaseMs, 10, MAX_DURATION_MS);
   integerOption('relay.maxAttempts', merged.maxAttempts, 1, 1_000_000);

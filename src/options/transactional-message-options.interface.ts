@@ -14,6 +14,13 @@ export interface RelayOptions {
   enabled?: boolean;
   /** Committed messages claimed and published per batch. Default `500`. */
   batchSize?: number;
+  /**
+   * The most bytes (keys, values, headers) one publish request carries; a batch over it is sent
+   * in several requests, in order, and a message larger than it goes alone. Keep it under the
+   * broker's `message.max.bytes` (1048588 by default, which bounds what one partition receives
+   * in one request) and `socket.request.max.bytes` (104857600). Default `1000000`.
+   */
+  maxBatchBytes?: number;
   /** Poll for due work this often, in ms, when no wake-up arrives. Default `1000`. */
   pollIntervalMs?: number;
   /** How long a claim is owned before another relay may take it over, in ms. Default `60000`. */

@@ -4,8 +4,9 @@ import type { EntityManager } from 'typeorm';
 import { performance } from 'node:perf_hooks';
 import { BackgroundWork, isBackgroundStopped } from '../lifecycle/background-work.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import type { MessagePublisher, PublishFailure } from '../publisher/message-publisher.interface.js';
+import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../publisher/message-publisher.interface.js';
 import { describeError } from '../publisher/describe-error.js';
+import { countWithinBytes, recordBytes } from '../publisher/record-size.js';
 import { toOutgoingMessage } from '../publisher/to-outgoing-message.js';
 import { DeliveryStore, type DeliveryClaim } from '../store/delivery.store.js';
 import type { MessageRow } from '../store/message-row.js';
@@ -15,6 +16,13 @@ import { Doorbell } from './doorbell.js';
 
 /** Tries of a bookkeeping write before the cycle gives up (10, 20, 40, ... ms apart). */
 const BOOKKEEPING_ATTEMPTS = 6;
+
+/** `rows` without the ones in `some` (which are among them), in order. */
+function withoutSome(rows: readonly MessageRow[], some: readonly MessageRow[]): MessageRow[] {
+  if (some.length === rows.length) return [];
+  const taken = new Set(some);
+  return rows.filter((r) => !taken.has(r));
+}
 
 /** Thrown inside a cycle when the downstream cannot be reached; the loop backs off. */
 class TransportUnavailable extends Error {}
@@ -165,7 +173,7 @@ export class DeliveryRelay {
 
   /** Connect, make sure the lease is still ours, publish; the mark is left running (see run()). */
   private async deliver(claim: DeliveryClaim): Promise<void> {
-    const { leaseMs } = this.options.relay;
+    const { leaseMs, maxBatchBytes } = this.options.relay;
     let leaseConfirmedAt = this.claimedAt.get(claim) ?? performance.now();
     try {
       await this.publisher.connect();
@@ -177,11 +185,13 @@ export class DeliveryRelay {
     const delivered: number[] = [];
     const release: MessageRow[] = [];
     const blockedKeys = new Set<string>();
-    // Publish the whole batch at once; if it fails, find the culprit(s) one message at a time.
+    // Publish in requests of at most maxBatchBytes (a claim of large messages would otherwise be
+    // one request over the broker's limit, which it answers by closing the connection); when a
+    // request fails, find the culprit(s) among its messages one message at a time, then go on.
     let pending = claim.messages;
-    let single = false;
+    let isolating = 0;
     while (pending.length > 0) {
-      if (!this.running && !single) {
+      if (!this.running && isolating === 0) {
         release.push(...pending);
         break;
       }
@@ -199,6 +209,7 @@ export class DeliveryRelay {
           const left = pending.filter((r) => still.has(r.seq) && ofLostKey(r));
           release.push(...left);
           pending = pending.filter((r) => still.has(r.seq) && !ofLostKey(r));
+          isolating = Math.min(isolating, pending.length);
           this.logger.warn(
             `Lease lost on ${lost.length} message(s) (another relay took them over); not publishing them` +
               (left.length > 0 ? `, nor the ${left.length} later message(s) of their key(s), released` : ''),
@@ -206,30 +217,42 @@ export class DeliveryRelay {
           continue;
         }
       }
-      const batch = single ? pending.slice(0, 1) : pending;
-      if (single && batch[0].key !== null && blockedKeys.has(batch[0].key)) {
-        release.push(batch[0]);
+      // A key whose message failed keeps its later messages back (released, retried behind it).
+      if (pending[0].key !== null && blockedKeys.has(pending[0].key)) {
+        release.push(pending[0]);
         pending = pending.slice(1);
+        if (isolating > 0) isolating--;
         continue;
       }
+      let batch: MessageRow[];
+      if (isolating > 0) {
+        batch = pending.slice(0, 1);
+      } else {
+        const candidates = blockedKeys.size === 0 ? pending : pending.filter((r) => r.key === null || !blockedKeys.has(r.key));
+        batch = candidates.slice(0, countWithinBytes(candidates, maxBatchBytes, (r) => this.sizeOf(r)));
+      }
       try {
-        await this.publisher.publish(batch.map(toOutgoingMessage));
+        await this.publisher.publish(batch.map((r) => this.outgoing(r)));
         delivered.push(...batch.map((r) => r.seq));
-        pending = pending.slice(batch.length);
+        pending = withoutSome(pending, batch);
+        if (isolating > 0) isolating--;
       } catch (error) {
-        const failure: PublishFailure = this.publisher.classify(error);
+        const failure = await this.classify(error, batch);
         if (failure.kind === 'transport' || !this.running) {
           // Stopping: the publish was cut short by the shutdown (the publisher closed); not the messages' fault.
           await this.finish(claim, delivered, [...release, ...pending]);
           throw this.transportError(error);
         }
-        if (!single && batch.length > 1) {
-          single = true; // isolate: the same messages again, one by one, in order
+        if (isolating === 0 && batch.length > 1) {
+          // Isolate: the same messages again, one by one, in order (then requests again).
+          pending = [...batch, ...withoutSome(pending, batch)];
+          isolating = batch.length;
           continue;
         }
         await this.fail(claim, batch[0], error, failure);
         if (batch[0].key !== null) blockedKeys.add(batch[0].key);
         pending = pending.slice(1);
+        if (isolating > 0) isolating--;
       }
     }
     // Published: from here on, shutdown must wait for the mark, never release (a release would
@@ -244,6 +267,39 @@ export class DeliveryRelay {
       }),
     );
     await previous;
+  }
+
+  private readonly outgoingOf = new WeakMap<MessageRow, OutgoingMessage>();
+  private readonly sizes = new WeakMap<MessageRow, number>();
+
+  private outgoing(row: MessageRow): OutgoingMessage {
+    let message = this.outgoingOf.get(row);
+    if (!message) this.outgoingOf.set(row, (message = toOutgoingMessage(row)));
+    return message;
+  }
+
+  private sizeOf(row: MessageRow): number {
+    let size = this.sizes.get(row);
+    if (size === undefined) this.sizes.set(row, (size = recordBytes(this.outgoing(row))));
+    return size;
+  }
+
+  /**
+   * Whose fault a failed publish is. A lone message larger than `maxBatchBytes` whose publish
+   * failed as if the broker were unreachable, while the broker answers right after: the broker
+   * refused the request for its size (over `socket.request.max.bytes` it closes the connection),
+   * so it is the message's fault, retried and eventually DEAD, never an outage that stalls every topic.
+   */
+  private async classify(error: unknown, batch: readonly MessageRow[]): Promise<PublishFailure> {
+    const failure = this.publisher.classify(error);
+    if (failure.kind !== 'transport' || batch.length !== 1 || this.sizeOf(batch[0]) <= this.options.relay.maxBatchBytes || !this.running) {
+      return failure;
+    }
+    const answers = await this.publisher.connect().then(
+      () => true,
+      () => false,
+    );
+    return answers ? { kind: 'message', retriable: true } : failure;
   }
 
   private async finish(claim: DeliveryClaim, delivered: number[], release: MessageRow[]): Promise<void> {

@@ -16,12 +16,21 @@ export class OwnBroker {
   constructor(
     private readonly port: number,
     private readonly controllerPort = port + 1,
+    /** Broker settings of its own (server.properties keys), e.g. lower request limits. */
+    private readonly config: Record<string, string> = {},
   ) {
     this.brokers = [`127.0.0.1:${port}`];
   }
 
   private env(extra: Record<string, string> = {}) {
-    return { ...process.env, KAFKA_PORT: String(this.port), KAFKA_CONTROLLER_PORT: String(this.controllerPort), ...extra };
+    const config = Object.entries(this.config).map(([key, value]) => `${key}=${value}`).join('\n');
+    return {
+      ...process.env,
+      KAFKA_PORT: String(this.port),
+      KAFKA_CONTROLLER_PORT: String(this.controllerPort),
+      KAFKA_EXTRA_CONFIG: config,
+      ...extra,
+    };
   }
 
   async start(): Promise<void> {
