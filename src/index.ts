@@ -79,4 +79,5 @@ export { MessageTableMissingError } from './errors/message-table-missing.error.j
 export { NestedIndependentTransactionError } from './errors/nested-independent-transaction.error.js';
 export { TransactionRollbackOnlyError } from './errors/transaction-rollback-only.error.js';
 export { ConnectionAcquireTimeoutError } from './errors/connection-acquire-timeout.error.js';
+export { PublisherConfigurationError } from './errors/publisher-configuration.error.js';
 export { UnsupportedDatabaseError } from './errors/unsupported-database.error.js';

@@ -14,6 +14,8 @@ import { TypeormTransactionalBridge } from '../context/typeorm-transactional.bri
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { TransactionalMessageExplorer } from '../producer/transactional-message.explorer.js';
+import { PublisherConfigurationError } from '../errors/publisher-configuration.error.js';
+import { describeError } from '../publisher/describe-error.js';
 import type { MessagePublisher } from '../publisher/message-publisher.interface.js';
 import { CommitNotifier } from '../relay/commit-notifier.js';
 import { DeliveryRelay } from '../relay/delivery-relay.service.js';
@@ -24,6 +26,9 @@ import { poolSize } from '../store/dialects/pool-size.js';
 import { SchemaCheck } from '../store/schema-check.service.js';
 import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { BackgroundWork } from './background-work.js';
+
+/** How long the boot waits for the built-in Kafka publisher to connect. */
+const BOOT_CONNECT_WAIT_MS = 5_000;
 
 /**
  * @internal The one place that starts the module's parts, in a fixed order, and stops them in the
@@ -81,6 +86,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
       this.logger.log('Relay disabled in this instance (relay.enabled: false): messages are stored, not published or checked here');
       return;
     }
+    await this.verifyPublisher();
     this.relayStarted = true;
     this.warnAboutPoolSize();
     await this.listener.start();
@@ -102,6 +108,32 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
       await this.publisher?.close().catch((error: unknown) => this.logger.warn(`Publisher close failed: ${(error as Error)?.message ?? error}`));
       this.logger.log(`Relay ${this.identity} stopped`);
     }
+  }
+
+  /**
+   * With the built-in Kafka publisher, connects at boot, for up to 5 s: a configuration error
+   * (authentication, authorization, TLS) fails the boot; an unreachable broker is only a warning
+   * (the relay keeps trying, and messages are stored meanwhile).
+   */
+  private async verifyPublisher(): Promise<void> {
+    const publisher = this.publisher;
+    if (!this.options.kafka || !publisher) return;
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      publisher.connect().then(
+        () => 'connected' as const,
+        (error: unknown) => ({ error }),
+      ),
+      new Promise<'waiting'>((resolve) => (timer = setTimeout(resolve, BOOT_CONNECT_WAIT_MS, 'waiting'))),
+    ]);
+    clearTimeout(timer);
+    if (outcome === 'connected') return;
+    if (outcome === 'waiting') {
+      this.logger.warn(`Kafka has not answered within ${BOOT_CONNECT_WAIT_MS} ms of the boot; the relay keeps trying`);
+      return;
+    }
+    if (publisher.classify(outcome.error).kind === 'config') throw new PublisherConfigurationError(describeError(outcome.error), outcome.error);
+    this.logger.warn(`Kafka is not reachable at boot (${describeError(outcome.error)}); messages are stored, and published once it is`);
   }
 
   private warnAboutPoolSize(): void {

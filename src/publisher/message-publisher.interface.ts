@@ -15,12 +15,23 @@ export interface OutgoingMessage {
 
 /**
  * Whose fault a publish failure is:
- * - `transport`: the downstream is unreachable; nothing is wrong with the messages. The relay
- *   backs off as a whole and does not count an attempt against them.
+ * - `transport`: the downstream cannot take the messages now (unreachable, no leader, not enough
+ *   in-sync replicas, a timeout); nothing is wrong with them. The relay backs off as a whole and
+ *   counts no attempt against them, however long the outage lasts.
+ * - `config`: the client's configuration is wrong (authentication, authorization of the
+ *   producer, TLS, an unsupported protocol version). Like `transport`, nothing is counted against
+ *   the messages; the relay logs it as an error on every retry, and with the built-in Kafka
+ *   publisher the application's boot fails on it.
  * - `message`: this message was refused. `retriable: false` sends it to DEAD at once (for example
  *   over the broker's size limit); otherwise it is retried with backoff up to `maxAttempts`.
+ * - `unknown`: not classified. The message is retried with backoff and its attempts are counted
+ *   (and logged as errors), but an unknown error alone never sends it DEAD.
  */
-export type PublishFailure = { kind: 'transport' } | { kind: 'message'; retriable: boolean };
+export type PublishFailure =
+  | { kind: 'transport' }
+  | { kind: 'config' }
+  | { kind: 'message'; retriable: boolean }
+  | { kind: 'unknown' };
 
 /**
  * The publisher port: where committed messages go. Kafka (kafkajs) is the default adapter; any

@@ -25,7 +25,15 @@ function withoutSome(rows: readonly MessageRow[], some: readonly MessageRow[]): 
 }
 
 /** Thrown inside a cycle when the downstream cannot be reached; the loop backs off. */
-class TransportUnavailable extends Error {}
+class TransportUnavailable extends Error {
+  constructor(
+    message: string,
+    /** The publisher's configuration is wrong (authentication, authorization, TLS), not an outage. */
+    readonly config = false,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * @internal Publishes committed messages: claim a batch (per-key heads and their followers, under
@@ -117,7 +125,14 @@ export class DeliveryRelay {
         if (error instanceof TransportUnavailable) {
           this.transportFailures++;
           const delay = retryDelayMs(this.transportFailures, Math.max(backoffInitialMs, 100), Math.min(backoffMaxMs, 30_000));
-          this.logger.warn(`Downstream unavailable (${error.message}); retrying in ${delay} ms`);
+          if (error.config) {
+            this.logger.error(
+              `The publisher is misconfigured (${error.message}): nothing can be published until its configuration is fixed. ` +
+                `Nothing is counted against the messages; retrying in ${delay} ms`,
+            );
+          } else {
+            this.logger.warn(`Downstream unavailable (${error.message}); retrying in ${delay} ms`);
+          }
           await this.sleep(delay);
           continue;
         }
@@ -180,7 +195,7 @@ export class DeliveryRelay {
     } catch (error) {
       await this.release(claim, claim.messages);
       this.held.delete(claim);
-      throw this.transportError(error);
+      throw this.transportError(error, this.publisher.classify(error));
     }
     const delivered: number[] = [];
     const release: MessageRow[] = [];
@@ -238,10 +253,10 @@ export class DeliveryRelay {
         if (isolating > 0) isolating--;
       } catch (error) {
         const failure = await this.classify(error, batch);
-        if (failure.kind === 'transport' || !this.running) {
-          // Stopping: the publish was cut short by the shutdown (the publisher closed); not the messages' fault.
+        if (failure.kind === 'transport' || failure.kind === 'config' || !this.running) {
+          // Not the messages' fault (when stopping: the publish was cut short by the shutdown).
           await this.finish(claim, delivered, [...release, ...pending]);
-          throw this.transportError(error);
+          throw this.transportError(error, failure);
         }
         if (isolating === 0 && batch.length > 1) {
           // Isolate: the same messages again, one by one, in order (then requests again).
@@ -343,12 +358,20 @@ export class DeliveryRelay {
   private async fail(claim: DeliveryClaim, row: MessageRow, error: unknown, failure: PublishFailure): Promise<void> {
     const { maxAttempts, backoffInitialMs, backoffMaxMs } = this.options.relay;
     const attempts = row.deliveryAttempts + 1;
-    const retriable = failure.kind === 'message' && failure.retriable;
-    const dead = !retriable || attempts >= maxAttempts;
+    const unclassified = failure.kind === 'unknown';
+    const retriable = unclassified || (failure.kind === 'message' && failure.retriable);
+    // An error nobody classified must not use up a message's budget unseen: counted, logged as an
+    // error, retried at the backoff, but never the reason a message goes DEAD.
+    const dead = !unclassified && (!retriable || attempts >= maxAttempts);
     const delay = retryDelayMs(attempts, backoffInitialMs, backoffMaxMs);
     const reason = describeError(error);
     await this.bookkeeping('relay.fail', (m) => this.store.markFailed(m, claim.token, row.seq, reason, dead, delay));
-    if (dead) {
+    if (unclassified) {
+      this.logger.error(
+        `Message ${row.id} (topic ${row.topic}) failed attempt ${attempts} with an error the publisher does not classify; ` +
+          `retry in ${delay} ms (an unclassified error never makes a message DEAD): ${reason}`,
+      );
+    } else if (dead) {
       this.logger.error(
         `Message ${row.id} (topic ${row.topic}) is DEAD after ${attempts} attempt(s)${retriable ? '' : ' (not retriable)'}: ${reason}. ` +
           `Replay it with TransactionalMessageProducer.replay() once the cause is fixed.`,
@@ -358,8 +381,8 @@ export class DeliveryRelay {
     }
   }
 
-  private transportError(error: unknown): TransportUnavailable {
-    return new TransportUnavailable(describeError(error));
+  private transportError(error: unknown, failure?: PublishFailure): TransportUnavailable {
+    return new TransportUnavailable(describeError(error), failure?.kind === 'config');
   }
 
   private async sleep(ms: number): Promise<void> {
