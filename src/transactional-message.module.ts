@@ -70,7 +70,11 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
       },
       inject: [RESOLVED_OPTIONS],
     },
-    { provide: DeliveryStore, useFactory: (store: MessageStore) => new DeliveryStore(store), inject: [MessageStore] },
+    {
+      provide: DeliveryStore,
+      useFactory: (store: MessageStore, options: ResolvedOptions) => new DeliveryStore(store, options.relay.onDead === 'hold'),
+      inject: [MessageStore, RESOLVED_OPTIONS],
+    },
     { provide: CheckStore, useFactory: (store: MessageStore) => new CheckStore(store), inject: [MessageStore] },
     { provide: RetentionStore, useFactory: (store: MessageStore) => new RetentionStore(store), inject: [MessageStore] },
     { provide: Doorbell, useFactory: () => new Doorbell() },

@@ -121,4 +121,29 @@ describe.each(DATABASE_KINDS)('the delivery claim on %s', (kind) => {
     await lease([b], 'theirs', -1_000);
     expect([...(await store.contestedKeys(db.dataSource.manager, asClaim('ours', [['frozen', a], ['frozen', c]])))]).toEqual(['frozen']);
   });
+
+  /** Sets `seqs` to `status` by hand. */
+  async function setStatus(seqs: number[], status: string): Promise<void> {
+    await db.dataSource.query(`UPDATE ${q(db.tableName)} SET ${q('status')} = '${status}' WHERE ${q('seq')} IN (${seqs.join(', ')})`);
+  }
+
+  it('a DEAD message holds its key (onDead hold): no later message starts a claim, and a head before it takes no follower past it', async () => {
+    const [h, dead, f1, f2] = await write('held', 'held', 'held', 'held');
+    const [o] = await write('other');
+    // H committed late (older seq) while D had gone DEAD: H may go, F1 and F2 must wait behind D.
+    await setStatus([dead], 'DEAD');
+    expect((await claim()).messages.map((m) => m.seq)).toEqual([h, o]);
+    await setStatus([h, o], 'DELIVERED');
+    // F1 is now the key's first committed message, but D is before it.
+    expect((await claim()).messages.map((m) => m.seq)).toEqual([]);
+    expect((await messageRows(db)).filter((r) => [f1, f2].includes(Number(r.seq))).map((r) => r.lease_token)).toEqual([null, null]);
+  });
+
+  it("with onDead 'skip', a DEAD message holds nothing back", async () => {
+    const skipping = new DeliveryStore(app.get(MessageStore), false);
+    const [h, dead, f1, f2] = await write('skipped', 'skipped', 'skipped', 'skipped');
+    await setStatus([dead], 'DEAD');
+    const { messages } = await db.dataSource.transaction((m) => skipping.claim(m, 'test relay', 'token-skip', 100, 60_000));
+    expect(messages.map((m) => m.seq)).toEqual([h, f1, f2]);
+  });
 });

@@ -26,6 +26,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     seed: uniqueTopic(`${kind}.seed`),
     order: uniqueTopic(`${kind}.order`),
     poison: uniqueTopic(`${kind}.poison`),
+    dead: uniqueTopic(`${kind}.dead`),
     checkThrows: uniqueTopic(`${kind}.check-throws`),
     checkHangs: uniqueTopic(`${kind}.check-hangs`),
     checkUnknown: uniqueTopic(`${kind}.check-unknown`),
@@ -198,8 +199,8 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     expect(call).toBeGreaterThan(20); // the failures really happened
   });
 
-  it('a poison message (over the broker limit) goes DEAD while its key resumes and other keys keep flowing', async () => {
-    const { producer } = await boot([], { maxMessageBytes: 3_000_000, relay: { batchSize: 50 } });
+  it("a poison message (over the broker limit) goes DEAD while other keys keep flowing, and with onDead 'skip' its key resumes", async () => {
+    const { producer } = await boot([], { maxMessageBytes: 3_000_000, relay: { batchSize: 50, onDead: 'skip' } });
     const [p, q] = [`p-${randomUUID()}`, `q-${randomUUID()}`];
     const send = (key: string, body: unknown) =>
       producer.sendMessageInTransaction({ topic: topic.poison, key, body }, () => TransactionStatus.COMMIT).then((r) => r.messageId);
@@ -215,6 +216,89 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     expect(dead.lastError).toMatch(/^MESSAGE_TOO_LARGE: /);
     expect(idsOf(topic.poison)).not.toContain(poison);
     expect(consumer.of(topic.poison).filter((r) => r.key === p).map((r) => r.headers['tm-message-id'])).toEqual([before, after]);
+  });
+
+  /** A publisher that refuses chosen messages for good (DEAD at once) while `refused` holds their ids. */
+  function refusing(refused: Set<string>): ControlledPublisher {
+    const publisher = new ControlledPublisher();
+    publisher.inject = (messages) =>
+      messages.some((m) => refused.has(m.id)) ? new InjectedFailure('refused for good', { kind: 'message', retriable: false }) : undefined;
+    return publisher;
+  }
+
+  it("onDead 'hold' (the default): a DEAD message holds its key until replayed, then the key goes on in write order; discard lets it go on without it", async () => {
+    const refused = new Set<string>();
+    const { app, producer } = await boot([], { publisher: refusing(refused) });
+    const tx = app.get(TransactionContext);
+    const key = `held-${randomUUID()}`;
+    const send = (k: string, n: string) =>
+      producer.sendMessageInTransaction({ topic: topic.dead, key: k, body: { n } }, () => TransactionStatus.COMMIT).then((r) => r.messageId);
+    const m1 = await send(key, 'm1');
+    await consumer.waitFor('m1', () => idsOf(topic.dead).includes(m1));
+    // m2 is refused; m3 and m4 are written behind it (and would be claimed with it).
+    const ids = await tx.runInTransaction(async () => {
+      const out: string[] = [];
+      for (const n of ['m2', 'm3', 'm4']) {
+        const id = await producer.sendHalfMessage({ topic: topic.dead, key, body: { n } });
+        if (n === 'm2') refused.add(id);
+        await producer.commit(id);
+        out.push(id);
+      }
+      return out;
+    });
+    const [m2, m3, m4] = ids;
+    await eventually('m2 DEAD', async () => (await statusOf(producer, m2)) === MessageStatus.DEAD);
+    // Other keys flow meanwhile, and the relay has claimed again since m2 died: m3 and m4 still wait.
+    const other = await send(`other-${randomUUID()}`, 'o');
+    await consumer.waitFor('a message of another key', () => idsOf(topic.dead).includes(other));
+    await eventually('the relay claimed after the other key', async () => (await statusOf(producer, other)) === MessageStatus.DELIVERED);
+    expect(await statusOf(producer, m3)).toBe(MessageStatus.COMMITTED);
+    expect(await statusOf(producer, m4)).toBe(MessageStatus.COMMITTED);
+
+    refused.clear();
+    expect(await producer.replay(m2)).toBe(true);
+    await consumer.waitFor('the key after the replay', () => [m2, m3, m4].every((id) => idsOf(topic.dead).includes(id)));
+    expect(consumer.of(topic.dead).filter((r) => r.key === key).map((r) => r.headers['tm-message-id'])).toEqual([m1, m2, m3, m4]);
+
+    // Discard instead: the key goes on without the DEAD message.
+    const key2 = `discarded-${randomUUID()}`;
+    const [n1, n2] = await tx.runInTransaction(async () => {
+      const first = await producer.sendHalfMessage({ topic: topic.dead, key: key2, body: { n: 'n1' } });
+      refused.add(first);
+      await producer.commit(first);
+      const second = await producer.sendHalfMessage({ topic: topic.dead, key: key2, body: { n: 'n2' } });
+      await producer.commit(second);
+      return [first, second];
+    });
+    await eventually('n1 DEAD', async () => (await statusOf(producer, n1)) === MessageStatus.DEAD);
+    expect(await producer.discard(n1)).toBe(true);
+    expect(await producer.discard(n1)).toBe(false); // not DEAD any more
+    await consumer.waitFor('n2 after the discard', () => idsOf(topic.dead).includes(n2));
+    expect(await statusOf(producer, n1)).toBe(MessageStatus.DISCARDED);
+    expect(consumer.of(topic.dead).filter((r) => r.key === key2).map((r) => r.headers['tm-message-id'])).toEqual([n2]);
+  });
+
+  it("onDead 'skip': the key goes on without a DEAD message; replayed, it arrives after the later ones", async () => {
+    const refused = new Set<string>();
+    const { app, producer } = await boot([], { publisher: refusing(refused), relay: { onDead: 'skip' } });
+    const tx = app.get(TransactionContext);
+    const key = `skipped-${randomUUID()}`;
+    const [m1, m2, m3] = await tx.runInTransaction(async () => {
+      const out: string[] = [];
+      for (const n of ['m1', 'm2', 'm3']) {
+        const id = await producer.sendHalfMessage({ topic: topic.dead, key, body: { n } });
+        if (n === 'm2') refused.add(id);
+        await producer.commit(id);
+        out.push(id);
+      }
+      return out;
+    });
+    await consumer.waitFor('m1 and m3', () => [m1, m3].every((id) => idsOf(topic.dead).includes(id)));
+    expect(await statusOf(producer, m2)).toBe(MessageStatus.DEAD);
+    refused.clear();
+    expect(await producer.replay(m2)).toBe(true);
+    await consumer.waitFor('the replayed m2', () => idsOf(topic.dead).includes(m2));
+    expect(consumer.of(topic.dead).filter((r) => r.key === key).map((r) => r.headers['tm-message-id'])).toEqual([m1, m3, m2]);
   });
 
   it('a message that keeps failing goes DEAD after maxAttempts and is delivered once replayed', async () => {

@@ -3,7 +3,8 @@
  *
  * ```text
  * HALF ──commit──▶ COMMITTED ──published──▶ DELIVERED
- *  │ └──rollback─▶ ROLLED_BACK      └──retries exhausted──▶ DEAD (replayable)
+ *  │ └──rollback─▶ ROLLED_BACK      └──retries exhausted──▶ DEAD ──replay──▶ COMMITTED
+ *  │                                                          └──discard──▶ DISCARDED
  *  └──checks exhausted, onExhausted 'park'──▶ CHECK_EXHAUSTED (an operator commits or rolls back)
  * ```
  */
@@ -20,6 +21,8 @@ export enum MessageStatus {
   DEAD = 'DEAD',
   /** Its checks ran out without an answer and `check.onExhausted` is 'park': an operator decides. */
   CHECK_EXHAUSTED = 'CHECK_EXHAUSTED',
+  /** A DEAD message an operator gave up on: never delivered; its key goes on without it. */
+  DISCARDED = 'DISCARDED',
 }
 
 /** @internal Statuses in which the local transaction counts as committed. */
@@ -27,4 +30,5 @@ export const COMMITTED_STATUSES: ReadonlySet<MessageStatus> = new Set([
   MessageStatus.COMMITTED,
   MessageStatus.DELIVERED,
   MessageStatus.DEAD,
+  MessageStatus.DISCARDED,
 ]);

@@ -21,6 +21,7 @@ export const DEFAULT_RELAY_OPTIONS: Readonly<Required<RelayOptions>> = {
   pollIntervalMs: 1_000,
   leaseMs: 60_000,
   maxAttempts: 20,
+  onDead: 'hold',
   backoffInitialMs: 1_000,
   backoffMaxMs: 300_000,
   retentionMs: 7 * DAY_MS,
@@ -161,6 +162,9 @@ function resolveRelay(relay: RelayOptions | undefined): Required<RelayOptions> {
   integerOption('relay.pollIntervalMs', merged.pollIntervalMs, 1, MAX_DURATION_MS);
   integerOption('relay.leaseMs', merged.leaseMs, 10, MAX_DURATION_MS);
   integerOption('relay.maxAttempts', merged.maxAttempts, 1, 1_000_000);
+  if (merged.onDead !== 'hold' && merged.onDead !== 'skip') {
+    throw new InvalidModuleOptionsError('relay.onDead', merged.onDead, "'hold' or 'skip'");
+  }
   integerOption('relay.backoffInitialMs', merged.backoffInitialMs, 0, MAX_DURATION_MS);
   integerOption('relay.backoffMaxMs', merged.backoffMaxMs, merged.backoffInitialMs, MAX_DURATION_MS);
   integerOption('relay.retentionMs', merged.retentionMs, 0, MAX_LONG_DURATION_MS);

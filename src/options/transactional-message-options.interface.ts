@@ -5,6 +5,9 @@ import type { MessagePublisher } from '../publisher/message-publisher.interface.
 /** What happens when code inside a transactional method queries outside its transaction. */
 export type QueriesOutsideTransactionMode = 'error' | 'warn' | 'allow';
 
+/** What a DEAD message does to the later messages of its key. */
+export type DeadMessagePolicy = 'hold' | 'skip';
+
 /** What happens to a half message whose checks are exhausted. */
 export type CheckExhaustedAction = 'rollback' | 'park';
 
@@ -27,6 +30,13 @@ export interface RelayOptions {
   leaseMs?: number;
   /** Publish attempts of a message before it goes DEAD. Default `20`. */
   maxAttempts?: number;
+  /**
+   * What a DEAD message does to the later messages of its key. `'hold'` (default): they wait
+   * until an operator replays it (it is then delivered first, and the key goes on in order) or
+   * discards it; per key, delivery stays in write order. `'skip'`: they go on without it; a
+   * replayed DEAD message arrives after them.
+   */
+  onDead?: DeadMessagePolicy;
   /** First retry delay in ms, doubled on each attempt up to `backoffMaxMs`, with ±20 % jitter. Default `1000`. */
   backoffInitialMs?: number;
   /** Largest retry delay, in ms. Default `300000` (5 minutes). */

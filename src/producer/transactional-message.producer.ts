@@ -137,8 +137,10 @@ export class TransactionalMessageProducer {
 
   /**
    * Puts a DEAD message back in the delivery queue with a fresh attempt budget (after the cause,
-   * for example a missing topic or a too-small broker limit, was fixed). Returns false if the
-   * message is not DEAD. An unknown id throws MessageNotFoundError.
+   * for example a missing topic or a too-small broker limit, was fixed). Under `relay.onDead:
+   * 'hold'` it is delivered before the later messages of its key, which waited for it; under
+   * 'skip' it arrives after them. Returns false if the message is not DEAD. An unknown id throws
+   * MessageNotFoundError.
    */
   async replay(messageId: string, options: ProducerCallOptions = {}): Promise<boolean> {
     const id = validateMessageId(messageId);
@@ -153,6 +155,26 @@ export class TransactionalMessageProducer {
       () => replayed && this.notifier.committed(),
     );
     return replayed;
+  }
+
+  /**
+   * Gives up on a DEAD message: it becomes DISCARDED and is never delivered, and the later
+   * messages of its key (held back under `relay.onDead: 'hold'`) go on without it. Returns false
+   * if the message is not DEAD. An unknown id throws MessageNotFoundError.
+   */
+  async discard(messageId: string, options: ProducerCallOptions = {}): Promise<boolean> {
+    const id = validateMessageId(messageId);
+    let discarded = false;
+    await this.inTransaction(
+      'TransactionalMessageProducer.discard',
+      options,
+      async (manager) => {
+        discarded = await this.store.discard(manager, id);
+        if (!discarded && (await this.store.findStatus(manager, id)) === null) throw new MessageNotFoundError(id);
+      },
+      () => discarded && this.notifier.committed(),
+    );
+    return discarded;
   }
 
   /** Every transaction check of a message so far, oldest first (empty if never checked). */

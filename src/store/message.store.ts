@@ -113,6 +113,15 @@ export class MessageStore {
     return (await affected(manager, sql, p.values)) > 0;
   }
 
+  /** DEAD → DISCARDED: never delivered, its key goes on. Returns false unless the message was DEAD. */
+  async discard(manager: EntityManager, id: string): Promise<boolean> {
+    const p = new SqlParams(this.dialect);
+    const sql =
+      `UPDATE ${this.t} SET status = '${MessageStatus.DISCARDED}', next_attempt_at = NULL ` +
+      `WHERE id = ${p.add(id)} AND status = '${MessageStatus.DEAD}'`;
+    return (await affected(manager, sql, p.values)) > 0;
+  }
+
   async findStatus(manager: EntityManager, id: string): Promise<MessageStatus | null> {
     const rows: Array<{ status: MessageStatus }> = await manager.query(
       `SELECT status FROM ${this.t} WHERE id = ${this.dialect.param(1)}`,

@@ -66,4 +66,7 @@ export const mysqlDialect: SqlDialect = {
     `DROP TABLE IF EXISTS \`${t}_check\``,
     `DROP TABLE IF EXISTS \`${t}\``,
   ],
+  // `${t}_key_status_idx` (message_key, status, seq) already finds a key's DEAD messages.
+  createDeadKeyIndex: () => [],
+  dropDeadKeyIndex: () => [],
 };

@@ -14,3 +14,11 @@ export function partialIndexes(t: string): string[] {
     `CREATE INDEX "${t}_rolled_back_idx" ON "${t}" ("transaction_ended_at") WHERE "status" = 'ROLLED_BACK'`,
   ];
 }
+
+/**
+ * @internal A DEAD message holds back the later messages of its key (`relay.onDead: 'hold'`): the
+ * claim asks, per key, whether an earlier message is DEAD. DEAD rows are few.
+ */
+export function deadKeyIndex(t: string): string {
+  return `CREATE INDEX "${t}_dead_key_idx" ON "${t}" ("message_key", "seq") WHERE "status" = 'DEAD'`;
+}

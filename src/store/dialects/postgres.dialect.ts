@@ -1,4 +1,4 @@
-import { partialIndexes } from './partial-indexes.js';
+import { deadKeyIndex, partialIndexes } from './partial-indexes.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
 /** @internal PostgreSQL 12+. */
@@ -57,4 +57,6 @@ export const postgresDialect: SqlDialect = {
     `CREATE INDEX "${t}_check_message_idx" ON "${t}_check" ("message_id", "check_number")`,
   ],
   dropTables: (t) => [`DROP TABLE IF EXISTS "${t}_check"`, `DROP TABLE IF EXISTS "${t}"`],
+  createDeadKeyIndex: (t) => [deadKeyIndex(t)],
+  dropDeadKeyIndex: (t) => [`DROP INDEX IF EXISTS "${t}_dead_key_idx"`],
 };

@@ -21,6 +21,9 @@ export interface SqlDialect {
   /** DDL creating the message table, its check-history table and their indexes. */
   createTables(table: string): string[];
   dropTables(table: string): string[];
+  /** DDL of the second migration: the index that finds a key's DEAD messages (none where an index already serves). */
+  createDeadKeyIndex(table: string): string[];
+  dropDeadKeyIndex(table: string): string[];
 }
 
 /** @internal Parses the text `selectTime()` produced. */

@@ -43,5 +43,20 @@ export function transactionalMessageMigrations(options: TransactionalMessageMigr
     }
   }
 
-  return [CreateTransactionalMessageTable];
+  class AddTransactionalMessageDeadKeyIndex implements MigrationInterface {
+    readonly name = `AddTransactionalMessageDeadKeyIndex${suffix}1764600000000`;
+
+    async up(queryRunner: QueryRunner): Promise<void> {
+      for (const sql of resolveDialect(queryRunner.connection).createDeadKeyIndex(table)) {
+        await queryRunner.query(sql);
+      }
+    }
+
+    async down(queryRunner: QueryRunner): Promise<void> {
+      for (const sql of resolveDialect(queryRunner.connection).dropDeadKeyIndex(table)) {
+        await queryRunner.query(sql);
+      }
+    }
+  }
+  return [CreateTransactionalMessageTable, AddTransactionalMessageDeadKeyIndex];
 }
