@@ -28,7 +28,8 @@ const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_expires_at = 
  * another relay is left alone, and `contestedKeys` finds a key another batch holds part of, or
  * of which the claim skipped a message (a late commit, two claims at the same moment), so one
  * relay at a time publishes a key, in order, and a failing message holds back only its own key.
- * Every later write is fenced by the lease token.
+ * Under `relay.onDead: 'hold'`, a DEAD message holds back the rest of its key too. Every later
+ * write is fenced by the lease token.
  */
 export class DeliveryStore {
   constructor(
