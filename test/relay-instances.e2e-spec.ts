@@ -27,6 +27,7 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     late: uniqueTopic(`${kind}.late`),
     split: uniqueTopic(`${kind}.split`),
     window: uniqueTopic(`${kind}.window`),
+    slowPublish: uniqueTopic(`${kind}.slow-publish`),
   };
   let db: TestDatabase;
   let consumer: TestConsumer;
@@ -305,5 +306,28 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     expect(b.publisher.sentIds().sort()).toEqual([...ids].sort());
     expect(consumer.of(topic.lease).map((r) => r.headers['tm-message-id']).sort()).toEqual([...ids].sort());
     for (const id of ids) expect((await b.producer.getMessage(id))!.status).toBe(MessageStatus.DELIVERED);
+  });
+
+  it('a publish that lasts longer than the lease keeps it: no other relay publishes the batch meanwhile', async () => {
+    const writer = await instance({ relay: { enabled: false } });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await writer.producer.sendMessageInTransaction({ topic: topic.slowPublish, key: `slow-${i}`, body: { i } }, () => TransactionStatus.COMMIT)).messageId);
+    }
+    // Relay A claims them and its publish takes four leases (a slow broker, the client's retries).
+    const slow = gate();
+    const publisherA = new ControlledPublisher();
+    publisherA.publishGate = slow.wait;
+    await instance({ publisher: publisherA, relay: { leaseMs: 500 } });
+    await eventually('relay A is publishing', () => publisherA.publishCalls === 1);
+    // Relay B polls all the while.
+    const b = await instance({ relay: { leaseMs: 500 } });
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    slow.open();
+    await consumer.waitFor('the three messages', () => ids.every((id) => consumer.of(topic.slowPublish).some((r) => r.headers['tm-message-id'] === id)));
+    await eventually('marked delivered', async () => (await messageRows(db)).filter((r) => ids.includes(r.id)).every((r) => r.status === 'DELIVERED'));
+    expect(b.publisher.sentIds().filter((id) => ids.includes(id))).toEqual([]);
+    expect(publisherA.sentIds()).toEqual(ids);
+    expect(consumer.of(topic.slowPublish).map((r) => r.headers['tm-message-id']).sort()).toEqual([...ids].sort());
   });
 });

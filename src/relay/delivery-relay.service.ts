@@ -247,7 +247,7 @@ export class DeliveryRelay {
         batch = candidates.slice(0, countWithinBytes(candidates, maxBatchBytes, (r) => this.sizeOf(r)));
       }
       try {
-        await this.publisher.publish(batch.map((r) => this.outgoing(r)));
+        leaseConfirmedAt = await this.publishUnderLease(claim, batch, pending, leaseConfirmedAt);
         delivered.push(...batch.map((r) => r.seq));
         pending = withoutSome(pending, batch);
         if (isolating > 0) isolating--;
@@ -282,6 +282,44 @@ export class DeliveryRelay {
       }),
     );
     await previous;
+  }
+
+  /**
+   * Publishes `batch`, renewing the lease of what is still `pending` (the batch and the rest of
+   * the claim) every third of the lease while the publish lasts: a slow publish (the client's
+   * own retries, a broker that is slow to acknowledge) must not outlive the lease, or another
+   * relay would take the messages over and publish them too, before this one's acknowledgement.
+   * Returns when the lease was last confirmed.
+   */
+  private async publishUnderLease(
+    claim: DeliveryClaim,
+    batch: readonly MessageRow[],
+    pending: readonly MessageRow[],
+    confirmedAt: number,
+  ): Promise<number> {
+    const { leaseMs } = this.options.relay;
+    let lastConfirmed = confirmedAt;
+    let renewing: Promise<void> = Promise.resolve();
+    const heartbeat = setInterval(() => {
+      renewing = renewing.then(async () => {
+        const seqs = pending.map((r) => r.seq);
+        const still = await this.runner.autocommit('relay.renew', (m) => this.store.renew(m, claim, seqs, leaseMs)).catch(() => undefined);
+        if (!still) return;
+        lastConfirmed = performance.now();
+        if (still.size < seqs.length) {
+          this.logger.warn(
+            `Lease lost during a publish on ${seqs.length - still.size} message(s) (another relay took them over); they may be published twice`,
+          );
+        }
+      });
+    }, Math.max(1, Math.floor(leaseMs / 3)));
+    try {
+      await this.publisher.publish(batch.map((r) => this.outgoing(r)));
+    } finally {
+      clearInterval(heartbeat);
+      await renewing;
+    }
+    return lastConfirmed;
   }
 
   private readonly outgoingOf = new WeakMap<MessageRow, OutgoingMessage>();
