@@ -81,4 +81,5 @@ export { NestedIndependentTransactionError } from './errors/nested-independent-t
 export { TransactionRollbackOnlyError } from './errors/transaction-rollback-only.error.js';
 export { ConnectionAcquireTimeoutError } from './errors/connection-acquire-timeout.error.js';
 export { PublisherConfigurationError } from './errors/publisher-configuration.error.js';
+export { DuplicateModuleError } from './errors/duplicate-module.error.js';
 export { UnsupportedDatabaseError } from './errors/unsupported-database.error.js';

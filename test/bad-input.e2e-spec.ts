@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import {
   currentHalfMessage,
+  DuplicateModuleError,
   InvalidMessageError,
   InvalidModuleOptionsError,
   MessageBodyNotSerializableError,
@@ -295,6 +296,25 @@ describe('bad input at boot: invalid module options fail the bootstrap with the 
     const invalid = options(db.dataSource) as Partial<TransactionalMessageModuleOptions>;
     await expect(boot(invalid)).rejects.toThrow(InvalidModuleOptionsError);
     await expect(boot(invalid)).rejects.toThrow(expected);
+  });
+
+  it('the module registered twice in one application (two DataSources) fails the boot', async () => {
+    const other = await createTestDatabase('sqlite');
+    try {
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup: 'orders', relay: { enabled: false } }),
+          TransactionalMessageModule.forRoot({ dataSource: other.dataSource, producerGroup: 'billing', relay: { enabled: false } }),
+        ],
+        providers: [OrderService],
+      }).compile();
+      moduleRef.useLogger(false);
+      const attempt = moduleRef.init().finally(() => moduleRef.close());
+      await expect(attempt).rejects.toThrow(DuplicateModuleError);
+      await expect(attempt).rejects.toThrow(/registered 2 times in this application \(producer group 'orders' on a .* DataSource; producer group 'billing' on a better-sqlite3 DataSource\)/);
+    } finally {
+      await other.drop();
+    }
   });
 
   it('two check handlers for one topic, two catch-alls, or a request-scoped handler fail the boot', async () => {

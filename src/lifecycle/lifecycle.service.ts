@@ -7,6 +7,7 @@ import {
   type OnModuleDestroy,
   type OnModuleInit,
 } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
 import { CheckScheduler } from '../check/check-scheduler.service.js';
 import { InboxPruner } from '../consumer/inbox-pruner.service.js';
 import { ClsTransactionBridge } from '../context/cls-transaction.bridge.js';
@@ -14,6 +15,7 @@ import { TypeormTransactionalBridge } from '../context/typeorm-transactional.bri
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { TransactionalMessageExplorer } from '../producer/transactional-message.explorer.js';
+import { DuplicateModuleError } from '../errors/duplicate-module.error.js';
 import { PublisherConfigurationError } from '../errors/publisher-configuration.error.js';
 import { describeError } from '../publisher/describe-error.js';
 import type { MessagePublisher } from '../publisher/message-publisher.interface.js';
@@ -53,7 +55,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
   private stopped = false;
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @Inject(RESOLVED_OPTIONS) readonly options: ResolvedOptions,
     @Inject(MESSAGE_PUBLISHER) private readonly publisher: MessagePublisher | null,
     @Inject(RELAY_IDENTITY) private readonly identity: string,
     private readonly schema: SchemaCheck,
@@ -69,9 +71,11 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     private readonly inboxPruner: InboxPruner,
     private readonly notifier: CommitNotifier,
     private readonly background: BackgroundWork,
+    private readonly discovery: DiscoveryService,
   ) {}
 
   async onModuleInit(): Promise<void> {
+    this.refuseSecondRegistration();
     await this.schema.verify();
     this.pgGuard.install();
     await this.cls.connect();
@@ -107,6 +111,19 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     if (this.relayStarted) {
       await this.publisher?.close().catch((error: unknown) => this.logger.warn(`Publisher close failed: ${(error as Error)?.message ?? error}`));
       this.logger.log(`Relay ${this.identity} stopped`);
+    }
+  }
+
+  /** One registration per application: the decorator could not tell two apart (the last would win). */
+  private refuseSecondRegistration(): void {
+    const registrations = this.discovery
+      .getProviders()
+      .map((wrapper) => wrapper.instance as unknown)
+      .filter((instance): instance is TransactionalMessageLifecycle => instance instanceof TransactionalMessageLifecycle);
+    if (registrations.length > 1) {
+      throw new DuplicateModuleError(
+        registrations.map((r) => `producer group '${r.options.producerGroup}' on a ${String(r.options.dataSource.options.type)} DataSource`),
+      );
     }
   }
 
