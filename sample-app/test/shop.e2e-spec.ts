@@ -10,6 +10,7 @@ process.env.SHOP_ORDER_PAID_TOPIC = `shop.test.order-paid.${randomBytes(4).toStr
 const { runDemo } = await import('../src/demo.js');
 const { startShop } = await import('../src/bootstrap.js');
 const { databaseOptions } = await import('../src/database.js');
+const { PaymentGateway } = await import('../src/payments/payment-gateway.service.js');
 
 const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -68,11 +69,46 @@ describe('sample shop', () => {
 
       expect((await call('POST', `/orders/${order.id}/pay`, { card: '4242424242424242' })).status).toBe(200);
       const twice = await call('POST', `/orders/${order.id}/pay`, { card: '4242424242424242' });
-      expect(twice.status).toBe(400);
+      expect(twice.status).toBe(409);
       expect((await twice.json()).message).toMatch(/is PAID; only NEW orders can be paid/);
     } finally {
       await shop.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe.each(['sqlite', 'postgres'] as const)('concurrent payments of one order on %s', (kind) => {
+    it('charge once and send one message: one request pays, the others are refused with 409', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'shop-'));
+      const name = `shop_test_${randomBytes(4).toString('hex')}`;
+      const admin = kind === 'postgres' ? await new DataSource({ type: 'postgres', url: POSTGRES_URL }).initialize() : undefined;
+      await admin?.query(`CREATE DATABASE ${name}`);
+      const url = new URL(POSTGRES_URL);
+      url.pathname = `/${name}`;
+      const database = databaseOptions(kind === 'postgres' ? { DATABASE_URL: url.toString() } : { SQLITE_FILE: join(dir, 'shop.sqlite') });
+      const shop = await startShop({ port: 0, fast: true, logger: false, database });
+      try {
+        const post = (path: string, body: unknown) =>
+          fetch(`${shop.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        const gateway = shop.app.get(PaymentGateway);
+        for (const card of ['4242424242424242', '4000000000000000', '4000000000009999']) {
+          const order = (await (await post('/orders', { userId: 'erin', items: [{ sku: 'lamp', quantity: 1, priceCents: 2500 }] })).json()) as { id: string };
+          const chargesBefore = gateway.chargesMade;
+          const statuses = (await Promise.all(Array.from({ length: 5 }, () => post(`/orders/${order.id}/pay`, { card })))).map((r) => r.status);
+          expect(statuses.sort()).toEqual([200, 409, 409, 409, 409]);
+          expect(gateway.chargesMade - chargesBefore).toBe(1);
+          const messages = await shop.app.get(DataSource).query(
+            kind === 'postgres' ? 'SELECT id FROM transactional_message WHERE message_key = $1' : 'SELECT id FROM transactional_message WHERE message_key = ?',
+            [order.id],
+          );
+          expect(messages).toHaveLength(1);
+        }
+      } finally {
+        await shop.close();
+        await admin?.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await admin?.destroy();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });

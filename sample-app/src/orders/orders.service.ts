@@ -1,4 +1,4 @@
-import { BadRequestException, Injectable, NotFoundException } from '@nestjs/common';
+import { BadRequestException, ConflictException, Injectable, NotFoundException } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import {
   currentHalfMessage,
@@ -54,6 +54,12 @@ export class OrdersService {
    * Pays an order. The order's new status and the order-paid message commit in one transaction:
    * paid → COMMIT; pending at the provider → UNKNOWN (the check handler below asks it later);
    * declined → ROLLBACK (the order is marked failed, the message never goes out).
+   *
+   * Two requests may pay the same order at once (a double click, a client retry). The first step
+   * is a conditional update, NEW → PAYMENT_PENDING, which takes the order's row lock: a concurrent
+   * pay of the same order waits for this transaction, then finds the order no longer NEW and is
+   * refused (409) before it charges anything. The provider's idempotency key is the order id, so
+   * even a retry that reached the provider twice is one charge.
    */
   @TransactionalMessage<[string, string], Order>({
     topic: ORDER_PAID,
@@ -68,18 +74,19 @@ export class OrdersService {
   })
   async pay(orderId: string, card: string): Promise<Order> {
     const orders = this.tx.getRepository(Order);
-    const order = await orders.findOneBy({ id: orderId });
-    if (!order) throw new NotFoundException(`order ${orderId} does not exist`);
-    if (order.status !== 'NEW') throw new BadRequestException(`order ${orderId} is ${order.status}; only NEW orders can be paid`);
     const message = currentHalfMessage();
-    // The message id doubles as the provider's idempotency key: the check asks about the same charge.
-    const result = this.gateway.charge(message.id, order.amountCents, card);
-    order.paymentMessageId = message.id;
+    const claimed = await orders.update({ id: orderId, status: 'NEW' }, { status: 'PAYMENT_PENDING', paymentMessageId: message.id });
+    if (!claimed.affected) {
+      const current = await orders.findOneBy({ id: orderId });
+      if (!current) throw new NotFoundException(`order ${orderId} does not exist`);
+      throw new ConflictException(`order ${orderId} is ${current.status}; only NEW orders can be paid`);
+    }
+    const order = (await orders.findOneBy({ id: orderId }))!;
+    const result = this.gateway.charge(paymentKey(orderId), order.amountCents, card);
     if (result === 'paid') {
       order.status = 'PAID';
     } else if (result === 'pending') {
-      order.status = 'PAYMENT_PENDING';
-      message.unknown();
+      message.unknown(); // the order stays PAYMENT_PENDING until the check settles it
     } else {
       order.status = 'PAYMENT_FAILED';
       message.rollback();
@@ -93,7 +100,7 @@ export class OrdersService {
   /** RocketMQ's check-back: asks the payment provider about a charge that was pending. */
   @TransactionCheckHandler({ topic: ORDER_PAID })
   async checkPayment(message: HalfMessage<OrderPaid>): Promise<TransactionStatus> {
-    const status = this.gateway.status(message.id);
+    const status = this.gateway.status(paymentKey(message.body.orderId));
     const answer =
       status === 'paid' ? TransactionStatus.COMMIT : status === 'declined' || status === 'unknown' ? TransactionStatus.ROLLBACK : TransactionStatus.UNKNOWN;
     if (answer !== TransactionStatus.UNKNOWN) {
@@ -110,6 +117,11 @@ export class OrdersService {
     if (!order) throw new NotFoundException(`order ${orderId} does not exist`);
     return order;
   }
+}
+
+/** The payment provider's idempotency key: one charge per order, however often it is asked. */
+function paymentKey(orderId: string): string {
+  return `order-${orderId}`;
 }
 
 export function short(id: string): string {

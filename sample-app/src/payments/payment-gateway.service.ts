@@ -22,6 +22,11 @@ export class PaymentGateway {
     return result;
   }
 
+  /** Charges the provider has made (a repeated idempotency key makes none). */
+  get chargesMade(): number {
+    return this.charges.size;
+  }
+
   /** What the provider now says about a charge; a pending charge settles after a few queries. */
   status(idempotencyKey: string): PaymentResult | 'unknown' {
     const charge = this.charges.get(idempotencyKey);
