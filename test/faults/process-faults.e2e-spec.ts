@@ -163,6 +163,42 @@ describe('fault injection: processes', () => {
     expect(report.duplicatedDeliveries).toBe(0);
   });
 
+  it('9. SIGTERM while checks are in flight, at their last check: nothing is counted without an answer, nothing runs after close, the next process decides them', async () => {
+    const { db, topic } = await setup('sigterm-checks');
+    const consumer = fleet.supervise(consumerConfig(db, topic, KAFKA_BROKERS));
+    // Every order is paid, its outcome UNKNOWN; maxChecks 1: a check counted without the handler's
+    // answer would roll a paid order's message back (lost).
+    const checkOptions = { intervalMs: 100, maxChecks: 1, concurrency: 1, batchSize: 50, handlerTimeoutMs: 5_000 };
+    const config = workerConfig(db, topic, KAFKA_BROKERS, 'checker', {
+      checkMode: 'slow',
+      checkOptions,
+      checkImmunityMs: 1_500,
+      produce: { keys: ['a', 'b', 'c'], perKey: 6, mix: [0, 0, 100, 0] },
+      exitByItself: true,
+    });
+    const first = fleet.start(config);
+    await first.waitFor('produced');
+    await eventually('the first check under way', async () => (await db.dataSource.query(`SELECT 1 FROM fault_check_call`)).length > 0, 30_000);
+    first.signal('SIGTERM');
+    await first.waitFor('closed', 30_000);
+    // Nothing of the library keeps the process alive once the application is closed.
+    const status = await Promise.race([first.exited, new Promise<'alive'>((resolve) => setTimeout(resolve, 15_000, 'alive'))]);
+    if (status === 'alive') await first.kill();
+    expect(status).toEqual({ code: 0, signal: null });
+    expect(first.tail(400).split('\n').filter((line) => / (ERROR|WARN) /.test(line))).toEqual([]);
+    // Every recorded check had its handler called; the rest of the batch was given back unchecked.
+    const counted = await db.dataSource.query(`SELECT message_id, check_number FROM ${db.tableName}_check`);
+    const calls = await db.dataSource.query(`SELECT message_id, check_count FROM fault_check_call`);
+    for (const check of counted) expect(calls.some((c: any) => c.message_id === check.message_id && c.check_count === check.check_number)).toBe(true);
+    expect(await db.dataSource.query(`SELECT id FROM ${db.tableName} WHERE status = 'ROLLED_BACK'`)).toEqual([]);
+
+    fleet.start({ ...config, checkMode: 'lookup', name: 'checker-2' });
+    const report = await settleAndCheck(db, fleet, 60_000);
+    await consumer.stop();
+    expectNoViolations(report);
+    expect(report.consumedMessages).toBe(18);
+  });
+
   describe('8. a check handler that never gives an answer: the message is rolled back or parked as configured, never published', () => {
     const cases = [
       { mode: 'throw', onExhausted: 'rollback', final: 'ROLLED_BACK', history: 'UNKNOWN' },

@@ -24,6 +24,8 @@ export type CheckMode =
   | 'throw'
   | 'hang'
   | 'unknown'
+  /** Like 'lookup', after 400 ms (so that a shutdown finds checks in flight). */
+  | 'slow'
   /** No check handler is registered at all. */
   | 'none';
 
@@ -59,12 +61,15 @@ export interface WorkerConfig {
   consumerConcurrency?: number;
   /** Explicit role: how many half messages to send (keys `x-<i % 4>`). */
   explicitCount?: number;
+  /** On SIGTERM, close the application and the DataSource and let the process end by itself (no process.exit). */
+  exitByItself?: boolean;
 }
 
 /** Lines the worker prints on stdout. */
 export type WorkerEvent =
   | { event: 'ready'; pid: number }
   | { event: 'produced'; pid: number; count: number }
+  | { event: 'closed'; pid: number }
   | { event: 'fault'; pid: number; kind: Fault['kind']; ids: string[] }
   | { event: 'consumer-crashed'; pid: number; error: string };
 

@@ -125,6 +125,7 @@ class OrderChecker {
         await record(TransactionStatus.UNKNOWN);
         return TransactionStatus.UNKNOWN;
       default: {
+        if (config.checkMode === 'slow') await new Promise((resolve) => setTimeout(resolve, 400));
         const [order] = await ds.query(`SELECT state FROM fault_order WHERE message_id = ${P(1)}`, [half.id]);
         let answer: TransactionStatus;
         if (order) answer = order.state === 'paid' ? TransactionStatus.COMMIT : TransactionStatus.ROLLBACK;
@@ -365,7 +366,9 @@ async function main(): Promise<void> {
       await stopConsumer?.().catch(() => undefined);
       await app.close();
       await ds.destroy();
-      process.exit(0);
+      emit({ event: 'closed', pid: process.pid });
+      // Whatever of the library were still running (a timer, a loop, a connection) would keep the process alive.
+      if (!config.exitByItself) process.exit(0);
     })();
   });
   emit({ event: 'ready', pid: process.pid });
