@@ -143,18 +143,7 @@ export class TransactionalMessageProducer {
    * MessageNotFoundError.
    */
   async replay(messageId: string, options: ProducerCallOptions = {}): Promise<boolean> {
-    const id = validateMessageId(messageId);
-    let replayed = false;
-    await this.inTransaction(
-      'TransactionalMessageProducer.replay',
-      options,
-      async (manager) => {
-        replayed = await this.store.replay(manager, id);
-        if (!replayed && (await this.store.findStatus(manager, id)) === null) throw new MessageNotFoundError(id);
-      },
-      () => replayed && this.notifier.committed(),
-    );
-    return replayed;
+    return this.changeDead('replay', messageId, options, (manager, id) => this.store.replay(manager, id));
   }
 
   /**
@@ -163,18 +152,7 @@ export class TransactionalMessageProducer {
    * if the message is not DEAD. An unknown id throws MessageNotFoundError.
    */
   async discard(messageId: string, options: ProducerCallOptions = {}): Promise<boolean> {
-    const id = validateMessageId(messageId);
-    let discarded = false;
-    await this.inTransaction(
-      'TransactionalMessageProducer.discard',
-      options,
-      async (manager) => {
-        discarded = await this.store.discard(manager, id);
-        if (!discarded && (await this.store.findStatus(manager, id)) === null) throw new MessageNotFoundError(id);
-      },
-      () => discarded && this.notifier.committed(),
-    );
-    return discarded;
+    return this.changeDead('discard', messageId, options, (manager, id) => this.store.discard(manager, id));
   }
 
   /** Every transaction check of a message so far, oldest first (empty if never checked). */
@@ -200,6 +178,27 @@ export class TransactionalMessageProducer {
       },
       () => result === 'ended' && requested === 'COMMIT' && this.notifier.committed(),
     );
+  }
+
+  /** An operator's action on a DEAD message; the relay is woken once it committed (the key may go on). */
+  private async changeDead(
+    action: 'replay' | 'discard',
+    messageId: string,
+    options: ProducerCallOptions,
+    change: (manager: EntityManager, id: string) => Promise<boolean>,
+  ): Promise<boolean> {
+    const id = validateMessageId(messageId);
+    let changed = false;
+    await this.inTransaction(
+      `TransactionalMessageProducer.${action}`,
+      options,
+      async (manager) => {
+        changed = await change(manager, id);
+        if (!changed && (await this.store.findStatus(manager, id)) === null) throw new MessageNotFoundError(id);
+      },
+      () => changed && this.notifier.committed(),
+    );
+    return changed;
   }
 
   /**
