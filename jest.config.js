@@ -18,7 +18,19 @@ export default {
     {
       ...common,
       displayName: 'integration',
+      globals: { EXPECTED_TYPEORM: '1.' },
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
+    },
+    {
+      // The same integration tests (the core ones, see scripts/test.sh) against TypeORM 0.3.x,
+      // installed beside 1.x as the alias typeorm-03: every import of 'typeorm' (the library's,
+      // the tests', @nestjs-cls' and typeorm-transactional's) resolves to it.
+      ...common,
+      displayName: 'typeorm-0.3',
+      globals: { EXPECTED_TYPEORM: '0.3.' },
+      moduleNameMapper: { ...common.moduleNameMapper, '^typeorm$': 'typeorm-03', '^typeorm/(.*)$': 'typeorm-03/$1' },
+      testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
+      testPathIgnorePatterns: ['/test/faults/', 'broker-restart', 'request-limits'],
     },
     {
       // The sample app imports the library by package name, i.e. the built dist/ (scripts/test.sh builds it first).

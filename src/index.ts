@@ -35,6 +35,7 @@ export type { HalfMessage } from './check/half-message.interface.js';
 
 export type { MessagePublisher, OutgoingMessage, PublishFailure } from './publisher/message-publisher.interface.js';
 export { KafkaPublisher } from './publisher/kafka/kafka.publisher.js';
+export type { KafkaOptions, KafkaSaslOptions } from './publisher/kafka/kafka-options.interface.js';
 export {
   MESSAGE_ID_HEADER,
   PRODUCER_GROUP_HEADER,
@@ -82,4 +83,5 @@ export { TransactionRollbackOnlyError } from './errors/transaction-rollback-only
 export { ConnectionAcquireTimeoutError } from './errors/connection-acquire-timeout.error.js';
 export { PublisherConfigurationError } from './errors/publisher-configuration.error.js';
 export { DuplicateModuleError } from './errors/duplicate-module.error.js';
+export { OptionalDependencyMissingError } from './errors/optional-dependency-missing.error.js';
 export { UnsupportedDatabaseError } from './errors/unsupported-database.error.js';

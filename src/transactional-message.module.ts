@@ -90,7 +90,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     {
       provide: MESSAGE_PUBLISHER,
       useFactory: (options: ResolvedOptions) =>
-        options.publisher ?? (options.kafka ? new KafkaPublisher(options.kafka) : null),
+        options.publisher ?? (options.kafka ? new KafkaPublisher(options.kafka, options.producerGroup) : null),
       inject: [RESOLVED_OPTIONS],
     },
     {

@@ -43,7 +43,7 @@ describe('the Kafka broker stopped and restarted mid-run (PostgreSQL)', () => {
         TransactionalMessageModule.forRoot({
           dataSource: db.dataSource,
           producerGroup: 'shop',
-          publisher: new KafkaPublisher({ brokers: broker.brokers, clientId: 'tm-test-restart', connectionTimeout: 500, requestTimeout: 3_000 }),
+          publisher: new KafkaPublisher({ brokers: broker.brokers, clientId: 'tm-test-restart', connectionTimeoutMs: 500, requestTimeoutMs: 3_000 }),
           relay: { ...FAST_RELAY, batchSize: 50, maxAttempts: 1_000 },
         }),
       ],

@@ -16,6 +16,7 @@ import { TransactionRunner } from '../context/transaction-runner.service.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { TransactionalMessageExplorer } from '../producer/transactional-message.explorer.js';
 import { DuplicateModuleError } from '../errors/duplicate-module.error.js';
+import { OptionalDependencyMissingError } from '../errors/optional-dependency-missing.error.js';
 import { PublisherConfigurationError } from '../errors/publisher-configuration.error.js';
 import { describeError } from '../publisher/describe-error.js';
 import type { MessagePublisher } from '../publisher/message-publisher.interface.js';
@@ -149,6 +150,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
       this.logger.warn(`Kafka has not answered within ${BOOT_CONNECT_WAIT_MS} ms of the boot; the relay keeps trying`);
       return;
     }
+    if (outcome.error instanceof OptionalDependencyMissingError) throw outcome.error;
     if (publisher.classify(outcome.error).kind === 'config') throw new PublisherConfigurationError(describeError(outcome.error), outcome.error);
     this.logger.warn(`Kafka is not reachable at boot (${describeError(outcome.error)}); messages are stored, and published once it is`);
   }

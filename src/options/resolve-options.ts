@@ -1,5 +1,6 @@
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import { MAX_DURATION_MS } from '../message/encode-message.js';
+import { KAFKA_OPTION_NAMES, type KafkaOptions } from '../publisher/kafka/kafka-options.interface.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import { DEFAULT_TABLE_NAME, validateTableName } from '../store/table-name.js';
 import { DEFAULT_INBOX_TABLE_NAME } from '../consumer/inbox-migrations.js';
@@ -201,15 +202,7 @@ function validatePublisher(options: TransactionalMessageModuleOptions, relayEnab
       }
     }
   }
-  if (kafka !== undefined) {
-    const brokers = (kafka as { brokers?: unknown })?.brokers;
-    const valid =
-      typeof brokers === 'function' ||
-      (Array.isArray(brokers) && brokers.length > 0 && brokers.every((b) => typeof b === 'string' && b.length > 0));
-    if (!valid) {
-      throw new InvalidModuleOptionsError('kafka.brokers', brokers, "a non-empty array of 'host:port' strings, e.g. ['127.0.0.1:9092']");
-    }
-  }
+  if (kafka !== undefined) validateKafka(kafka);
   if (relayEnabled && kafka === undefined && publisher === undefined) {
     throw new InvalidModuleOptionsError(
       'kafka',
@@ -217,6 +210,47 @@ function validatePublisher(options: TransactionalMessageModuleOptions, relayEnab
       "the Kafka client configuration, e.g. { brokers: ['127.0.0.1:9092'] }, so the relay can publish " +
         '(or pass publisher, or set relay.enabled to false in instances that only write messages)',
     );
+  }
+}
+
+/** kafkajs option names that users bring along, and what they are called here. */
+const RENAMED_KAFKA_OPTIONS: Record<string, string> = {
+  connectionTimeout: 'connectionTimeoutMs',
+  requestTimeout: 'requestTimeoutMs',
+  authenticationTimeout: 'authenticationTimeoutMs',
+};
+
+function validateKafka(kafka: KafkaOptions): void {
+  if (kafka === null || typeof kafka !== 'object' || Array.isArray(kafka)) {
+    throw new InvalidModuleOptionsError('kafka', kafka, "the Kafka client options, e.g. { brokers: ['127.0.0.1:9092'] }");
+  }
+  for (const name of Object.keys(kafka)) {
+    if (RENAMED_KAFKA_OPTIONS[name]) {
+      throw new InvalidModuleOptionsError(`kafka.${name}`, (kafka as unknown as Record<string, unknown>)[name], `kafka.${RENAMED_KAFKA_OPTIONS[name]} (in ms)`);
+    }
+  }
+  rejectUnknown('kafka.', kafka, KAFKA_OPTION_NAMES);
+  const { brokers, clientId, ssl, sasl } = kafka;
+  const validBrokers =
+    typeof brokers === 'function' ||
+    (Array.isArray(brokers) && brokers.length > 0 && brokers.every((b) => typeof b === 'string' && /^[^\s:]+:\d{1,5}$/.test(b)));
+  if (!validBrokers) {
+    throw new InvalidModuleOptionsError('kafka.brokers', brokers, "a non-empty array of 'host:port' strings, e.g. ['127.0.0.1:9092'], or a function returning one");
+  }
+  if (clientId !== undefined && (typeof clientId !== 'string' || clientId.length === 0)) {
+    throw new InvalidModuleOptionsError('kafka.clientId', clientId, 'a non-empty string (default: the producer group)');
+  }
+  if (ssl !== undefined && typeof ssl !== 'boolean' && (ssl === null || typeof ssl !== 'object')) {
+    throw new InvalidModuleOptionsError('kafka.ssl', ssl, "true, or Node's TLS options ({ ca, cert, key, ... })");
+  }
+  if (sasl !== undefined) {
+    const mechanism = (sasl as { mechanism?: unknown })?.mechanism;
+    if (!['plain', 'scram-sha-256', 'scram-sha-512', 'oauthbearer'].includes(mechanism as string)) {
+      throw new InvalidModuleOptionsError('kafka.sasl.mechanism', mechanism, "'plain', 'scram-sha-256', 'scram-sha-512' or 'oauthbearer'");
+    }
+  }
+  for (const name of ['connectionTimeoutMs', 'requestTimeoutMs', 'authenticationTimeoutMs'] as const) {
+    if (kafka[name] !== undefined) integerOption(`kafka.${name}`, kafka[name], 1, MAX_DURATION_MS);
   }
 }
 

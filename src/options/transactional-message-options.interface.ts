@@ -1,5 +1,5 @@
-import type { KafkaConfig } from 'kafkajs';
 import type { DataSource } from 'typeorm';
+import type { KafkaOptions } from '../publisher/kafka/kafka-options.interface.js';
 import type { MessagePublisher } from '../publisher/message-publisher.interface.js';
 
 /** What happens when code inside a transactional method queries outside its transaction. */
@@ -133,10 +133,11 @@ export interface TransactionalMessageModuleOptions {
    */
   acquireTimeoutMs?: number;
   /**
-   * kafkajs client configuration (`brokers`, `clientId`, `ssl`, `sasl`, ...) of the Kafka
-   * publisher. Required when the relay runs, unless `publisher` is given.
+   * The built-in Kafka publisher: brokers, client id, TLS, SASL, timeouts (see KafkaOptions). It
+   * uses the kafkajs package, an optional peer dependency loaded only when this option is given.
+   * Required when the relay runs, unless `publisher` is given.
    */
-  kafka?: KafkaConfig;
+  kafka?: KafkaOptions;
   /** A publisher of your own instead of Kafka (see MessagePublisher). */
   publisher?: MessagePublisher;
   /** The relay: delivery, checks and pruning. */
@@ -158,7 +159,7 @@ export interface ResolvedOptions {
   joinClsTransactions: boolean;
   clsConnectionName: string | undefined;
   acquireTimeoutMs: number;
-  kafka: KafkaConfig | undefined;
+  kafka: KafkaOptions | undefined;
   publisher: MessagePublisher | undefined;
   relay: Required<RelayOptions>;
   check: Required<CheckOptions>;

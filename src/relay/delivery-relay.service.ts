@@ -115,8 +115,11 @@ export class DeliveryRelay {
           if (more && this.running) prefetch = this.claim(false);
           // A batch that fails outside publishing stays leased until its lease expires, then is taken again.
           await this.deliver(claim).finally(() => this.held.delete(claim));
+          if (this.transportFailures > 0) {
+            this.logger.log(`Downstream available again after ${this.transportFailures} failed attempt(s)`);
+            this.transportFailures = 0;
+          }
         }
-        this.transportFailures = 0;
       } catch (error) {
         await this.releasePrefetched(prefetch);
         prefetch = undefined;
@@ -130,8 +133,11 @@ export class DeliveryRelay {
               `The publisher is misconfigured (${error.message}): nothing can be published until its configuration is fixed. ` +
                 `Nothing is counted against the messages; retrying in ${delay} ms`,
             );
+          } else if (this.transportFailures === 1) {
+            // Once per outage: the retries that follow say nothing new (they go to debug).
+            this.logger.warn(`Downstream unavailable (${error.message}); messages wait, nothing is counted against them; retrying with backoff`);
           } else {
-            this.logger.warn(`Downstream unavailable (${error.message}); retrying in ${delay} ms`);
+            this.logger.debug(`Downstream still unavailable (${error.message}); retry ${this.transportFailures} in ${delay} ms`);
           }
           await this.sleep(delay);
           continue;

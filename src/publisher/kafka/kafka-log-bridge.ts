@@ -1,27 +1,24 @@
 import { Logger } from '@nestjs/common';
-import { logLevel, type logCreator } from 'kafkajs';
+
+/** kafkajs' log levels (its `logLevel` enum), without loading kafkajs. */
+const KAFKAJS_DEBUG = 5;
+
+/** The shape of kafkajs' `logCreator`. */
+type LogCreator = (level: number) => (entry: { namespace: string; level: number; label: string; log: Record<string, unknown> }) => void;
 
 /**
- * @internal Routes kafkajs logs into Nest's Logger. kafkajs logs every failed request as an
- * error, including the ones it then retries (a broker starting up, a leader moving): they become
- * warnings; the relay logs what really failed. The warning kafkajs gives for an idempotent
- * producer with bounded retries is lowered to debug: the relay bounds them on purpose (a down
- * broker must not hang a send forever) and retries itself.
+ * @internal Routes kafkajs logs into Nest's Logger, at debug. kafkajs logs every failed request
+ * (a broker starting up, a topic created on the first publish, a leader moving, each connection
+ * retry while a broker is down) as an error or a warning, including the ones it then retries;
+ * those are no news to an operator. The relay logs what really failed, once, with the cause.
  */
-export function kafkaLogBridge(context: string): logCreator {
+export function kafkaLogBridge(context: string): { logLevel: number; logCreator: LogCreator } {
   const logger = new Logger(context);
-  return () => ({ level, log }) => {
-    const { message, ...extra } = log as { message: string } & Record<string, unknown>;
-    const text = `${message}${extra.error ? `: ${String(extra.error)}` : ''}`;
-    if (message.startsWith('Limiting retries for the idempotent producer')) return logger.debug(text);
-    switch (level) {
-      case logLevel.ERROR:
-      case logLevel.WARN:
-        return logger.warn(text);
-      case logLevel.INFO:
-        return logger.log(text);
-      default:
-        return logger.debug(text);
-    }
+  return {
+    logLevel: KAFKAJS_DEBUG,
+    logCreator: () => ({ label, log }) => {
+      const { message, ...extra } = log as { message: string } & Record<string, unknown>;
+      logger.debug(`${label} ${message}${extra.error ? `: ${String(extra.error)}` : ''}`);
+    },
   };
 }

@@ -1,21 +1,45 @@
-import { Kafka, Partitioners, type KafkaConfig, type Message, type Producer } from 'kafkajs';
+import type { Kafka, KafkaConfig, Message, Producer } from 'kafkajs';
+import { OptionalDependencyMissingError } from '../../errors/optional-dependency-missing.error.js';
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../message-publisher.interface.js';
 import { classifyKafkaError } from './classify-kafka-error.js';
+import type { KafkaOptions } from './kafka-options.interface.js';
 import { kafkaLogBridge } from './kafka-log-bridge.js';
 
+/** The part of the kafkajs module used here. */
+interface KafkaJsModule {
+  Kafka: new (config: KafkaConfig) => Kafka;
+  Partitioners: { DefaultPartitioner: NonNullable<Parameters<Kafka['producer']>[0]>['createPartitioner'] };
+}
+
+let kafkajs: Promise<KafkaJsModule> | undefined;
+
+/** @internal Loads kafkajs, an optional peer: OptionalDependencyMissingError when it is not installed. */
+export function loadKafkaJs(): Promise<KafkaJsModule> {
+  kafkajs ??= import('kafkajs').then(
+    (module) => ((module as { default?: KafkaJsModule }).default ?? module) as KafkaJsModule,
+    (error: unknown) => {
+      kafkajs = undefined;
+      throw new OptionalDependencyMissingError('kafkajs', 'The Kafka publisher (the `kafka` option)', error);
+    },
+  );
+  return kafkajs;
+}
+
 /**
- * Publishes to Apache Kafka with kafkajs: an idempotent producer, acknowledgements from all
- * in-sync replicas, one request in flight per connection (so a retry cannot reorder a key), and
- * one `sendBatch` per publish. kafkajs' own retries are bounded: the relay retries with backoff.
+ * Publishes to Apache Kafka with kafkajs (an optional peer dependency, loaded on first use): an
+ * idempotent producer, acknowledgements from all in-sync replicas, one request in flight per
+ * connection (so a retry cannot reorder a key), and one `sendBatch` per publish. kafkajs' own
+ * retries are bounded: the relay retries with backoff.
  */
 export class KafkaPublisher implements MessagePublisher {
   private producer: Producer | undefined;
   private connecting: Promise<Producer> | undefined;
   private closed = false;
 
+  /** `defaultClientId`: the client id when `options.clientId` is not given. */
   constructor(
-    private readonly config: KafkaConfig,
-    private readonly kafkaFactory: (config: KafkaConfig) => Kafka = (c) => new Kafka(c),
+    private readonly options: KafkaOptions,
+    private readonly defaultClientId = 'nestjs-transactional-message',
   ) {}
 
   connect(): Promise<void> {
@@ -51,6 +75,7 @@ export class KafkaPublisher implements MessagePublisher {
   }
 
   classify(error: unknown): PublishFailure {
+    if (error instanceof OptionalDependencyMissingError) return { kind: 'config' };
     return classifyKafkaError(error);
   }
 
@@ -62,29 +87,47 @@ export class KafkaPublisher implements MessagePublisher {
   private ready(): Promise<Producer> {
     if (this.closed) return Promise.reject(new Error('KafkaPublisher is closed'));
     if (this.producer) return Promise.resolve(this.producer);
-    if (!this.connecting) {
-      const kafka = this.kafkaFactory({ logCreator: kafkaLogBridge('TransactionalMessage:kafkajs'), ...this.config });
-      const producer = kafka.producer({
-        // The Java client's murmur2 partitioner: a key lands on the same partition as with other clients.
-        createPartitioner: Partitioners.DefaultPartitioner,
-        idempotent: true,
-        maxInFlightRequests: 1,
-        retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
-      });
-      this.connecting = producer.connect().then(
-        () => {
-          this.producer = producer;
-          this.connecting = undefined;
-          return producer;
-        },
-        async (error) => {
-          this.connecting = undefined;
-          await producer.disconnect().catch(() => undefined);
-          throw error;
-        },
-      );
-    }
+    this.connecting ??= this.start().then(
+      (producer) => {
+        this.producer = producer;
+        this.connecting = undefined;
+        return producer;
+      },
+      (error: unknown) => {
+        this.connecting = undefined;
+        throw error;
+      },
+    );
     return this.connecting;
+  }
+
+  private async start(): Promise<Producer> {
+    const { Kafka, Partitioners } = await loadKafkaJs();
+    const o = this.options;
+    const kafka = new Kafka({
+      ...kafkaLogBridge('TransactionalMessage:kafkajs'),
+      brokers: o.brokers,
+      clientId: o.clientId ?? this.defaultClientId,
+      ...(o.ssl !== undefined ? { ssl: o.ssl } : {}),
+      ...(o.sasl !== undefined ? { sasl: o.sasl as KafkaConfig['sasl'] } : {}),
+      ...(o.connectionTimeoutMs !== undefined ? { connectionTimeout: o.connectionTimeoutMs } : {}),
+      ...(o.requestTimeoutMs !== undefined ? { requestTimeout: o.requestTimeoutMs } : {}),
+      ...(o.authenticationTimeoutMs !== undefined ? { authenticationTimeout: o.authenticationTimeoutMs } : {}),
+    });
+    const producer = kafka.producer({
+      // The Java client's murmur2 partitioner: a key lands on the same partition as with other clients.
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
+    });
+    try {
+      await producer.connect();
+    } catch (error) {
+      await producer.disconnect().catch(() => undefined);
+      throw error;
+    }
+    return producer;
   }
 
   private async reset(): Promise<void> {

@@ -1,0 +1,15 @@
+import { TransactionalMessageError } from './transactional-message.error.js';
+
+/** A feature that needs an optional peer dependency was used, and the package is not installed. */
+export class OptionalDependencyMissingError extends TransactionalMessageError {
+  constructor(
+    readonly packageName: string,
+    readonly feature: string,
+    override readonly cause?: unknown,
+  ) {
+    super(
+      `${feature} needs the package '${packageName}', which could not be loaded` +
+        `${cause instanceof Error ? ` (${cause.message})` : ''}. Install it (npm install ${packageName}), or do not use ${feature}.`,
+    );
+  }
+}
