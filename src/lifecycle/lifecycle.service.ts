@@ -87,6 +87,10 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
 
   async onApplicationBootstrap(): Promise<void> {
     if (this.options.inbox.enabled) this.inboxPruner.start();
+    if (!this.options.producer) {
+      this.logger.log('Consumer-only instance (no producerGroup): the inbox and tag filtering, nothing is sent from here');
+      return;
+    }
     if (!this.options.relay.enabled) {
       this.logger.log('Relay disabled in this instance (relay.enabled: false): messages are stored, not published or checked here');
       return;

@@ -10,6 +10,7 @@ describe('resolveOptions', () => {
   it('merges the defaults', () => {
     expect(resolveOptions({ dataSource, producerGroup: 'shop', kafka })).toEqual({
       dataSource,
+      producer: true,
       producerGroup: 'shop',
       tableName: DEFAULT_OPTIONS.tableName,
       checkImmunityMs: 10_000,
@@ -30,6 +31,13 @@ describe('resolveOptions', () => {
     const resolved = resolveOptions({ dataSource, producerGroup: 'shop', kafka, relay: { batchSize: 10 }, check: { maxChecks: 3 } });
     expect(resolved.relay).toEqual({ ...DEFAULT_RELAY_OPTIONS, batchSize: 10 });
     expect(resolved.check).toEqual({ ...DEFAULT_CHECK_OPTIONS, maxChecks: 3 });
+  });
+
+  it('without a producer group the instance only consumes: no relay, the inbox on, sending options refused', () => {
+    const resolved = resolveOptions({ dataSource });
+    expect(resolved).toMatchObject({ producer: false, relay: { enabled: false }, inbox: { enabled: true } });
+    expect(() => resolveOptions({ dataSource, kafka })).toThrow("option 'producerGroup' is undefined; expected a producer group, since 'kafka' is set");
+    expect(() => resolveOptions({ dataSource, relay: { enabled: true } })).toThrow(/since relay.enabled is true/);
   });
 
   it('the relay can be turned off, and then needs no publisher', () => {

@@ -102,12 +102,28 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
   } catch (error) {
     throw new InvalidModuleOptionsError('dataSource', `type ${dataSource.options.type}`, (error as Error).message);
   }
-  if (typeof options.producerGroup !== 'string' || !PRODUCER_GROUP_PATTERN.test(options.producerGroup)) {
+  // Without a producer group the instance is consumer-only: the inbox, tag filtering and message info.
+  const producer = options.producerGroup !== undefined;
+  if (producer && (typeof options.producerGroup !== 'string' || !PRODUCER_GROUP_PATTERN.test(options.producerGroup))) {
     throw new InvalidModuleOptionsError(
       'producerGroup',
       options.producerGroup,
-      "1-255 characters of letters, digits, '.', '_', '-' or ':'",
+      "1-255 characters of letters, digits, '.', '_', '-' or ':' (or leave it out in a service that only consumes)",
     );
+  }
+  if (!producer) {
+    for (const name of ['kafka', 'publisher', 'tableName', 'checkImmunityMs', 'maxMessageBytes', 'check'] as const) {
+      if (options[name] !== undefined) {
+        throw new InvalidModuleOptionsError(
+          'producerGroup',
+          undefined,
+          `a producer group, since '${name}' is set: it configures sending messages, which needs one (leave '${name}' out in a service that only consumes)`,
+        );
+      }
+    }
+    if (options.relay?.enabled === true) {
+      throw new InvalidModuleOptionsError('producerGroup', undefined, 'a producer group, since relay.enabled is true (a relay publishes and checks messages of a producer group)');
+    }
   }
   const queriesOutsideTransaction = options.queriesOutsideTransaction ?? DEFAULT_OPTIONS.queriesOutsideTransaction;
   if (!['error', 'warn', 'allow'].includes(queriesOutsideTransaction)) {
@@ -122,13 +138,14 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
   const checkImmunityMs = integerOption('checkImmunityMs', options.checkImmunityMs ?? DEFAULT_OPTIONS.checkImmunityMs, 0, MAX_DURATION_MS);
   const acquireTimeoutMs = integerOption('acquireTimeoutMs', options.acquireTimeoutMs ?? DEFAULT_OPTIONS.acquireTimeoutMs, 1, MAX_DURATION_MS);
   const maxMessageBytes = integerOption('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_OPTIONS.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT);
-  const relay = resolveRelay(options.relay);
+  const relay = resolveRelay(producer ? options.relay : { enabled: false, ...options.relay });
   const check = resolveCheck(options.check);
-  const inbox = resolveInbox(options.inbox);
+  const inbox = resolveInbox(producer ? options.inbox : { enabled: true, ...options.inbox });
   validatePublisher(options, relay.enabled);
   return {
     dataSource,
-    producerGroup: options.producerGroup,
+    producer,
+    producerGroup: options.producerGroup ?? '',
     tableName,
     checkImmunityMs,
     maxMessageBytes,

@@ -79,7 +79,7 @@ export interface CheckOptions {
 
 /** Options of the consumer-side inbox (deduplication by message id). */
 export interface InboxOptions {
-  /** Use the inbox in this application (`@Inbox` handlers, `TransactionalInbox`). Default `false`. */
+  /** Use the inbox in this application (`@Inbox` handlers, `TransactionalInbox`). Default `false`, or `true` in a consumer-only instance (no `producerGroup`). */
   enabled?: boolean;
   /** The inbox table (must match `transactionalMessageInboxMigrations`). Default `'transactional_message_inbox'`. */
   tableName?: string;
@@ -98,9 +98,11 @@ export interface TransactionalMessageModuleOptions {
   /**
    * The producer group (RocketMQ): the name of the application that sends these messages; the
    * instances of a group check each other's half messages. 1-255 characters of letters, digits,
-   * `.`, `_`, `-` or `:`. Required.
+   * `.`, `_`, `-` or `:`. Leave it out in a service that only consumes: the instance then runs
+   * the inbox, tag filtering and message info only (no relay, no message table, `inbox.enabled`
+   * defaults to `true`), and sending options are refused.
    */
-  producerGroup: string;
+  producerGroup?: string;
   /** Name of the message table (must match the migrations'). Default `'transactional_message'`. */
   tableName?: string;
   /** How long after it is stored a HALF message is first checked, in ms. Default `10000`. */
@@ -151,6 +153,9 @@ export interface TransactionalMessageModuleOptions {
 /** @internal The options after defaults and validation. */
 export interface ResolvedOptions {
   dataSource: DataSource;
+  /** Whether this instance sends messages (a producer group is set), or only consumes. */
+  producer: boolean;
+  /** The producer group, or '' in a consumer-only instance. */
   producerGroup: string;
   tableName: string;
   checkImmunityMs: number;

@@ -41,6 +41,7 @@ export class TransactionalMessageExplorer {
       const names = this.scanner.getAllMethodNames(prototype).filter((name) => typeof prototype[name] === 'function');
       const decorated = names.filter((name) => Reflect.hasMetadata(TRANSACTIONAL_MESSAGE_METADATA, prototype[name] as object));
       if (decorated.length > 0) {
+        if (!this.options.producer) throw consumerOnly(`@TransactionalMessage method ${type.name}.${decorated[0]}`);
         if (wrapper.isDependencyTreeStatic()) {
           senderRegistry.addInstance(instance, this.sender);
           this.registered.push({ instance, type });
@@ -64,6 +65,7 @@ export class TransactionalMessageExplorer {
         const metadata = Reflect.getMetadata(TRANSACTION_CHECK_HANDLER_METADATA, prototype[name] as object) as CheckHandlerMetadata | undefined;
         if (!metadata) continue;
         const label = `${type.name}.${name}`;
+        if (!this.options.producer) throw consumerOnly(`@TransactionCheckHandler ${label}`);
         if (!wrapper.isDependencyTreeStatic()) {
           throw new TransactionalMessageError(
             `@TransactionCheckHandler ${label} is on a request-scoped or transient provider (or one that depends on one); ` +
@@ -82,4 +84,12 @@ export class TransactionalMessageExplorer {
     for (const { instance, type } of this.registered.splice(0)) senderRegistry.remove(instance, type, this.sender);
     this.checkHandlers.clear();
   }
+}
+
+/** A producer-side declaration in a consumer-only instance. */
+function consumerOnly(what: string): TransactionalMessageError {
+  return new TransactionalMessageError(
+    `${what} sends messages, but TransactionalMessageModule has no producerGroup: this instance only consumes. ` +
+      `Set producerGroup (and kafka or publisher, or relay.enabled: false) and run transactionalMessageMigrations().`,
+  );
 }

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
@@ -10,7 +10,9 @@ import { TransactionStatus } from '../message/transaction-status.enum.js';
 import { MessageStore, type EndResult } from '../store/message.store.js';
 import type { CheckAttempt, StoredMessage } from '../store/stored-message.interface.js';
 import { CommitNotifier } from '../relay/commit-notifier.js';
-import { LOGGER_CONTEXT } from '../transactional-message.constants.js';
+import { TransactionalMessageError } from '../errors/transactional-message.error.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { MessageSender } from './message-sender.service.js';
 
 /** What `sendMessageInTransaction` passes to the local transaction. */
@@ -64,6 +66,7 @@ export class TransactionalMessageProducer {
   private readonly logger = new Logger(LOGGER_CONTEXT);
 
   constructor(
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     private readonly runner: TransactionRunner,
     private readonly store: MessageStore,
     private readonly sender: MessageSender,
@@ -211,6 +214,11 @@ export class TransactionalMessageProducer {
     work: (manager: EntityManager) => Promise<T>,
     committed?: () => unknown,
   ): Promise<T> {
+    if (!this.options.producer) {
+      throw new TransactionalMessageError(
+        `${label} needs the producer side, and TransactionalMessageModule has no producerGroup (this instance only consumes). Set producerGroup.`,
+      );
+    }
     if (options === null || typeof options !== 'object') {
       throw new InvalidMessageError('options', options, '{ manager?: EntityManager } or nothing', label);
     }

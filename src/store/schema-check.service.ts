@@ -22,10 +22,13 @@ export class SchemaCheck {
         'an initialized DataSource: await dataSource.initialize() in the factory, or take it from @nestjs/typeorm',
       );
     }
-    try {
-      await dataSource.query(`SELECT 1 FROM ${this.store.dialect.quote(tableName)} WHERE 1 = 0`);
-    } catch (error) {
-      throw new MessageTableMissingError(tableName, (error as Error).message);
+    // A consumer-only instance has no message table (only the inbox's).
+    if (this.options.producer) {
+      try {
+        await dataSource.query(`SELECT 1 FROM ${this.store.dialect.quote(tableName)} WHERE 1 = 0`);
+      } catch (error) {
+        throw new MessageTableMissingError(tableName, (error as Error).message);
+      }
     }
     if (this.options.inbox.enabled) {
       const inbox = this.options.inbox.tableName;
