@@ -10,7 +10,9 @@ export class TransactionalMessageModuleMissingError extends TransactionalMessage
     super(
       `@TransactionalMessage method ${method} was called, but no initialised TransactionalMessageModule ` +
         `manages this instance. Import TransactionalMessageModule.forRoot()/forRootAsync() in the application, ` +
-        `let Nest create the provider (not \`new\`), and call it after app.init() and before app.close().`,
+        `let Nest create the provider (not \`new\`), and call it after app.init() and before app.close(). ` +
+        `In a unit test without the module, captureTransactionalMessages() from 'nestjs-transactional-message/testing' ` +
+        `runs decorated methods without a database and records their messages.`,
     );
   }
 }

@@ -1,9 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HalfMessageDraft } from '../context/half-message-draft.js';
+import type { MethodSender } from '../context/runner-registry.js';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import type { TransactionalMessageOptions } from '../decorators/transactional-message-options.interface.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
-import { encodeMessage, validateProperties, type EncodedMessage, type MessageDefaults } from '../message/encode-message.js';
+import type { MessageDefaults } from '../message/encode-message.js';
+import { buildMessage } from './build-message.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
@@ -19,7 +21,7 @@ const STATUS_OF_OUTCOME: Record<TransactionStatus, InitialStatus> = {
 
 /** @internal Runs `@TransactionalMessage` methods and stores their message in their transaction. */
 @Injectable()
-export class MessageSender {
+export class MessageSender implements MethodSender {
   readonly defaults: MessageDefaults;
 
   constructor(
@@ -48,38 +50,11 @@ export class MessageSender {
     return this.runner.run(label, options, draft, async (scope) => {
       const result = await method.apply(instance, args);
       if (scope.ended) throw new TransactionContextEndedError(label);
-      const message = this.build(draft, options, args, result, label);
+      const message = buildMessage(draft, options, args, result, label, this.defaults);
       const status = STATUS_OF_OUTCOME[draft.outcome];
       await this.store.insert(scope.manager, message, status);
       if (status === MessageStatus.COMMITTED) scope.afterCommit.push(this.wakeRelay);
       return result;
     });
-  }
-
-  private build(
-    draft: HalfMessageDraft,
-    options: TransactionalMessageOptions,
-    args: unknown[],
-    result: unknown,
-    label: string,
-  ): EncodedMessage {
-    const fromCall = (option: unknown) => (typeof option === 'function' ? option(args, result) : option);
-    let body = draft.body ? draft.body.value : options.body ? options.body(args, result) : result;
-    // A rolled-back message is never delivered; do not make its method invent a body.
-    if (body === undefined && draft.outcome === TransactionStatus.ROLLBACK) body = null;
-    return encodeMessage(
-      {
-        topic: options.topic,
-        key: draft.key ?? fromCall(options.key),
-        tags: draft.tags ?? fromCall(options.tags),
-        // The callback's result is checked before it is merged: spreading a string or an array would make it an object.
-        properties: { ...validateProperties(fromCall(options.properties), label), ...draft.properties },
-        body,
-        checkImmunityMs: draft.checkImmunityMs ?? options.checkImmunityMs,
-      },
-      this.defaults,
-      label,
-      draft.id,
-    );
   }
 }

@@ -1,0 +1,37 @@
+import type { HalfMessageDraft } from '../context/half-message-draft.js';
+import type { TransactionalMessageOptions } from '../decorators/transactional-message-options.interface.js';
+import { encodeMessage, validateProperties, type EncodedMessage, type MessageDefaults } from '../message/encode-message.js';
+import { TransactionStatus } from '../message/transaction-status.enum.js';
+
+/**
+ * @internal The message of a `@TransactionalMessage` call that returned `result`: what the method
+ * set on its draft, else the decorator's options (callbacks get the arguments and the result).
+ * Validated and encoded; throws before anything is stored.
+ */
+export function buildMessage(
+  draft: HalfMessageDraft,
+  options: TransactionalMessageOptions,
+  args: unknown[],
+  result: unknown,
+  label: string,
+  defaults: MessageDefaults,
+): EncodedMessage {
+  const fromCall = (option: unknown) => (typeof option === 'function' ? option(args, result) : option);
+  let body = draft.body ? draft.body.value : options.body ? options.body(args, result) : result;
+  // A rolled-back message is never delivered; do not make its method invent a body.
+  if (body === undefined && draft.outcome === TransactionStatus.ROLLBACK) body = null;
+  return encodeMessage(
+    {
+      topic: options.topic,
+      key: draft.key ?? fromCall(options.key),
+      tags: draft.tags ?? fromCall(options.tags),
+      // The callback's result is checked before it is merged: spreading a string or an array would make it an object.
+      properties: { ...validateProperties(fromCall(options.properties), label), ...draft.properties },
+      body,
+      checkImmunityMs: draft.checkImmunityMs ?? options.checkImmunityMs,
+    },
+    defaults,
+    label,
+    draft.id,
+  );
+}
