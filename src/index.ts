@@ -17,6 +17,7 @@ export { TransactionalMessage } from './decorators/transactional-message.decorat
 export type { TransactionalMessageOptions, FromCall } from './decorators/transactional-message-options.interface.js';
 export { currentHalfMessage, type HalfMessageHandle } from './context/half-message-draft.js';
 export { TransactionContext, type RunInTransactionOptions } from './context/transaction-context.service.js';
+export { TransactionalMessageRelay } from './relay/transactional-message-relay.service.js';
 export type { IsolationLevel } from './context/isolation-level.js';
 
 export {

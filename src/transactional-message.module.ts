@@ -20,6 +20,7 @@ import { TransactionalMessageProducer } from './producer/transactional-message.p
 import { KafkaPublisher } from './publisher/kafka/kafka.publisher.js';
 import { CommitNotifier } from './relay/commit-notifier.js';
 import { DeliveryRelay } from './relay/delivery-relay.service.js';
+import { TransactionalMessageRelay } from './relay/transactional-message-relay.service.js';
 import { Doorbell } from './relay/doorbell.js';
 import { PgNotificationListener } from './relay/pg-notification.listener.js';
 import { PgConnectionGuard } from './store/pg-connection-guard.js';
@@ -110,11 +111,12 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     TransactionalMessageExplorer,
     DeliveryRelay,
     CheckScheduler,
+    TransactionalMessageRelay,
     Pruner,
     PgNotificationListener,
     PgConnectionGuard,
     TransactionalMessageLifecycle,
   ],
-  exports: [TransactionContext, TransactionalMessageProducer, TransactionalInbox, TransactionalMessageInterceptor],
+  exports: [TransactionContext, TransactionalMessageProducer, TransactionalInbox, TransactionalMessageInterceptor, TransactionalMessageRelay],
 })
 export class TransactionalMessageModule extends ConfigurableModuleClass {}

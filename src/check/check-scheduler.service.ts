@@ -37,6 +37,8 @@ export class CheckScheduler {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private readonly wake = new Doorbell();
   private running = false;
+  /** runChecksNow() calls in progress. */
+  private checking = 0;
   private loop: Promise<void> | undefined;
   private round: CheckRound | undefined;
 
@@ -54,6 +56,31 @@ export class CheckScheduler {
     this.running = true;
     await this.warnAboutMissingHandlers();
     this.loop = this.run();
+  }
+
+  private get active(): boolean {
+    return this.running || this.checking > 0;
+  }
+
+  /**
+   * Checks every half message whose check is due now (one check each), and resolves with how
+   * many were checked. For tests and scripts, typically with `relay.autoStart: false` and a short
+   * `checkImmunityMs`; call it again for the next check (after `check.intervalMs`).
+   */
+  async runChecksNow(): Promise<number> {
+    this.checking++;
+    try {
+      const checked = new Set<string>();
+      for (;;) {
+        const round = await this.cycle();
+        const fresh = round.checked.filter((id) => !checked.has(id));
+        for (const id of fresh) checked.add(id);
+        // Stop once nothing new comes: a message answered UNKNOWN is due again after check.intervalMs.
+        if (!round.more || fresh.length === 0) return checked.size;
+      }
+    } finally {
+      this.checking--;
+    }
   }
 
   /**
@@ -76,7 +103,7 @@ export class CheckScheduler {
     while (this.running) {
       let more = false;
       try {
-        more = await this.cycle();
+        more = (await this.cycle()).more;
       } catch (error) {
         if (!this.running || isBackgroundStopped(error)) break;
         this.logger.error(`Check cycle failed: ${(error as Error)?.stack ?? error}`);
@@ -95,7 +122,8 @@ export class CheckScheduler {
       .catch((error: unknown) => this.logger.debug(`Could not release ${rows.length} unchecked message(s); their lease expires: ${(error as Error)?.message ?? error}`));
   }
 
-  private async cycle(): Promise<boolean> {
+  /** One check round: expire, claim, check. `more`: the round was full, more may be due. */
+  private async cycle(): Promise<{ more: boolean; checked: string[] }> {
     const { producerGroup, check, relay } = this.options;
     const expired = await this.runner.independent('check.expire', (m) =>
       this.store.expire(m, producerGroup, check.maxAgeMs, check.onExhausted === 'park', check.batchSize),
@@ -105,7 +133,7 @@ export class CheckScheduler {
         `${expired} half message(s) reached check.maxAgeMs without a decision: ${check.onExhausted === 'park' ? 'parked (CHECK_EXHAUSTED)' : 'rolled back'}`,
       );
     }
-    if (this.handlers.isEmpty || !this.running) return expired >= check.batchSize;
+    if (this.handlers.isEmpty || !this.active) return { more: expired >= check.batchSize, checked: [] };
     const token = randomUUID();
     // A check must be decided before its lease runs out: the handler timeout bounds it.
     const leaseMs = Math.max(relay.leaseMs, check.handlerTimeoutMs * 2);
@@ -116,13 +144,13 @@ export class CheckScheduler {
     const round: CheckRound = { token, waiting: [...due] };
     this.round = round;
     // Stopped while claiming: give the whole claim back.
-    if (!this.running) await this.releaseWaiting();
+    if (!this.active) await this.releaseWaiting();
     const worker = async () => {
       for (let row = round.waiting.shift(); row; row = round.waiting.shift()) await this.checkOne(row, token, claimedAt, leaseMs);
     };
     await Promise.all(Array.from({ length: Math.min(check.concurrency, due.length) }, worker));
     if (this.round === round) this.round = undefined;
-    return due.length >= check.batchSize || expired >= check.batchSize;
+    return { more: due.length >= check.batchSize || expired >= check.batchSize, checked: due.map((row) => row.id) };
   }
 
   private async checkOne(row: MessageRow, token: string, claimedAt: number, leaseMs: number): Promise<void> {
@@ -151,7 +179,7 @@ export class CheckScheduler {
     else if (outcome.kind === 'error') error = `${handler.label} threw: ${outcome.error}`;
     else if (!STATUSES.has(outcome.value)) error = `${handler.label} returned ${String(outcome.value)}, not a TransactionStatus`;
     else answer = outcome.value as TransactionStatus;
-    if (error && !this.running) {
+    if (error && !this.active) {
       // Failed while the application was shutting down: likely its resources closing, not the
       // transaction's state. Not counted; the message is checked again (here or elsewhere).
       this.logger.debug(`Check ${checkNumber} of message ${row.id} failed during shutdown, not counted: ${error}`);

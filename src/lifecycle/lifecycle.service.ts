@@ -86,7 +86,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    if (this.options.inbox.enabled) this.inboxPruner.start();
+    if (this.options.inbox.enabled && this.options.relay.autoStart) this.inboxPruner.start();
     if (!this.options.producer) {
       this.logger.log('Consumer-only instance (no producerGroup): the inbox and tag filtering, nothing is sent from here');
       return;
@@ -98,6 +98,10 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     await this.verifyPublisher();
     this.relayStarted = true;
     this.warnAboutPoolSize();
+    if (!this.options.relay.autoStart) {
+      this.logger.log('Relay not started (relay.autoStart: false): TransactionalMessageRelay.drain() and runChecksNow() run it on demand');
+      return;
+    }
     await this.listener.start();
     this.delivery.start();
     await this.checks.start();

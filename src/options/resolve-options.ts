@@ -17,6 +17,7 @@ const DAY_MS = 86_400_000;
 /** Defaults of the relay options. */
 export const DEFAULT_RELAY_OPTIONS: Readonly<Required<RelayOptions>> = {
   enabled: true,
+  autoStart: true,
   batchSize: 500,
   maxBatchBytes: 1_000_000,
   pollIntervalMs: 1_000,
@@ -175,6 +176,7 @@ function resolveRelay(relay: RelayOptions | undefined): Required<RelayOptions> {
   const merged = { ...DEFAULT_RELAY_OPTIONS, ...objectOption('relay', relay, Object.keys(DEFAULT_RELAY_OPTIONS)) };
   booleanOption('relay.enabled', merged.enabled);
   booleanOption('relay.listenNotify', merged.listenNotify);
+  booleanOption('relay.autoStart', merged.autoStart);
   integerOption('relay.batchSize', merged.batchSize, 1, 10_000);
   integerOption('relay.maxBatchBytes', merged.maxBatchBytes, 1_024, MAX_MESSAGE_BYTES_LIMIT);
   integerOption('relay.pollIntervalMs', merged.pollIntervalMs, 1, MAX_DURATION_MS);

@@ -15,6 +15,12 @@ export type CheckExhaustedAction = 'rollback' | 'park';
 export interface RelayOptions {
   /** Run the relay in this instance. Default `true`. Turn it off in instances that only write. */
   enabled?: boolean;
+  /**
+   * Start publishing, checking and pruning when the application boots. Default `true`. With
+   * `false` (tests, scripts) nothing runs on its own: `TransactionalMessageRelay.drain()` and
+   * `runChecksNow()` do the work when asked.
+   */
+  autoStart?: boolean;
   /** Committed messages claimed and published per batch. Default `500`. */
   batchSize?: number;
   /**

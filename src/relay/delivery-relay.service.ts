@@ -44,6 +44,8 @@ class TransportUnavailable extends Error {
 export class DeliveryRelay {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private running = false;
+  /** drain() calls in progress (they publish whether or not the loop runs). */
+  private draining = 0;
   private loop: Promise<void> | undefined;
   /** Claims not yet marked or released (for shutdown). */
   private readonly held = new Set<DeliveryClaim>();
@@ -65,6 +67,37 @@ export class DeliveryRelay {
     if (this.running) return;
     this.running = true;
     this.loop = this.run();
+  }
+
+  /** Publishing: the loop runs, or a drain() is in progress. */
+  private get active(): boolean {
+    return this.running || this.draining > 0;
+  }
+
+  /**
+   * Publishes every committed message that is due now, batch after batch, and resolves with how
+   * many were published once a claim finds nothing more (messages backing off after a failure
+   * are not due). For tests and scripts, typically with `relay.autoStart: false`. A downstream that
+   * cannot be reached rejects it.
+   */
+  async drain(): Promise<number> {
+    this.draining++;
+    try {
+      let published = 0;
+      for (;;) {
+        const claim = await this.claim(true, true);
+        if (claim.messages.length === 0) break;
+        try {
+          published += await this.deliver(claim);
+        } finally {
+          this.held.delete(claim);
+        }
+      }
+      await this.pendingMark;
+      return published;
+    } finally {
+      this.draining--;
+    }
   }
 
   /** Stops claiming; waits for the batch in flight up to `shutdownTimeoutMs`, then releases what is left. */
@@ -158,10 +191,10 @@ export class DeliveryRelay {
    * among the oldest messages, walking the whole queue on every wake-up only loads the database
    * (the fault soak's idle relays did, and slowed the one that held the keys).
    */
-  private async claim(exhaustive: boolean): Promise<DeliveryClaim> {
+  private async claim(exhaustive: boolean, force = false): Promise<DeliveryClaim> {
     const { batchSize, leaseMs, pollIntervalMs } = this.options.relay;
     const claimedAt = performance.now();
-    const scanAll = exhaustive && claimedAt - this.lastFullScanAt >= Math.max(pollIntervalMs, 250);
+    const scanAll = exhaustive && (force || claimedAt - this.lastFullScanAt >= Math.max(pollIntervalMs, 250));
     const work = (m: EntityManager) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs, scanAll);
     const claim = this.store.claimIsOneStatement
       ? await this.runner.autocommit('relay.claim', work)
@@ -193,7 +226,7 @@ export class DeliveryRelay {
   }
 
   /** Connect, make sure the lease is still ours, publish; the mark is left running (see run()). */
-  private async deliver(claim: DeliveryClaim): Promise<void> {
+  private async deliver(claim: DeliveryClaim): Promise<number> {
     const { leaseMs, maxBatchBytes } = this.options.relay;
     let leaseConfirmedAt = this.claimedAt.get(claim) ?? performance.now();
     try {
@@ -212,7 +245,7 @@ export class DeliveryRelay {
     let pending = claim.messages;
     let isolating = 0;
     while (pending.length > 0) {
-      if (!this.running && isolating === 0) {
+      if (!this.active && isolating === 0) {
         release.push(...pending);
         break;
       }
@@ -259,7 +292,7 @@ export class DeliveryRelay {
         if (isolating > 0) isolating--;
       } catch (error) {
         const failure = await this.classify(error, batch);
-        if (failure.kind === 'transport' || failure.kind === 'config' || !this.running) {
+        if (failure.kind === 'transport' || failure.kind === 'config' || !this.active) {
           // Not the messages' fault (when stopping: the publish was cut short by the shutdown).
           await this.finish(claim, delivered, [...release, ...pending]);
           throw this.transportError(error, failure);
@@ -281,6 +314,7 @@ export class DeliveryRelay {
     this.held.delete(claim);
     // The mark of this batch runs while the next batch is published; at most one mark waits.
     const previous = this.pendingMark;
+    const published = delivered.length;
     this.pendingMark = previous.then(() =>
       this.finish(claim, delivered, release).catch((error: unknown) => {
         if (isBackgroundStopped(error)) return;
@@ -288,6 +322,7 @@ export class DeliveryRelay {
       }),
     );
     await previous;
+    return published;
   }
 
   /**
@@ -351,7 +386,7 @@ export class DeliveryRelay {
    */
   private async classify(error: unknown, batch: readonly MessageRow[]): Promise<PublishFailure> {
     const failure = this.publisher.classify(error);
-    if (failure.kind !== 'transport' || batch.length !== 1 || this.sizeOf(batch[0]) <= this.options.relay.maxBatchBytes || !this.running) {
+    if (failure.kind !== 'transport' || batch.length !== 1 || this.sizeOf(batch[0]) <= this.options.relay.maxBatchBytes || !this.active) {
       return failure;
     }
     const answers = await this.publisher.connect().then(

@@ -1,0 +1,55 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { CheckScheduler } from '../check/check-scheduler.service.js';
+import { TransactionalMessageError } from '../errors/transactional-message.error.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { DeliveryRelay } from './delivery-relay.service.js';
+
+/**
+ * The relay on demand, for tests and scripts: publish what is due, run the checks that are due,
+ * now, instead of waiting for the relay's loop (or sleeping in a test). Usually with
+ * `relay: { autoStart: false }`, so that nothing runs unless the test asks:
+ *
+ * ```ts
+ * await orders.pay(dto);                                  // the message is COMMITTED
+ * expect(await app.get(TransactionalMessageRelay).drain()).toBe(1);   // and now published
+ * ```
+ */
+@Injectable()
+export class TransactionalMessageRelay {
+  constructor(
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly delivery: DeliveryRelay,
+    private readonly checks: CheckScheduler,
+  ) {}
+
+  /**
+   * Publishes every committed message that is due now and resolves with how many were published
+   * (acknowledged by the broker and marked DELIVERED). A message that fails is retried after its
+   * backoff, not by this call. Rejects when the downstream cannot be reached.
+   */
+  drain(): Promise<number> {
+    this.requireRelay('drain()');
+    return this.delivery.drain();
+  }
+
+  /**
+   * Checks every half message whose check is due now, once each, and resolves with how many were
+   * checked. In a test, set `checkImmunityMs: 0` so that a half message is due at once, and call it
+   * again for the next check (due after `check.intervalMs`).
+   */
+  runChecksNow(): Promise<number> {
+    this.requireRelay('runChecksNow()');
+    return this.checks.runChecksNow();
+  }
+
+  private requireRelay(what: string): void {
+    if (!this.options.producer || !this.options.relay.enabled) {
+      throw new TransactionalMessageError(
+        `TransactionalMessageRelay.${what} needs the relay in this instance: ` +
+          (this.options.producer ? 'relay.enabled is false.' : 'it has no producerGroup (consumer-only).') +
+          ` Use relay: { autoStart: false } to run it only on demand.`,
+      );
+    }
+  }
+}
