@@ -2,7 +2,8 @@
 # The project's test command: `bash scripts/test.sh [jest args...]`.
 # Installs Node 24 and the dependencies when missing, starts the real services (PostgreSQL,
 # MariaDB, Kafka), type-checks, builds the package, runs every Jest project (unit, integration,
-# sample app), and stops what it started.
+# sample app, TypeORM 0.3), runs the compatibility matrix (the packed library in NestJS 11/12,
+# CommonJS/ESM apps on Node 24 and 22), and stops what it started.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 
@@ -18,3 +19,5 @@ npx tsc -p bench/tsconfig.json --noEmit
 rm -rf test/faults/dist && npx tsc -p test/faults/worker/tsconfig.json
 echo "[test] jest"
 NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 "$@"
+echo "[test] compatibility matrix (scripts/compat.mjs)"
+node scripts/compat.mjs

