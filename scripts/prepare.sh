@@ -1,5 +1,6 @@
 # Sourced by scripts/test.sh and scripts/demo.sh: Node 24 and the dependencies (installed when
-# missing), PostgreSQL, MariaDB and Kafka up; on exit, stops the services this run started.
+# missing), the services of TM_SERVICES up (default: postgres mariadb kafka); on exit, stops the
+# services this run started.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/node-env.sh
@@ -14,4 +15,6 @@ fi
 if ! bash scripts/services.sh status | grep -q '^kafka: up'; then
   trap 'bash "$ROOT/scripts/services.sh" stop' EXIT
 fi
-bash scripts/services.sh start
+for service in ${TM_SERVICES:-postgres mariadb kafka}; do
+  bash scripts/services.sh start "$service"
+done

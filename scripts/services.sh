@@ -7,12 +7,13 @@
 #   scripts/services.sh status   one line per service.
 #   scripts/services.sh start|stop kafka    only Kafka (tests run a broker of their own this way,
 #                                           on other ports: KAFKA_PORT / KAFKA_CONTROLLER_PORT).
+#   scripts/services.sh start postgres|mariadb   only that database.
 #
 # Idempotent: `start` twice is harmless. Kafka is Apache Kafka (KRaft, one node) from Maven
 # Central's jars, cached in .cache/kafka after the first run.
 #
 # Environment (defaults in brackets):
-#   KAFKA_VERSION [3.9.2]  KAFKA_PORT [9092]  KAFKA_CONTROLLER_PORT [9093]
+#   KAFKA_VERSION [3.9.2]  KAFKA_PORT [9092]  KAFKA_CONTROLLER_PORT [KAFKA_PORT + 1]
 #   TM_CACHE_DIR [<repo>/.cache]  KAFKA_HEAP [512m]
 #   KAFKA_EXTRA_CONFIG: broker settings appended to server.properties, one 'key=value' per line
 #   (tests start brokers of their own with other limits)
@@ -22,7 +23,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${TM_CACHE_DIR:-$ROOT/.cache}"
 KAFKA_VERSION="${KAFKA_VERSION:-3.9.2}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
 KAFKA_HOME="$CACHE/kafka"
 KAFKA_LIBS="$KAFKA_HOME/libs-$KAFKA_VERSION"
 KAFKA_DATA="$KAFKA_HOME/data-$KAFKA_PORT"
@@ -180,7 +181,9 @@ case "${1:-} ${2:-}" in
   "start ") start_postgres; start_mariadb; start_kafka ;;
   "stop ") stop_kafka; stop_mariadb; stop_postgres ;;
   "start kafka") start_kafka ;;
+  "start postgres") start_postgres ;;
+  "start mariadb") start_mariadb ;;
   "stop kafka") stop_kafka ;;
   "status ") status ;;
-  *) echo "usage: $0 start|stop|status, or $0 start|stop kafka" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status, $0 start|stop kafka, or $0 start postgres|mariadb" >&2; exit 2 ;;
 esac

@@ -126,4 +126,27 @@ describe('publish failures are classified by what they mean (PostgreSQL, real Ka
       errors.mockRestore();
     }
   });
+
+  it('a broker that cannot be reached is reported once, with its cause, however often the relay retries', async () => {
+    const lines: string[] = [];
+    const spies = (['log', 'warn', 'error'] as const).map((level) =>
+      jest.spyOn(Logger.prototype, level).mockImplementation(function (this: { context?: string }, message: unknown) {
+        if (String(this?.context).startsWith('TransactionalMessage')) lines.push(`${level} ${String(message)}`);
+      }),
+    );
+    const debug = jest.spyOn(Logger.prototype, 'debug');
+    try {
+      // Port 1 on loopback: connections are refused at once, so the retries come fast.
+      const app = await boot({ kafka: { brokers: ['127.0.0.1:1'] }, relay: { backoffInitialMs: 20, backoffMaxMs: 100 } });
+      await commit(app, topic.config, 'unreachable');
+      await eventually('the relay retried', () => debug.mock.calls.filter(([m]) => String(m).startsWith('Downstream still unavailable')).length >= 2, 50_000);
+      const reported = lines.filter((line) => !line.startsWith('log '));
+      expect(reported.length).toBeGreaterThanOrEqual(1);
+      expect(reported.length).toBeLessThanOrEqual(2); // the boot's check, and the relay's first failure
+      for (const line of reported) expect(line).toMatch(/ECONNREFUSED/);
+    } finally {
+      spies.forEach((spy) => spy.mockRestore());
+      debug.mockRestore();
+    }
+  });
 });

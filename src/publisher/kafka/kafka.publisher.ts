@@ -106,6 +106,9 @@ export class KafkaPublisher implements MessagePublisher {
     const o = this.options;
     const kafka = new Kafka({
       ...kafkaLogBridge('TransactionalMessage:kafkajs'),
+      // Bounded like the producer's: an unreachable broker fails a connect within seconds, and the
+      // relay retries with its own backoff (kafkajs' default grows to 30 s per try).
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
       brokers: o.brokers,
       clientId: o.clientId ?? this.defaultClientId,
       ...(o.ssl !== undefined ? { ssl: o.ssl } : {}),
