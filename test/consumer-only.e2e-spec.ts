@@ -79,28 +79,38 @@ describe.each(DATABASE_KINDS)('a consumer-only service on %s: a DataSource and t
   });
 
   it('applies each message once (a redelivered record is dropped) and filters by tag', async () => {
-    const [paid, refunded] = [randomUUID(), randomUUID()];
-    const record = (id: string, tags: string, order: string) => ({
-      key: order,
+    const [paid, refunded, afterPaid, afterRefunded] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const record = (id: string, tags: string, key: string, order: string) => ({
+      key,
       value: JSON.stringify({ order }),
-      headers: { 'tm-message-id': id, 'tm-producer-group': 'orders', 'tm-content-type': 'application/json', 'tm-key': order, 'tm-tags': tags },
+      headers: { 'tm-message-id': id, 'tm-producer-group': 'orders', 'tm-content-type': 'application/json', 'tm-key': key, 'tm-tags': tags },
     });
     const producer = testKafka().producer();
     await producer.connect();
     try {
-      // The relay publishes at least once: the paid record twice, then a record of another tag.
-      await producer.send({ topic, messages: [record(paid, 'paid', 'o-1'), record(paid, 'paid', 'o-1'), record(refunded, 'refunded', 'o-2')] });
-      const marker = randomUUID();
-      await producer.send({ topic, messages: [record(marker, 'paid', 'o-3')] });
-      await eventually('the last record applied', async () => (await db.dataSource.getRepository(Shipment).countBy({ messageId: marker })) === 1);
+      // The relay publishes at least once: the paid record twice. Then a record of another tag.
+      // A last record on each key (same partition, so after the others) says when they were handled.
+      await producer.send({
+        topic,
+        messages: [
+          record(paid, 'paid', 'k1', 'o-1'),
+          record(paid, 'paid', 'k1', 'o-1'),
+          record(refunded, 'refunded', 'k2', 'o-2'),
+          record(afterPaid, 'paid', 'k1', 'o-3'),
+          record(afterRefunded, 'paid', 'k2', 'o-4'),
+        ],
+      });
+      await eventually('the last record of each key applied', async () => {
+        const repo = db.dataSource.getRepository(Shipment);
+        return (await repo.countBy({ messageId: afterPaid })) === 1 && (await repo.countBy({ messageId: afterRefunded })) === 1;
+      });
     } finally {
       await producer.disconnect();
     }
-    const shipments = await db.dataSource.getRepository(Shipment).find({ order: { id: 'ASC' } });
-    expect(shipments.map((s) => [s.messageId, s.orderKey])).toEqual([
-      [paid, 'o-1:o-1'],
-      [expect.any(String), 'o-3:o-3'],
-    ]);
+    const shipments = await db.dataSource.getRepository(Shipment).find();
+    expect(shipments.map((s) => `${s.messageId}=${s.orderKey}`).sort()).toEqual(
+      [`${paid}=k1:o-1`, `${afterPaid}=k1:o-3`, `${afterRefunded}=k2:o-4`].sort(),
+    );
   });
 
   it('the producer side is refused with the fix: the explicit API at the call, a decorated method at boot', async () => {
