@@ -54,6 +54,14 @@ export {
   type InboxMigrationsOptions,
 } from './consumer/inbox-migrations.js';
 
+export {
+  onTransactionalMessageEvent,
+  transactionalMessageChannelName,
+  type TransactionalMessageEventMap,
+  type TransactionalMessageEventName,
+  type EventSource,
+} from './events/transactional-message-events.js';
+
 export { TransactionStatus } from './message/transaction-status.enum.js';
 export { MessageStatus } from './message/message-status.enum.js';
 export type { MessageInput } from './message/message.interface.js';

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { emitEvent } from '../events/transactional-message-events.js';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { BackgroundWork, isBackgroundStopped } from '../lifecycle/background-work.js';
@@ -129,6 +130,7 @@ export class CheckScheduler {
       this.store.expire(m, producerGroup, check.maxAgeMs, check.onExhausted === 'park', check.batchSize),
     );
     if (expired > 0) {
+      emitEvent('check.expired', () => ({ producerGroup, count: expired, parked: check.onExhausted === 'park' }));
       this.logger.warn(
         `${expired} half message(s) reached check.maxAgeMs without a decision: ${check.onExhausted === 'park' ? 'parked (CHECK_EXHAUSTED)' : 'rolled back'}`,
       );
@@ -197,6 +199,18 @@ export class CheckScheduler {
         return false;
       });
     if (applied && decision.kind === 'commit') this.notifier.committed();
+    if (applied) {
+      emitEvent('check.completed', () => ({
+        producerGroup: row.producerGroup,
+        id: row.id,
+        topic: row.topic,
+        checkNumber,
+        result: answer,
+        error,
+        durationMs,
+        decision: decision.kind === 'exhausted' ? (decision.park ? 'parked' : 'rolled-back-exhausted') : decision.kind,
+      }));
+    }
     if (!applied) {
       this.logger.debug(`Check ${checkNumber} of message ${row.id} not applied: it was decided meanwhile or its lease was lost`);
     } else if (error) {

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { emitEvent } from '../events/transactional-message-events.js';
 import type { EntityManager } from 'typeorm';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
@@ -43,8 +44,13 @@ export class TransactionalInbox {
       throw new InvalidMessageError('inbox message id', messageId, 'the tm-message-id header of the record (1-64 characters)');
     }
     return this.runner.run(`inbox ${consumer}`, {}, undefined, async (scope) => {
-      if (!(await this.store.record(scope.manager, consumer, messageId))) return { duplicate: true };
-      return { duplicate: false, result: await work(scope.manager) };
+      if (!(await this.store.record(scope.manager, consumer, messageId))) {
+        emitEvent('inbox.processed', () => ({ consumer, messageId, duplicate: true }));
+        return { duplicate: true };
+      }
+      const result = await work(scope.manager);
+      emitEvent('inbox.processed', () => ({ consumer, messageId, duplicate: false }));
+      return { duplicate: false, result };
     });
   }
 }

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { emitEvent } from '../events/transactional-message-events.js';
 import { HalfMessageDraft } from '../context/half-message-draft.js';
 import type { MethodSender } from '../context/runner-registry.js';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
@@ -53,6 +54,7 @@ export class MessageSender implements MethodSender {
       const message = buildMessage(draft, options, args, result, label, this.defaults);
       const status = STATUS_OF_OUTCOME[draft.outcome];
       await this.store.insert(scope.manager, message, status);
+      emitEvent('message.stored', () => ({ producerGroup: message.producerGroup, id: message.id, topic: message.topic, key: message.key, status, bytes: message.body.length }));
       if (status === MessageStatus.COMMITTED) scope.afterCommit.push(this.wakeRelay);
       return result;
     });

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { emitEvent } from '../events/transactional-message-events.js';
 import type { EntityManager } from 'typeorm';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
@@ -119,6 +120,14 @@ export class TransactionalMessageProducer {
     const label = 'TransactionalMessageProducer.sendHalfMessage';
     const encoded = encodeMessage(message, this.sender.defaults, label);
     await this.inTransaction(label, options, (manager) => this.store.insert(manager, encoded, MessageStatus.HALF));
+    emitEvent('message.stored', () => ({
+      producerGroup: encoded.producerGroup,
+      id: encoded.id,
+      topic: encoded.topic,
+      key: encoded.key,
+      status: MessageStatus.HALF,
+      bytes: encoded.body.length,
+    }));
     return encoded.id;
   }
 
@@ -178,6 +187,7 @@ export class TransactionalMessageProducer {
       options,
       async (manager) => {
         result = await this.store.end(manager, id, requested);
+        if (result === 'ended') emitEvent('message.ended', () => ({ producerGroup: this.options.producerGroup, id, outcome: requested }));
       },
       () => result === 'ended' && requested === 'COMMIT' && this.notifier.committed(),
     );

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { emitEvent } from '../events/transactional-message-events.js';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import { performance } from 'node:perf_hooks';
@@ -150,6 +151,8 @@ export class DeliveryRelay {
           await this.deliver(claim).finally(() => this.held.delete(claim));
           if (this.transportFailures > 0) {
             this.logger.log(`Downstream available again after ${this.transportFailures} failed attempt(s)`);
+            const failures = this.transportFailures;
+            emitEvent('relay.recovered', () => ({ producerGroup: this.options.producerGroup, failures }));
             this.transportFailures = 0;
           }
         }
@@ -160,6 +163,8 @@ export class DeliveryRelay {
         if (!this.running || isBackgroundStopped(error)) break;
         if (error instanceof TransportUnavailable) {
           this.transportFailures++;
+          const failures = this.transportFailures;
+          emitEvent('relay.unavailable', () => ({ producerGroup: this.options.producerGroup, error: error.message, config: error.config, failures }));
           const delay = retryDelayMs(this.transportFailures, Math.max(backoffInitialMs, 100), Math.min(backoffMaxMs, 30_000));
           if (error.config) {
             this.logger.error(
@@ -255,6 +260,7 @@ export class DeliveryRelay {
         leaseConfirmedAt = performance.now();
         const lost = pending.filter((r) => !still.has(r.seq));
         if (lost.length > 0) {
+          emitEvent('lease.lost', () => ({ producerGroup: this.options.producerGroup, count: lost.length, during: 'before-publish' }));
           // A key that lost a message to another relay is left whole: its later messages, still
           // ours, would otherwise go out before the one the other relay holds. Released, they are
           // claimed again behind it.
@@ -348,6 +354,7 @@ export class DeliveryRelay {
         if (!still) return;
         lastConfirmed = performance.now();
         if (still.size < seqs.length) {
+          emitEvent('lease.lost', () => ({ producerGroup: this.options.producerGroup, count: seqs.length - still.size, during: 'publish' }));
           this.logger.warn(
             `Lease lost during a publish on ${seqs.length - still.size} message(s) (another relay took them over); they may be published twice`,
           );
@@ -355,7 +362,16 @@ export class DeliveryRelay {
       });
     }, Math.max(1, Math.floor(leaseMs / 3)));
     try {
+      const started = performance.now();
       await this.publisher.publish(batch.map((r) => this.outgoing(r)));
+      emitEvent('batch.published', () => ({
+        producerGroup: this.options.producerGroup,
+        count: batch.length,
+        bytes: batch.reduce((sum, r) => sum + this.sizeOf(r), 0),
+        durationMs: performance.now() - started,
+        topics: [...new Set(batch.map((r) => r.topic))],
+        oldestCreatedAt: new Date(Math.min(...batch.map((r) => r.createdAt.getTime()))),
+      }));
     } finally {
       clearInterval(heartbeat);
       await renewing;
@@ -445,6 +461,16 @@ export class DeliveryRelay {
     const delay = retryDelayMs(attempts, backoffInitialMs, backoffMaxMs);
     const reason = describeError(error);
     await this.bookkeeping('relay.fail', (m) => this.store.markFailed(m, claim.token, row.seq, reason, dead, delay));
+    emitEvent('message.failed', () => ({
+      producerGroup: row.producerGroup,
+      id: row.id,
+      topic: row.topic,
+      attempt: attempts,
+      error: reason,
+      retryInMs: dead ? 0 : delay,
+      dead,
+      unclassified,
+    }));
     if (unclassified) {
       this.logger.error(
         `Message ${row.id} (topic ${row.topic}) failed attempt ${attempts} with an error the publisher does not classify; ` +
