@@ -18,6 +18,14 @@ export type { TransactionalMessageOptions, FromCall } from './decorators/transac
 export { currentHalfMessage, type HalfMessageHandle } from './context/half-message-draft.js';
 export { TransactionContext, type RunInTransactionOptions } from './context/transaction-context.service.js';
 export { TransactionalMessageRelay } from './relay/transactional-message-relay.service.js';
+export {
+  TransactionalMessageAdmin,
+  LIVE_STATUSES,
+  type LiveStatus,
+  type MessageQuery,
+  type MessagePage,
+  type MessageSummary,
+} from './admin/transactional-message-admin.service.js';
 export type { IsolationLevel } from './context/isolation-level.js';
 
 export {

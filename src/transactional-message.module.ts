@@ -31,6 +31,8 @@ import { DeliveryStore } from './store/delivery.store.js';
 import { resolveDialect } from './store/dialects/resolve-dialect.js';
 import { MessageStore } from './store/message.store.js';
 import { RetentionStore } from './store/retention.store.js';
+import { AdminStore } from './store/admin.store.js';
+import { TransactionalMessageAdmin } from './admin/transactional-message-admin.service.js';
 import { SchemaCheck } from './store/schema-check.service.js';
 import { MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from './transactional-message.constants.js';
 import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-message.module-definition.js';
@@ -77,6 +79,8 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
       inject: [MessageStore, RESOLVED_OPTIONS],
     },
     { provide: CheckStore, useFactory: (store: MessageStore) => new CheckStore(store), inject: [MessageStore] },
+    { provide: AdminStore, useFactory: (store: MessageStore) => new AdminStore(store), inject: [MessageStore] },
+    TransactionalMessageAdmin,
     { provide: RetentionStore, useFactory: (store: MessageStore) => new RetentionStore(store), inject: [MessageStore] },
     { provide: Doorbell, useFactory: () => new Doorbell() },
     CommitNotifier,
@@ -117,6 +121,6 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     PgConnectionGuard,
     TransactionalMessageLifecycle,
   ],
-  exports: [TransactionContext, TransactionalMessageProducer, TransactionalInbox, TransactionalMessageInterceptor, TransactionalMessageRelay],
+  exports: [TransactionContext, TransactionalMessageProducer, TransactionalInbox, TransactionalMessageInterceptor, TransactionalMessageRelay, TransactionalMessageAdmin],
 })
 export class TransactionalMessageModule extends ConfigurableModuleClass {}

@@ -27,12 +27,14 @@ describe.each(DATABASE_KINDS)('message table migrations on %s', (kind) => {
       expect((await dataSource.runMigrations()).map((m) => m.name)).toEqual([
         'CreateTransactionalMessageTable_order_messages1763800000000',
         'AddTransactionalMessageDeadKeyIndex_order_messages1764600000000',
+        'AddTransactionalMessageOperatorIndex_order_messages1764700000000',
       ]);
       expect(await dataSource.runMigrations()).toEqual([]); // already applied
       const runner = dataSource.createQueryRunner();
       expect(await runner.hasTable('order_messages')).toBe(true);
       expect(await runner.hasTable('order_messages_check')).toBe(true);
       expect(await runner.hasTable('order_messages_key_lock')).toBe(kind === 'mariadb');
+      await dataSource.undoLastMigration();
       await dataSource.undoLastMigration();
       await dataSource.undoLastMigration();
       expect(await runner.hasTable('order_messages')).toBe(false);

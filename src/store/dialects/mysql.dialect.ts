@@ -9,6 +9,7 @@ export const mysqlDialect: SqlDialect = {
   quote: (identifier) => `\`${identifier}\``,
   param: () => '?',
   now: () => 'UTC_TIMESTAMP(3)',
+  ageMs: (column) => `(TIMESTAMPDIFF(MICROSECOND, ${column}, UTC_TIMESTAMP(3)) / 1000)`,
   nowPlusMs: (param) => `(UTC_TIMESTAMP(3) + INTERVAL (${param} * 1000) MICROSECOND)`,
   selectTime: (column) => `DATE_FORMAT(${column}, '%Y-%m-%d %H:%i:%s.%f')`,
   createTables: (t) => [
@@ -69,4 +70,7 @@ export const mysqlDialect: SqlDialect = {
   // `${t}_key_status_idx` (message_key, status, seq) already finds a key's DEAD messages.
   createDeadKeyIndex: () => [],
   dropDeadKeyIndex: () => [],
+  // `${t}_status_seq_idx` (status, seq) already serves operators' lists and counts.
+  createOperatorIndex: () => [],
+  dropOperatorIndex: () => [],
 };

@@ -16,6 +16,15 @@ export function partialIndexes(t: string): string[] {
 }
 
 /**
+ * @internal Operators list and count the messages that wait for someone (HALF, DEAD, parked,
+ * discarded) by status, in write order; COMMITTED has its own index. Delivered and rolled-back
+ * rows are not in it, so lists and counts never walk the history.
+ */
+export function operatorIndex(t: string): string {
+  return `CREATE INDEX "${t}_operator_idx" ON "${t}" ("status", "seq") WHERE "status" IN ('HALF', 'DEAD', 'CHECK_EXHAUSTED', 'DISCARDED')`;
+}
+
+/**
  * @internal A DEAD message holds back the later messages of its key (`relay.onDead: 'hold'`): the
  * claim asks, per key, whether an earlier message is DEAD. DEAD rows are few.
  */

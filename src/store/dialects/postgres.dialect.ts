@@ -1,4 +1,4 @@
-import { deadKeyIndex, partialIndexes } from './partial-indexes.js';
+import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
 /** @internal PostgreSQL 12+. */
@@ -13,6 +13,7 @@ export const postgresDialect: SqlDialect = {
   // stored at the end of a long transaction must not look older than it is. Within one statement
   // it is constant, so created_at + immunity = next_check_at exactly.
   now: () => 'statement_timestamp()',
+  ageMs: (column) => `(EXTRACT(EPOCH FROM (statement_timestamp() - ${column})) * 1000)`,
   nowPlusMs: (param) => `(statement_timestamp() + ${param}::int * interval '1 millisecond')`,
   selectTime: (column) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS')`,
   createTables: (t) => [
@@ -59,4 +60,6 @@ export const postgresDialect: SqlDialect = {
   dropTables: (t) => [`DROP TABLE IF EXISTS "${t}_check"`, `DROP TABLE IF EXISTS "${t}"`],
   createDeadKeyIndex: (t) => [deadKeyIndex(t)],
   dropDeadKeyIndex: (t) => [`DROP INDEX IF EXISTS "${t}_dead_key_idx"`],
+  createOperatorIndex: (t) => [operatorIndex(t)],
+  dropOperatorIndex: (t) => [`DROP INDEX IF EXISTS "${t}_operator_idx"`],
 };

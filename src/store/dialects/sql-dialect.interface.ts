@@ -16,6 +16,8 @@ export interface SqlDialect {
   now(): string;
   /** The database's current time plus the (possibly negative) milliseconds in placeholder `param`. */
   nowPlusMs(param: string): string;
+  /** Milliseconds from time column `column` to now, by the database's clock. */
+  ageMs(column: string): string;
   /** An expression that reads time column `column` as UTC text 'YYYY-MM-DD HH:MM:SS.mmm...'. */
   selectTime(column: string): string;
   /** DDL creating the message table, its check-history table and their indexes. */
@@ -24,6 +26,9 @@ export interface SqlDialect {
   /** DDL of the second migration: the index that finds a key's DEAD messages (none where an index already serves). */
   createDeadKeyIndex(table: string): string[];
   dropDeadKeyIndex(table: string): string[];
+  /** DDL of the third migration: the index operators' lists and counts use (none where one serves). */
+  createOperatorIndex(table: string): string[];
+  dropOperatorIndex(table: string): string[];
 }
 
 /** @internal Parses the text `selectTime()` produced. */

@@ -1,4 +1,4 @@
-import { deadKeyIndex, partialIndexes } from './partial-indexes.js';
+import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
 const NOW = `strftime('%Y-%m-%d %H:%M:%f', 'now')`;
@@ -13,6 +13,7 @@ export const sqliteDialect: SqlDialect = {
   quote: (identifier) => `"${identifier}"`,
   param: () => '?',
   now: () => NOW,
+  ageMs: (column) => `((julianday('now') - julianday(${column})) * 86400000.0)`,
   nowPlusMs: (param) => `strftime('%Y-%m-%d %H:%M:%f', 'now', (${param} / 1000.0) || ' seconds')`,
   selectTime: (column) => column,
   createTables: (t) => [
@@ -57,4 +58,6 @@ export const sqliteDialect: SqlDialect = {
   dropTables: (t) => [`DROP TABLE IF EXISTS "${t}_check"`, `DROP TABLE IF EXISTS "${t}"`],
   createDeadKeyIndex: (t) => [deadKeyIndex(t)],
   dropDeadKeyIndex: (t) => [`DROP INDEX IF EXISTS "${t}_dead_key_idx"`],
+  createOperatorIndex: (t) => [operatorIndex(t)],
+  dropOperatorIndex: (t) => [`DROP INDEX IF EXISTS "${t}_operator_idx"`],
 };

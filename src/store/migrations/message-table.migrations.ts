@@ -1,5 +1,6 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { resolveDialect } from '../dialects/resolve-dialect.js';
+import type { SqlDialect } from '../dialects/sql-dialect.interface.js';
 import { DEFAULT_TABLE_NAME, validateTableName } from '../table-name.js';
 
 /** A TypeORM migration class, as `DataSourceOptions.migrations` takes it. */
@@ -26,37 +27,25 @@ export function transactionalMessageMigrations(options: TransactionalMessageMigr
   const table = validateTableName(options.tableName ?? DEFAULT_TABLE_NAME, 'transactionalMessageMigrations({ tableName })');
   const suffix = table === DEFAULT_TABLE_NAME ? '' : `_${table}`;
 
-  class CreateTransactionalMessageTable implements MigrationInterface {
-    // TypeORM orders migrations by the 13-digit timestamp that ends the name.
-    readonly name = `CreateTransactionalMessageTable${suffix}1763800000000`;
+  // TypeORM orders migrations by the 13-digit timestamp that ends the name.
+  return [
+    migration(`CreateTransactionalMessageTable${suffix}1763800000000`, (d) => d.createTables(table), (d) => d.dropTables(table)),
+    migration(`AddTransactionalMessageDeadKeyIndex${suffix}1764600000000`, (d) => d.createDeadKeyIndex(table), (d) => d.dropDeadKeyIndex(table)),
+    migration(`AddTransactionalMessageOperatorIndex${suffix}1764700000000`, (d) => d.createOperatorIndex(table), (d) => d.dropOperatorIndex(table)),
+  ];
+}
+
+/** A migration whose statements depend on the database it runs on. */
+function migration(name: string, up: (dialect: SqlDialect) => string[], down: (dialect: SqlDialect) => string[]): MigrationClass {
+  return class implements MigrationInterface {
+    readonly name = name;
 
     async up(queryRunner: QueryRunner): Promise<void> {
-      for (const sql of resolveDialect(queryRunner.connection).createTables(table)) {
-        await queryRunner.query(sql);
-      }
+      for (const sql of up(resolveDialect(queryRunner.connection))) await queryRunner.query(sql);
     }
 
     async down(queryRunner: QueryRunner): Promise<void> {
-      for (const sql of resolveDialect(queryRunner.connection).dropTables(table)) {
-        await queryRunner.query(sql);
-      }
+      for (const sql of down(resolveDialect(queryRunner.connection))) await queryRunner.query(sql);
     }
-  }
-
-  class AddTransactionalMessageDeadKeyIndex implements MigrationInterface {
-    readonly name = `AddTransactionalMessageDeadKeyIndex${suffix}1764600000000`;
-
-    async up(queryRunner: QueryRunner): Promise<void> {
-      for (const sql of resolveDialect(queryRunner.connection).createDeadKeyIndex(table)) {
-        await queryRunner.query(sql);
-      }
-    }
-
-    async down(queryRunner: QueryRunner): Promise<void> {
-      for (const sql of resolveDialect(queryRunner.connection).dropDeadKeyIndex(table)) {
-        await queryRunner.query(sql);
-      }
-    }
-  }
-  return [CreateTransactionalMessageTable, AddTransactionalMessageDeadKeyIndex];
+  };
 }
