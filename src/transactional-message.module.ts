@@ -33,6 +33,7 @@ import { MessageStore } from './store/message.store.js';
 import { RetentionStore } from './store/retention.store.js';
 import { AdminStore } from './store/admin.store.js';
 import { TransactionalMessageAdmin } from './admin/transactional-message-admin.service.js';
+import { TransactionalMessageMetrics } from './operations/metrics.service.js';
 import { SchemaCheck } from './store/schema-check.service.js';
 import { MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from './transactional-message.constants.js';
 import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-message.module-definition.js';
@@ -81,6 +82,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     { provide: CheckStore, useFactory: (store: MessageStore) => new CheckStore(store), inject: [MessageStore] },
     { provide: AdminStore, useFactory: (store: MessageStore) => new AdminStore(store), inject: [MessageStore] },
     TransactionalMessageAdmin,
+    TransactionalMessageMetrics,
     { provide: RetentionStore, useFactory: (store: MessageStore) => new RetentionStore(store), inject: [MessageStore] },
     { provide: Doorbell, useFactory: () => new Doorbell() },
     CommitNotifier,

@@ -94,7 +94,7 @@ describe.each(DATABASE_KINDS)('events on %s: one typed seam on node:diagnostics_
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ topic, attempt: 1, dead: true, error: 'refused', unclassified: false });
     expect(ofName('batch.published').reduce((sum, e) => sum + e.count, 0)).toBe(1);
-    expect(ofName('batch.published')[0]).toMatchObject({ topics: [topic] });
+    expect(ofName('batch.published')[0]).toMatchObject({ perTopic: { [topic]: 1 } });
     expect(ofName('check.completed').map((e) => [e.checkNumber, e.result, e.decision])).toEqual([[1, 'COMMIT', 'commit']]);
     expect(ofName('message.ended')).toEqual([{ producerGroup: `events-${kind}`, id: explicit, outcome: 'ROLLBACK' }]);
   });

@@ -31,7 +31,7 @@ export interface TransactionalMessageEventMap {
   /** Half messages older than check.maxAgeMs were rolled back or parked without a check. */
   'check.expired': EventSource & { count: number; parked: boolean };
   /** A publish request was acknowledged by the broker. */
-  'batch.published': EventSource & { count: number; bytes: number; durationMs: number; topics: string[]; oldestCreatedAt: Date };
+  'batch.published': EventSource & { count: number; bytes: number; durationMs: number; perTopic: Record<string, number>; oldestCreatedAt: Date };
   /** A message was refused; `dead` when it will not be retried. */
   'message.failed': EventSource & { id: string; topic: string; attempt: number; error: string; retryInMs: number; dead: boolean; unclassified: boolean };
   /** The downstream could not be reached (or refused the client's configuration); nothing counted. */

@@ -28,6 +28,7 @@ import { PgConnectionGuard } from '../store/pg-connection-guard.js';
 import { poolSize } from '../store/dialects/pool-size.js';
 import { SchemaCheck } from '../store/schema-check.service.js';
 import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { TransactionalMessageMetrics } from '../operations/metrics.service.js';
 import { BackgroundWork } from './background-work.js';
 
 /** How long the boot waits for the built-in Kafka publisher to connect. */
@@ -73,6 +74,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     private readonly notifier: CommitNotifier,
     private readonly background: BackgroundWork,
     private readonly discovery: DiscoveryService,
+    private readonly metrics: TransactionalMessageMetrics,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -83,6 +85,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     await this.typeormTransactional.connect();
     this.runner.installGuard();
     this.explorer.discover();
+    await this.metrics.start();
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -112,6 +115,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
   async onModuleDestroy(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.metrics.stop();
     // Independent of each other, so one shutdownTimeoutMs bounds them together.
     await Promise.all([this.checks.stop(), this.delivery.stop(), this.pruner.stop(), this.inboxPruner.stop()]);
     await this.listener.stop();

@@ -24,6 +24,7 @@ describe('resolveOptions', () => {
       relay: DEFAULT_RELAY_OPTIONS,
       check: DEFAULT_CHECK_OPTIONS,
       inbox: DEFAULT_INBOX_OPTIONS,
+      metrics: true,
     });
   });
 

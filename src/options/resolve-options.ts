@@ -82,6 +82,7 @@ const KNOWN_OPTIONS = [
   'relay',
   'check',
   'inbox',
+  'metrics',
 ];
 
 const PRODUCER_GROUP_PATTERN = /^[A-Za-z0-9._:-]{1,255}$/;
@@ -143,6 +144,8 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
   const check = resolveCheck(options.check);
   const inbox = resolveInbox(producer ? options.inbox : { enabled: true, ...options.inbox });
   validatePublisher(options, relay.enabled);
+  const metrics = options.metrics ?? true;
+  booleanOption('metrics', metrics);
   return {
     dataSource,
     producer,
@@ -159,6 +162,7 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
     relay,
     check,
     inbox,
+    metrics,
   };
 }
 

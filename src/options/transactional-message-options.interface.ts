@@ -154,6 +154,11 @@ export interface TransactionalMessageModuleOptions {
   check?: CheckOptions;
   /** The consumer-side inbox. */
   inbox?: InboxOptions;
+  /**
+   * Record OpenTelemetry metrics when `@opentelemetry/api` is installed (an optional peer) and a
+   * MeterProvider is registered before the application is created. Default `true`.
+   */
+  metrics?: boolean;
 }
 
 /** @internal The options after defaults and validation. */
@@ -175,4 +180,5 @@ export interface ResolvedOptions {
   relay: Required<RelayOptions>;
   check: Required<CheckOptions>;
   inbox: Required<InboxOptions>;
+  metrics: boolean;
 }

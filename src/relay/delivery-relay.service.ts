@@ -369,7 +369,7 @@ export class DeliveryRelay {
         count: batch.length,
         bytes: batch.reduce((sum, r) => sum + this.sizeOf(r), 0),
         durationMs: performance.now() - started,
-        topics: [...new Set(batch.map((r) => r.topic))],
+        perTopic: batch.reduce<Record<string, number>>((counts, r) => ((counts[r.topic] = (counts[r.topic] ?? 0) + 1), counts), {}),
         oldestCreatedAt: new Date(Math.min(...batch.map((r) => r.createdAt.getTime()))),
       }));
     } finally {

@@ -1,0 +1,107 @@
+import 'reflect-metadata';
+import { Controller, Get, Injectable, Module, Req, Res, type INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { metrics } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import {
+  TransactionalMessage,
+  TransactionalMessageModule,
+  TransactionalMessageProducer,
+  TransactionalMessageRelay,
+  TransactionStatus,
+} from '../src/index.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { createTopics, uniqueTopic } from './support/kafka.js';
+import { ControlledPublisher, InjectedFailure } from './support/relay.fixture.js';
+
+// The README's Prometheus recipe: OpenTelemetry's Prometheus exporter served by the application's
+// own /metrics route, scraped over HTTP.
+describe('metrics: OpenTelemetry, scraped by Prometheus from /metrics (PostgreSQL, real Kafka)', () => {
+  const topic = uniqueTopic('metrics');
+  const exporter = new PrometheusExporter({ preventServerStart: true });
+  let db: TestDatabase;
+  let app: INestApplication;
+  let url: string;
+  const refused = new Set<string>();
+
+  @Controller()
+  class MetricsController {
+    @Get('metrics')
+    scrape(@Req() request: IncomingMessage, @Res() response: ServerResponse): void {
+      exporter.getMetricsRequestHandler(request, response);
+    }
+  }
+
+  @Injectable()
+  class Orders {
+    @TransactionalMessage<[string]>({ topic, key: ([id]) => id, body: ([id]) => ({ id }) })
+    async pay(id: string): Promise<void> {
+      void id;
+    }
+  }
+
+  beforeAll(async () => {
+    // Registered before the application is created, as OpenTelemetry requires.
+    metrics.setGlobalMeterProvider(new MeterProvider({ readers: [exporter] }));
+    db = await createTestDatabase('postgres');
+    await createTopics([topic]);
+    const publisher = new ControlledPublisher();
+    publisher.inject = (messages) => (messages.some((m) => refused.has(m.id)) ? new InjectedFailure('refused', { kind: 'message', retriable: false }) : undefined);
+    @Module({
+      imports: [
+        TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup: 'metrics', publisher, relay: { autoStart: false } }),
+      ],
+      controllers: [MetricsController],
+      providers: [Orders],
+    })
+    class AppModule {}
+    app = await NestFactory.create(AppModule, { logger: false });
+    await app.listen(0, '127.0.0.1');
+    url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.drop();
+    await exporter.shutdown();
+    metrics.disable();
+  });
+
+  const scrape = async () => (await fetch(`${url}/metrics`)).text();
+  const value = (text: string, metric: string, labels: Record<string, string>) => {
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith(`${metric}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+
+  it('counts what happened by topic and outcome, and reports what waits and how far behind the relay is', async () => {
+    await app.get(Orders).pay(randomUUID());
+    await app.get(Orders).pay(randomUUID());
+    const doomed = (await app.get(TransactionalMessageProducer).sendMessageInTransaction({ topic, key: 'doomed', body: {} }, () => TransactionStatus.COMMIT)).messageId;
+    refused.add(doomed);
+    await app.get(TransactionalMessageProducer).sendHalfMessage({ topic, key: 'half', body: {} });
+
+    let text = await scrape();
+    expect(value(text, 'transactional_message_messages_waiting', { status: 'COMMITTED', producer_group: 'metrics' })).toBe(3);
+    expect(value(text, 'transactional_message_messages_waiting', { status: 'HALF' })).toBe(1);
+
+    expect(await app.get(TransactionalMessageRelay).drain()).toBe(2);
+    // The gauges read the table at most once a second.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    text = await scrape();
+    // The explicit API stores a half message, then ends it.
+    expect(value(text, 'transactional_message_messages_stored_total', { topic, status: 'COMMITTED' })).toBe(2);
+    expect(value(text, 'transactional_message_messages_stored_total', { topic, status: 'HALF' })).toBe(2);
+    expect(value(text, 'transactional_message_messages_ended_total', { outcome: 'COMMIT' })).toBe(1);
+    expect(value(text, 'transactional_message_messages_published_total', { topic })).toBe(2);
+    expect(value(text, 'transactional_message_messages_failed_total', { topic, dead: 'true' })).toBe(1);
+    expect(value(text, 'transactional_message_messages_waiting', { status: 'DEAD' })).toBe(1);
+    expect(value(text, 'transactional_message_messages_waiting', { status: 'COMMITTED' })).toBe(0);
+    expect(text).toMatch(/^transactional_message_relay_lag(_milliseconds)?\{[^}]*producer_group="metrics"[^}]*\} 0$/m);
+    expect(text).toMatch(/^transactional_message_publish_duration(_milliseconds)?_count\{[^}]*\} [12]$/m);
+  });
+});
