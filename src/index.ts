@@ -26,6 +26,11 @@ export {
   type MessagePage,
   type MessageSummary,
 } from './admin/transactional-message-admin.service.js';
+export {
+  TransactionalMessageHealthIndicator,
+  type HealthThresholds,
+  type TransactionalMessageHealth,
+} from './operations/health.indicator.js';
 export type { IsolationLevel } from './context/isolation-level.js';
 
 export {

@@ -34,6 +34,7 @@ import { RetentionStore } from './store/retention.store.js';
 import { AdminStore } from './store/admin.store.js';
 import { TransactionalMessageAdmin } from './admin/transactional-message-admin.service.js';
 import { TransactionalMessageMetrics } from './operations/metrics.service.js';
+import { TransactionalMessageHealthIndicator } from './operations/health.indicator.js';
 import { SchemaCheck } from './store/schema-check.service.js';
 import { MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from './transactional-message.constants.js';
 import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-message.module-definition.js';
@@ -83,6 +84,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     { provide: AdminStore, useFactory: (store: MessageStore) => new AdminStore(store), inject: [MessageStore] },
     TransactionalMessageAdmin,
     TransactionalMessageMetrics,
+    TransactionalMessageHealthIndicator,
     { provide: RetentionStore, useFactory: (store: MessageStore) => new RetentionStore(store), inject: [MessageStore] },
     { provide: Doorbell, useFactory: () => new Doorbell() },
     CommitNotifier,
@@ -123,6 +125,6 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     PgConnectionGuard,
     TransactionalMessageLifecycle,
   ],
-  exports: [TransactionContext, TransactionalMessageProducer, TransactionalInbox, TransactionalMessageInterceptor, TransactionalMessageRelay, TransactionalMessageAdmin],
+  exports: [TransactionContext, TransactionalMessageProducer, TransactionalInbox, TransactionalMessageInterceptor, TransactionalMessageRelay, TransactionalMessageAdmin, TransactionalMessageHealthIndicator],
 })
 export class TransactionalMessageModule extends ConfigurableModuleClass {}

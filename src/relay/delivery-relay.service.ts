@@ -54,6 +54,20 @@ export class DeliveryRelay {
   private pendingMark: Promise<void> = Promise.resolve();
   private lastFullScanAt = -Infinity;
   private transportFailures = 0;
+  /** When the loop last began a cycle (performance.now()). */
+  private lastTickAt = 0;
+  /** When the downstream was first found unavailable in the current outage (Date.now()), if it is. */
+  private unavailableSince: number | undefined;
+
+  /** @internal For the health indicator. */
+  health(): { running: boolean; sinceLastCycleMs: number; unavailableSince: Date | undefined; failures: number } {
+    return {
+      running: this.running,
+      sinceLastCycleMs: this.running ? performance.now() - this.lastTickAt : 0,
+      unavailableSince: this.unavailableSince === undefined ? undefined : new Date(this.unavailableSince),
+      failures: this.transportFailures,
+    };
+  }
 
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
@@ -132,6 +146,7 @@ export class DeliveryRelay {
     const { pollIntervalMs, backoffInitialMs, backoffMaxMs, batchSize } = this.options.relay;
     let prefetch: Promise<DeliveryClaim> | undefined;
     while (this.running) {
+      this.lastTickAt = performance.now();
       let more = false;
       try {
         const prefetched = prefetch !== undefined;
@@ -154,6 +169,7 @@ export class DeliveryRelay {
             const failures = this.transportFailures;
             emitEvent('relay.recovered', () => ({ producerGroup: this.options.producerGroup, failures }));
             this.transportFailures = 0;
+            this.unavailableSince = undefined;
           }
         }
       } catch (error) {
@@ -163,6 +179,7 @@ export class DeliveryRelay {
         if (!this.running || isBackgroundStopped(error)) break;
         if (error instanceof TransportUnavailable) {
           this.transportFailures++;
+          this.unavailableSince ??= Date.now();
           const failures = this.transportFailures;
           emitEvent('relay.unavailable', () => ({ producerGroup: this.options.producerGroup, error: error.message, config: error.config, failures }));
           const delay = retryDelayMs(this.transportFailures, Math.max(backoffInitialMs, 100), Math.min(backoffMaxMs, 30_000));
