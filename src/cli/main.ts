@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+// `npx nestjs-transactional-message <command> --data-source <file>`: the operator's and CI's tool.
+import 'reflect-metadata';
+import { Module, type INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Command, Option } from 'commander';
+import type { DataSource } from 'typeorm';
+import { LIVE_STATUSES, TransactionalMessageAdmin, type MessageQuery } from '../admin/transactional-message-admin.service.js';
+import { transactionalMessageInboxMigrations } from '../consumer/inbox-migrations.js';
+import { TransactionalMessageModule } from '../transactional-message.module.js';
+import { transactionalMessageMigrations } from '../store/migrations/message-table.migrations.js';
+import { DEFAULT_TABLE_NAME } from '../store/table-name.js';
+import { loadDataSource } from './load-data-source.js';
+
+interface CommonOptions {
+  dataSource: string;
+  table: string;
+  json?: boolean;
+}
+
+const program = new Command('nestjs-transactional-message')
+  .description('Transactional messages: run the migrations, see what waits, replay and resolve messages.')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (text, write) => write(text) });
+
+const common = (command: Command) =>
+  command
+    .requiredOption('-d, --data-source <file>', 'a JavaScript file exporting the TypeORM DataSource (default export or `dataSource`)')
+    .option('-t, --table <name>', 'the message table', DEFAULT_TABLE_NAME)
+    .option('--json', 'print JSON');
+
+const print = (options: CommonOptions, value: unknown, text: () => string) => console.log(options.json ? JSON.stringify(value, null, 2) : text());
+
+/** Opens the DataSource and the module over it (no relay, no metrics), runs `work`, closes both. */
+async function withAdmin<T>(options: CommonOptions, work: (admin: TransactionalMessageAdmin) => Promise<T>): Promise<T> {
+  const dataSource = await open(options);
+  let app: INestApplicationContext | undefined;
+  try {
+    @Module({
+      imports: [
+        TransactionalMessageModule.forRoot({
+          dataSource,
+          producerGroup: 'cli',
+          tableName: options.table,
+          relay: { enabled: false },
+          metrics: false,
+        }),
+      ],
+    })
+    class CliModule {}
+    app = await NestFactory.createApplicationContext(CliModule, { logger: ['error'] });
+    return await work(app.get(TransactionalMessageAdmin));
+  } finally {
+    await app?.close();
+    await dataSource.destroy();
+  }
+}
+
+async function open(options: CommonOptions): Promise<DataSource> {
+  const dataSource = await loadDataSource(options.dataSource);
+  if (!dataSource.isInitialized) await dataSource.initialize();
+  return dataSource;
+}
+
+common(program.command('migrate'))
+  .description("run the library's migrations (the message table; --inbox: the inbox table too), not the application's")
+  .option('--inbox', 'also the inbox table')
+  .option('--inbox-table <name>', 'the inbox table')
+  .action(async (options: CommonOptions & { inbox?: boolean; inboxTable?: string }) => {
+    const loaded = await loadDataSource(options.dataSource);
+    const { DataSource } = await import('typeorm');
+    const migrations = [
+      ...transactionalMessageMigrations({ tableName: options.table }),
+      ...(options.inbox ? transactionalMessageInboxMigrations(options.inboxTable ? { tableName: options.inboxTable } : {}) : []),
+    ];
+    // The application's DataSource options, with only the library's migrations.
+    const dataSource = new DataSource({ ...loaded.options, migrations, migrationsRun: false, synchronize: false } as ConstructorParameters<typeof DataSource>[0]);
+    await dataSource.initialize();
+    try {
+      const ran = await dataSource.runMigrations({ transaction: 'each' });
+      print(options, { ran: ran.map((m) => m.name) }, () => (ran.length ? ran.map((m) => `ran ${m.name}`).join('\n') : 'nothing to run: up to date'));
+    } finally {
+      await dataSource.destroy();
+    }
+  });
+
+common(program.command('status'))
+  .description('counts of what waits (HALF, COMMITTED, DEAD, parked, discarded) and how far behind the relay is')
+  .action((options: CommonOptions) =>
+    withAdmin(options, async (admin) => {
+      const summary = await admin.summary();
+      print(options, summary, () =>
+        [
+          ...Object.entries(summary.counts).map(([status, count]) => `${status.padEnd(16)} ${count}`),
+          `relay lag        ${summary.relayLagMs} ms`,
+          `oldest half      ${summary.oldestHalfAgeMs} ms`,
+        ].join('\n'),
+      );
+    }),
+  );
+
+const query = (command: Command) =>
+  command
+    .addOption(new Option('-s, --status <status...>', 'live statuses').choices([...LIVE_STATUSES]))
+    .option('--topic <topic>')
+    .option('--key <key>')
+    .option('--producer-group <group>')
+    .option('--older-than <ms>', 'stored at least this many ms ago', (value) => parseMs(value));
+
+function parseMs(value: string): number {
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms < 0) throw new Error(`--older-than ${JSON.stringify(value)}: expected a whole number of milliseconds`);
+  return ms;
+}
+
+type QueryOptions = CommonOptions & { status?: MessageQuery['status']; topic?: string; key?: string; producerGroup?: string; olderThan?: number };
+
+const toQuery = (o: QueryOptions): MessageQuery => ({
+  ...(o.status ? { status: o.status } : {}),
+  ...(o.topic ? { topic: o.topic } : {}),
+  ...(o.key ? { key: o.key } : {}),
+  ...(o.producerGroup ? { producerGroup: o.producerGroup } : {}),
+  ...(o.olderThan !== undefined ? { olderThanMs: o.olderThan } : {}),
+});
+
+query(common(program.command('list')))
+  .description('messages that wait, oldest first')
+  .option('--limit <n>', 'per page', (value) => Number(value), 50)
+  .option('--after <cursor>', "the 'next' of the previous page")
+  .action((options: QueryOptions & { limit: number; after?: string }) =>
+    withAdmin(options, async (admin) => {
+      const page = await admin.list(toQuery(options), { limit: options.limit, after: options.after });
+      print(options, page, () =>
+        [
+          ...page.messages.map((m) =>
+            [m.id, m.status.padEnd(15), m.topic, m.key ?? '-', m.createdAt.toISOString(), `checks ${m.checkCount}`, `attempts ${m.deliveryAttempts}`, m.lastError ?? '']
+              .join('  ')
+              .trimEnd(),
+          ),
+          page.next ? `more: --after ${page.next}` : `${page.messages.length} message(s)`,
+        ].join('\n'),
+      );
+    }),
+  );
+
+query(common(program.command('replay')))
+  .description('put DEAD messages back in the delivery queue: the ids given, or every DEAD one the filter selects (--all for no filter)')
+  .argument('[ids...]')
+  .option('--all', 'every DEAD message')
+  .action((ids: string[], options: QueryOptions & { all?: boolean }) =>
+    withAdmin(options, async (admin) => {
+      const filtered = options.topic || options.key || options.producerGroup || options.olderThan !== undefined;
+      if (ids.length === 0 && !filtered && !options.all) throw new Error('replay: give message ids, a filter (--topic, --key, ...), or --all');
+      let replayed = 0;
+      if (ids.length > 0) {
+        for (const id of ids) replayed += (await admin.replay(id)) ? 1 : 0;
+      } else {
+        replayed = await admin.replayDead(toQuery(options));
+      }
+      print(options, { replayed }, () => `replayed ${replayed} message(s)`);
+    }),
+  );
+
+common(program.command('resolve'))
+  .description('end a HALF or parked (CHECK_EXHAUSTED) message: --commit (it will be delivered) or --rollback (never)')
+  .argument('<id>')
+  .option('--commit')
+  .option('--rollback')
+  .action((id: string, options: CommonOptions & { commit?: boolean; rollback?: boolean }) =>
+    withAdmin(options, async (admin) => {
+      if (Boolean(options.commit) === Boolean(options.rollback)) throw new Error('resolve: give exactly one of --commit and --rollback');
+      await (options.commit ? admin.commit(id) : admin.rollback(id));
+      print(options, { id, outcome: options.commit ? 'COMMIT' : 'ROLLBACK' }, () => `${id}: ${options.commit ? 'committed' : 'rolled back'}`);
+    }),
+  );
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  console.error(`error: ${(error as Error)?.message ?? error}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,87 @@
+import 'reflect-metadata';
+import { Test } from '@nestjs/testing';
+import type { INestApplicationContext } from '@nestjs/common';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { MessageStatus, TransactionalMessageModule, TransactionalMessageProducer, TransactionalMessageRelay, TransactionStatus } from '../src/index.js';
+import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './support/databases.js';
+import { ControlledPublisher, InjectedFailure } from './support/relay.fixture.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+
+/** Runs the built CLI as an operator would. */
+function cli(...args: string[]): { code: number; out: string; err: string } {
+  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  return { code: result.status ?? 1, out: result.stdout, err: result.stderr };
+}
+
+describe.each(DATABASE_KINDS)('the CLI on %s (npx nestjs-transactional-message)', (kind) => {
+  let db: TestDatabase;
+  let file: string;
+  let app: INestApplicationContext | undefined;
+
+  beforeAll(async () => {
+    if (!existsSync(CLI)) throw new Error('dist/cli/main.js is missing: run the tests with `bash scripts/test.sh` (it builds the package)');
+    db = await createTestDatabase(kind, { migrate: false });
+    // A DataSource file as an application has one (the CLI's --data-source).
+    const dir = join(ROOT, '.cache', 'cli-test');
+    mkdirSync(dir, { recursive: true });
+    file = join(dir, `data-source-${randomBytes(4).toString('hex')}.mjs`);
+    const options = { ...db.options, entities: [], migrations: [] };
+    writeFileSync(file, `import { DataSource } from 'typeorm';\nexport const dataSource = new DataSource(${JSON.stringify(options)});\n`);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.drop();
+  });
+
+  it('migrate creates the tables once; status, list, replay and resolve work on what waits', async () => {
+    const first = cli('migrate', '-d', file, '--json');
+    expect(first.err).toBe('');
+    expect(JSON.parse(first.out).ran).toHaveLength(3);
+    expect(cli('migrate', '-d', file).out.trim()).toBe('nothing to run: up to date');
+
+    // An application writes: one message DEAD, one HALF.
+    const publisher = new ControlledPublisher();
+    publisher.inject = () => new InjectedFailure('refused', { kind: 'message', retriable: false });
+    const moduleRef = await Test.createTestingModule({
+      imports: [TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup: 'shop', publisher, relay: { autoStart: false } })],
+    }).compile();
+    moduleRef.useLogger(false);
+    app = await moduleRef.init();
+    const producer = app.get(TransactionalMessageProducer);
+    const dead = (await producer.sendMessageInTransaction({ topic: 'cli.orders', key: 'k', body: {} }, () => TransactionStatus.COMMIT)).messageId;
+    await app.get(TransactionalMessageRelay).drain();
+    const half = await producer.sendHalfMessage({ topic: 'cli.orders', key: 'h', body: {} });
+
+    const status = JSON.parse(cli('status', '-d', file, '--json').out);
+    expect(status.counts).toMatchObject({ DEAD: 1, HALF: 1, COMMITTED: 0 });
+    const listed = cli('list', '-d', file, '--status', 'DEAD');
+    expect(listed.out).toContain(dead);
+    expect(listed.out).toContain('refused');
+    expect(JSON.parse(cli('list', '-d', file, '--json').out).messages.map((m: { id: string }) => m.id)).toEqual([dead, half]);
+
+    expect(cli('replay', '-d', file, '--topic', 'cli.orders').out.trim()).toBe('replayed 1 message(s)');
+    expect((await producer.getMessage(dead))?.status).toBe(MessageStatus.COMMITTED);
+    expect(cli('resolve', half, '-d', file, '--rollback').out.trim()).toBe(`${half}: rolled back`);
+    expect((await producer.getMessage(half))?.status).toBe(MessageStatus.ROLLED_BACK);
+  });
+
+  it('says what is wrong, with a non-zero exit', () => {
+    const both = cli('resolve', randomBytes(4).toString('hex'), '-d', file);
+    expect(both.code).toBe(1);
+    expect(both.err).toMatch(/give exactly one of --commit and --rollback/);
+    const replayAll = cli('replay', '-d', file);
+    expect(replayAll.code).toBe(1);
+    expect(replayAll.err).toMatch(/give message ids, a filter .* or --all/);
+    const missing = cli('status', '-d', join(ROOT, 'no-such-file.mjs'));
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/Could not load the DataSource file/);
+    expect(cli('list', '-d', file, '--status', 'DELIVERED').err).toMatch(/Allowed choices are HALF, COMMITTED, DEAD, CHECK_EXHAUSTED, DISCARDED/);
+  });
+});
