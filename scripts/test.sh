@@ -17,6 +17,13 @@ npx tsc -p sample-app/tsconfig.json --noEmit
 npx tsc -p bench/tsconfig.json --noEmit
 # The fault tests' worker processes run the built package too (test/faults/worker → test/faults/dist).
 rm -rf test/faults/dist && npx tsc -p test/faults/worker/tsconfig.json
+# The dashboard's browser test drives Debian's Chromium (no browser download: the machine has no
+# outside network but Debian's and npm's registries).
+if [[ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]]; then
+  echo "[test] installing Debian's chromium for the dashboard's browser test"
+  apt_get() { if [[ "$(id -u)" == 0 ]]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
+  apt_get install -y -q chromium >/dev/null || { apt_get update -q >/dev/null && apt_get install -y -q chromium >/dev/null; }
+fi
 echo "[test] jest"
 NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 "$@"
 echo "[test] compatibility matrix (scripts/compat.mjs)"

@@ -26,6 +26,7 @@ export {
   type MessagePage,
   type MessageSummary,
 } from './admin/transactional-message-admin.service.js';
+export { TransactionalMessageAdminModule, type AdminHttpOptions } from './admin/admin-http.module.js';
 export {
   TransactionalMessageHealthIndicator,
   type HealthThresholds,

@@ -1,0 +1,187 @@
+import {
+  BadRequestException,
+  Body,
+  Controller,
+  ForbiddenException,
+  Get,
+  Header,
+  HttpCode,
+  Module,
+  NotFoundException,
+  ConflictException,
+  Param,
+  Post,
+  Query,
+  UseGuards,
+  type CanActivate,
+  type DynamicModule,
+  type ModuleMetadata,
+  type Type,
+} from '@nestjs/common';
+import { InvalidMessageError } from '../errors/invalid-message.error.js';
+import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
+import { MessageNotFoundError } from '../errors/message-not-found.error.js';
+import { TransactionAlreadyEndedError } from '../errors/transaction-already-ended.error.js';
+import type { MessageStatus } from '../message/message-status.enum.js';
+import { dashboardPage } from './dashboard.page.js';
+import { TransactionalMessageAdmin, type LiveStatus, type MessageQuery } from './transactional-message-admin.service.js';
+
+/** Options of {@link TransactionalMessageAdminModule.forRoot}. */
+export interface AdminHttpOptions {
+  /** Where the API and the dashboard are mounted. Default `'transactional-messages'`. */
+  path?: string;
+  /**
+   * The guard every route runs behind (your authentication and authorization): a guard class, or
+   * an instance. Required, unless `allowUnguarded` is set.
+   */
+  guard?: Type<CanActivate> | CanActivate;
+  /** Mount without a guard (a network you trust, a local tool). Default `false`. */
+  allowUnguarded?: boolean;
+  /** Serve the dashboard page at the path (the API is always under `<path>/api`). Default `true`. */
+  dashboard?: boolean;
+  /** Modules that the guard's own dependencies come from (an auth module). Default none. */
+  imports?: ModuleMetadata['imports'];
+}
+
+/** Maps the library's errors to HTTP statuses, with their messages. */
+async function http<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof InvalidMessageError) throw new BadRequestException(error.message);
+    if (error instanceof MessageNotFoundError) throw new NotFoundException(error.message);
+    if (error instanceof TransactionAlreadyEndedError) throw new ConflictException(error.message);
+    throw error;
+  }
+}
+
+function toQuery(raw: Record<string, string | string[] | undefined>): MessageQuery {
+  const one = (name: string) => (Array.isArray(raw[name]) ? raw[name]![0] : (raw[name] as string | undefined)) || undefined;
+  const status = raw.status === undefined ? undefined : ([] as string[]).concat(raw.status).flatMap((s) => s.split(',')).filter(Boolean);
+  const olderThan = one('olderThanMs');
+  return {
+    ...(status?.length ? { status: status as LiveStatus[] } : {}),
+    ...(one('topic') ? { topic: one('topic') } : {}),
+    ...(one('key') ? { key: one('key') } : {}),
+    ...(one('producerGroup') ? { producerGroup: one('producerGroup') } : {}),
+    ...(olderThan !== undefined ? { olderThanMs: Number(olderThan) } : {}),
+  };
+}
+
+/** A message as JSON: a raw-bytes body as base64. */
+function serialisable<T extends { body?: unknown; bodyBytes?: unknown }>(message: T): unknown {
+  const { bodyBytes: _bytes, ...rest } = message;
+  return Buffer.isBuffer(rest.body) ? { ...rest, body: { base64: rest.body.toString('base64') } } : rest;
+}
+
+/**
+ * The admin HTTP API and dashboard, opt-in: import it next to `TransactionalMessageModule`.
+ *
+ * ```ts
+ * TransactionalMessageAdminModule.forRoot({ path: 'ops/messages', guard: AdminGuard })
+ * ```
+ *
+ * `GET <path>` is the dashboard; the JSON API is under `<path>/api`: `summary`, `messages`
+ * (query: status, topic, key, producerGroup, olderThanMs, limit, after), `messages/:id`,
+ * `POST messages/:id/{commit,rollback,replay,discard}`, `POST replay-dead` and `POST purge`
+ * (a JSON body with the filter). Mounting without a guard is refused unless `allowUnguarded`.
+ */
+@Module({})
+export class TransactionalMessageAdminModule {
+  static forRoot(options: AdminHttpOptions = {}): DynamicModule {
+    const path = (options.path ?? 'transactional-messages').replace(/^\/+|\/+$/g, '');
+    if (!/^[A-Za-z0-9._~\-/]*$/.test(path)) throw new InvalidModuleOptionsError('admin path', options.path, 'a URL path of letters, digits, . _ ~ - /');
+    if (!options.guard && options.allowUnguarded !== true) {
+      throw new InvalidModuleOptionsError(
+        'guard',
+        undefined,
+        'a guard for the admin API (it ends, replays and purges messages): TransactionalMessageAdminModule.forRoot({ guard: YourAuthGuard }), ' +
+          'or allowUnguarded: true on a network you trust',
+      );
+    }
+    const guards = options.guard ? [options.guard] : [];
+    const withDashboard = options.dashboard !== false;
+
+    @Controller(path)
+    @UseGuards(...guards)
+    class TransactionalMessageAdminController {
+      constructor(private readonly admin: TransactionalMessageAdmin) {}
+
+      @Get()
+      @Header('content-type', 'text/html; charset=utf-8')
+      @Header('cache-control', 'no-store')
+      page(): string {
+        if (!withDashboard) throw new ForbiddenException('The dashboard is turned off (dashboard: false); the API is under /api.');
+        return dashboardPage();
+      }
+
+      @Get('api/summary')
+      summary() {
+        return http(() => this.admin.summary());
+      }
+
+      @Get('api/messages')
+      async list(@Query() raw: Record<string, string | string[] | undefined>) {
+        const limit = raw.limit === undefined ? undefined : Number(raw.limit);
+        const after = typeof raw.after === 'string' ? raw.after : undefined;
+        const page = await http(() => this.admin.list(toQuery(raw), { ...(limit !== undefined ? { limit } : {}), ...(after ? { after } : {}) }));
+        return page;
+      }
+
+      @Get('api/messages/:id')
+      async get(@Param('id') id: string) {
+        const found = await http(() => this.admin.get(id));
+        if (!found) throw new NotFoundException(`No message with id ${id}`);
+        return { message: serialisable(found.message), checks: found.checks };
+      }
+
+      @Post('api/messages/:id/commit')
+      @HttpCode(200)
+      async commit(@Param('id') id: string) {
+        await http(() => this.admin.commit(id));
+        return { id, done: 'committed' };
+      }
+
+      @Post('api/messages/:id/rollback')
+      @HttpCode(200)
+      async rollback(@Param('id') id: string) {
+        await http(() => this.admin.rollback(id));
+        return { id, done: 'rolled back' };
+      }
+
+      @Post('api/messages/:id/replay')
+      @HttpCode(200)
+      async replay(@Param('id') id: string) {
+        if (!(await http(() => this.admin.replay(id)))) throw new ConflictException(`Message ${id} is not DEAD: nothing to replay`);
+        return { id, done: 'replayed' };
+      }
+
+      @Post('api/messages/:id/discard')
+      @HttpCode(200)
+      async discard(@Param('id') id: string) {
+        if (!(await http(() => this.admin.discard(id)))) throw new ConflictException(`Message ${id} is not DEAD: nothing to discard`);
+        return { id, done: 'discarded' };
+      }
+
+      @Post('api/replay-dead')
+      @HttpCode(200)
+      async replayDead(@Body() body: Record<string, string> = {}) {
+        const { status: _status, ...filter } = toQuery(body ?? {});
+        return { replayed: await http(() => this.admin.replayDead(filter)) };
+      }
+
+      @Post('api/purge')
+      @HttpCode(200)
+      async purge(@Body() body: Record<string, string> = {}) {
+        const { status: _status, ...filter } = toQuery(body ?? {});
+        return { purged: await http(() => this.admin.purge({ ...filter, status: body?.status as MessageStatus })) };
+      }
+    }
+
+    return {
+      module: TransactionalMessageAdminModule,
+      imports: options.imports ?? [],
+      controllers: [TransactionalMessageAdminController],
+    };
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * @internal The admin dashboard: one self-contained page (no build step, no external assets)
+ * over the JSON API next to it. What an operator needs at a glance: the counts and the relay's
+ * lag, the messages in doubt (HALF, parked, DEAD) with their check history, and the actions.
+ */
+export function dashboardPage(): string {
+  return PAGE;
+}
+
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Transactional messages</title>
+<style>
+  :root { font: 14px/1.4 system-ui, sans-serif; color: #1d2733; background: #f5f7fa; }
+  body { margin: 0; }
+  header { background: #1d2733; color: #fff; padding: 12px 20px; display: flex; align-items: center; gap: 16px; }
+  header h1 { font-size: 17px; margin: 0; flex: 1; }
+  main { padding: 16px 20px; }
+  .cards { display: flex; gap: 12px; flex-wrap: wrap; margin-bottom: 16px; }
+  .card { background: #fff; border-radius: 6px; padding: 10px 14px; min-width: 110px; box-shadow: 0 1px 2px #0002; }
+  .card b { display: block; font-size: 22px; }
+  .card.alert b { color: #c0392b; }
+  .bar { display: flex; gap: 8px; align-items: center; margin-bottom: 10px; flex-wrap: wrap; }
+  select, input, button { font: inherit; padding: 5px 8px; border: 1px solid #c5cdd8; border-radius: 4px; background: #fff; }
+  button { cursor: pointer; background: #2d6cdf; color: #fff; border-color: #2d6cdf; }
+  button.secondary { background: #fff; color: #1d2733; border-color: #c5cdd8; }
+  button.danger { background: #c0392b; border-color: #c0392b; }
+  table { width: 100%; border-collapse: collapse; background: #fff; box-shadow: 0 1px 2px #0002; }
+  th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid #e6eaf0; vertical-align: top; }
+  th { background: #eef2f7; font-weight: 600; }
+  tbody tr { cursor: pointer; }
+  tbody tr:hover { background: #f0f5ff; }
+  .status { font-size: 12px; padding: 1px 6px; border-radius: 10px; background: #e6eaf0; white-space: nowrap; }
+  .status.DEAD { background: #fbe3e0; color: #a02c20; } .status.CHECK_EXHAUSTED { background: #fff1d6; color: #8a5a00; }
+  .status.HALF { background: #e4efff; color: #1f4f9c; } .status.COMMITTED { background: #e2f5e9; color: #1e6b3a; }
+  .mono { font-family: ui-monospace, monospace; font-size: 12px; }
+  #detail { margin-top: 16px; background: #fff; padding: 12px 16px; border-radius: 6px; box-shadow: 0 1px 2px #0002; }
+  #detail h2 { font-size: 15px; margin: 0 0 8px; }
+  #detail dl { display: grid; grid-template-columns: 150px 1fr; gap: 2px 10px; margin: 0 0 10px; }
+  #detail dt { color: #5a6675; } #detail dd { margin: 0; word-break: break-all; }
+  pre { background: #f5f7fa; padding: 8px; border-radius: 4px; overflow: auto; max-height: 200px; margin: 0 0 10px; }
+  #notice { min-height: 20px; margin: 0 0 10px; }
+  #notice.error { color: #c0392b; } #notice.ok { color: #1e6b3a; }
+  .empty { color: #5a6675; padding: 14px; text-align: center; }
+</style>
+</head>
+<body>
+<header><h1>Transactional messages</h1><button class="secondary" id="refresh" data-testid="refresh">Refresh</button></header>
+<main>
+  <div class="cards" id="cards" data-testid="summary"></div>
+  <div id="notice" data-testid="notice"></div>
+  <div class="bar">
+    <label>Show <select id="view" data-testid="view">
+      <option value="HALF,CHECK_EXHAUSTED,DEAD">In doubt (half, parked, dead)</option>
+      <option value="HALF">Half</option>
+      <option value="CHECK_EXHAUSTED">Parked</option>
+      <option value="DEAD">Dead</option>
+      <option value="COMMITTED">Waiting to be published</option>
+      <option value="DISCARDED">Discarded</option>
+    </select></label>
+    <label>Topic <input id="topic" placeholder="any" data-testid="topic"></label>
+    <button class="secondary" id="apply" data-testid="apply">Apply</button>
+    <button class="danger" id="replay-all" data-testid="replay-all">Replay every DEAD message shown</button>
+  </div>
+  <table><thead><tr><th>Id</th><th>Status</th><th>Topic</th><th>Key</th><th>Stored</th><th>Checks</th><th>Attempts</th><th>Last error</th></tr></thead>
+  <tbody id="rows" data-testid="rows"></tbody></table>
+  <div id="more"></div>
+  <section id="detail" data-testid="detail" hidden></section>
+</main>
+<script>
+const api = location.pathname.replace(/\\/+$/, '') + '/api';
+const $ = (id) => document.getElementById(id);
+const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+const age = (iso) => { const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000); return s < 120 ? Math.round(s) + ' s ago' : s < 7200 ? Math.round(s / 60) + ' min ago' : Math.round(s / 3600) + ' h ago'; };
+const ms = (n) => n < 1000 ? n + ' ms' : n < 120000 ? (n / 1000).toFixed(1) + ' s' : Math.round(n / 60000) + ' min';
+
+async function call(method, path, body) {
+  const response = await fetch(api + path, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.message || response.status + ' ' + response.statusText);
+  return data;
+}
+function notice(text, kind) { const n = $('notice'); n.textContent = text; n.className = kind || ''; }
+
+async function loadSummary() {
+  const s = await call('GET', '/summary');
+  const card = (label, value, alert, id) => '<div class="card' + (alert ? ' alert' : '') + '" data-testid="count-' + id + '">' + label + '<b>' + value + '</b></div>';
+  $('cards').innerHTML = card('Half', s.counts.HALF, false, 'HALF') + card('Waiting to publish', s.counts.COMMITTED, false, 'COMMITTED') +
+    card('Parked', s.counts.CHECK_EXHAUSTED, s.counts.CHECK_EXHAUSTED > 0, 'CHECK_EXHAUSTED') + card('Dead', s.counts.DEAD, s.counts.DEAD > 0, 'DEAD') +
+    card('Discarded', s.counts.DISCARDED, false, 'DISCARDED') + card('Relay lag', ms(s.relayLagMs), s.relayLagMs > 60000, 'lag') + card('Oldest half', ms(s.oldestHalfAgeMs), false, 'half-age');
+}
+
+let after;
+function filter() { const f = { status: $('view').value }; if ($('topic').value.trim()) f.topic = $('topic').value.trim(); return f; }
+async function loadRows(append) {
+  const q = new URLSearchParams({ ...filter(), limit: '50', ...(append && after ? { after } : {}) });
+  const page = await call('GET', '/messages?' + q);
+  after = page.next;
+  const html = page.messages.map((m) => '<tr data-id="' + esc(m.id) + '" data-testid="row"><td class="mono">' + esc(m.id) + '</td><td><span class="status ' + esc(m.status) + '">' + esc(m.status) +
+    '</span></td><td>' + esc(m.topic) + '</td><td>' + esc(m.key ?? '–') + '</td><td title="' + esc(m.createdAt) + '">' + age(m.createdAt) + '</td><td>' + m.checkCount +
+    '</td><td>' + m.deliveryAttempts + '</td><td>' + esc(m.lastError ?? '') + '</td></tr>').join('');
+  if (append) $('rows').insertAdjacentHTML('beforeend', html); else $('rows').innerHTML = html || '<tr><td colspan="8" class="empty">Nothing here.</td></tr>';
+  $('more').innerHTML = after ? '<button class="secondary" id="load-more">More</button>' : '';
+  if (after) $('load-more').onclick = () => loadRows(true).catch((e) => notice(e.message, 'error'));
+}
+
+async function openMessage(id) {
+  const { message: m, checks } = await call('GET', '/messages/' + encodeURIComponent(id));
+  const actions = [];
+  if (m.status === 'HALF' || m.status === 'CHECK_EXHAUSTED') actions.push(['commit', 'Commit'], ['rollback', 'Roll back']);
+  if (m.status === 'DEAD') actions.push(['replay', 'Replay'], ['discard', 'Discard']);
+  const field = (k, v) => '<dt>' + k + '</dt><dd>' + esc(v ?? '–') + '</dd>';
+  $('detail').hidden = false;
+  $('detail').innerHTML = '<h2>Message <span class="mono" data-testid="detail-id">' + esc(m.id) + '</span> <span class="status ' + esc(m.status) + '" data-testid="detail-status">' + esc(m.status) + '</span></h2>' +
+    '<dl>' + field('Topic', m.topic) + field('Key', m.key) + field('Tags', (m.tags || []).join(', ')) + field('Producer group', m.producerGroup) + field('Stored', m.createdAt) +
+    field('Next check', m.nextCheckAt) + field('Delivery attempts', m.deliveryAttempts) + field('Last error', m.lastError) + '</dl>' +
+    '<pre class="mono" data-testid="detail-body">' + esc(JSON.stringify(m.body, null, 2)) + '</pre>' +
+    '<h2>Checks (' + checks.length + ')</h2>' + (checks.length ? '<table data-testid="checks"><thead><tr><th>#</th><th>When</th><th>Answer</th><th>Error</th><th>Took</th><th>Checker</th></tr></thead><tbody>' +
+      checks.map((c) => '<tr><td>' + c.checkNumber + '</td><td>' + esc(c.checkedAt) + '</td><td>' + esc(c.result) + '</td><td>' + esc(c.error ?? '') + '</td><td>' + c.durationMs + ' ms</td><td class="mono">' + esc(c.checker) + '</td></tr>').join('') +
+      '</tbody></table>' : '<p class="empty">Never checked.</p>') +
+    '<div class="bar" style="margin-top:10px">' + actions.map(([a, label]) => '<button data-action="' + a + '" data-testid="action-' + a + '"' + (a === 'rollback' || a === 'discard' ? ' class="danger"' : '') + '>' + label + '</button>').join('') + '</div>';
+  for (const button of $('detail').querySelectorAll('button[data-action]')) {
+    button.onclick = async () => {
+      try {
+        const done = await call('POST', '/messages/' + encodeURIComponent(m.id) + '/' + button.dataset.action);
+        notice('Message ' + m.id + ': ' + done.done, 'ok');
+        await refresh(); await openMessage(m.id);
+      } catch (e) { notice(e.message, 'error'); }
+    };
+  }
+}
+
+async function refresh() { await Promise.all([loadSummary(), loadRows(false)]); }
+$('rows').onclick = (event) => { const row = event.target.closest('tr[data-id]'); if (row) openMessage(row.dataset.id).catch((e) => notice(e.message, 'error')); };
+$('refresh').onclick = () => refresh().then(() => notice('')).catch((e) => notice(e.message, 'error'));
+$('apply').onclick = $('refresh').onclick;
+$('view').onchange = $('refresh').onclick;
+$('replay-all').onclick = async () => {
+  try { const f = filter(); delete f.status; const { replayed } = await call('POST', '/replay-dead', f); notice('Replayed ' + replayed + ' DEAD message(s)', 'ok'); await refresh(); }
+  catch (e) { notice(e.message, 'error'); }
+};
+refresh().catch((e) => notice(e.message, 'error'));
+</script>
+</body>
+</html>
+`;
