@@ -19,17 +19,20 @@ export interface ConsumedMessage {
   readonly contentType: string;
 }
 
+/** @internal A header's value as text, as kafkajs (Buffers) or `@nestjs/microservices` (decoded) give it. */
+export function headerText(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  if (Array.isArray(value)) return value.map((v) => headerText(v)).join(',');
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
 /**
  * Reads the library's headers from a Kafka record's headers, as kafkajs (Buffers) or
  * `@nestjs/microservices`' KafkaContext (decoded strings, JSON-looking values parsed) give them.
  */
 export function readConsumedMessage(headers: Readonly<Record<string, unknown>> | undefined | null): ConsumedMessage {
-  const text = (value: unknown): string | null => {
-    if (value === undefined || value === null) return null;
-    if (Buffer.isBuffer(value)) return value.toString('utf8');
-    if (Array.isArray(value)) return value.map((v) => text(v)).join(',');
-    return typeof value === 'string' ? value : JSON.stringify(value);
-  };
+  const text = headerText;
   const all = headers ?? {};
   const properties: Record<string, string> = {};
   for (const [name, value] of Object.entries(all)) {

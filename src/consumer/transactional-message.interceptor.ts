@@ -2,7 +2,8 @@ import { Injectable, Logger, type CallHandler, type ExecutionContext, type NestI
 import { Reflector } from '@nestjs/core';
 import { from, lastValueFrom, of, type Observable } from 'rxjs';
 import { LOGGER_CONTEXT } from '../transactional-message.constants.js';
-import { readConsumedMessage } from './consumed-message.js';
+import { runInConsumerSpan } from '../operations/tracing.js';
+import { headerText, readConsumedMessage } from './consumed-message.js';
 import { INBOX_METADATA, TAG_FILTER_METADATA, type InboxMetadata } from './consumer.constants.js';
 import type { TagExpression } from './tag-expression.js';
 import { TransactionalInbox } from './transactional-inbox.service.js';
@@ -25,7 +26,7 @@ export class TransactionalMessageInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'rpc') return next.handle();
-    const rpc = context.switchToRpc().getContext<{ getMessage?: () => { headers?: Record<string, unknown> } }>();
+    const rpc = context.switchToRpc().getContext<{ getMessage?: () => { headers?: Record<string, unknown> }; getTopic?: () => string }>();
     if (!rpc || typeof rpc !== 'object') return next.handle();
     const handler = context.getHandler();
     const handlers = this.handled.get(rpc) ?? new Set<Function>();
@@ -34,28 +35,30 @@ export class TransactionalMessageInterceptor implements NestInterceptor {
     const label = `${context.getClass().name}.${handler.name}`;
     const message = readConsumedMessage(rpc.getMessage?.()?.headers);
 
+    // The handling joins the producing request's trace (when the record carries one and tracing is on).
+    const headers = rpc.getMessage?.()?.headers ?? {};
+    const traced = (work: () => Promise<unknown>) => from(runInConsumerSpan(rpc.getTopic?.(), (name) => headerText(headers[name]), work));
     const filter = this.reflector.get<TagExpression | undefined>(TAG_FILTER_METADATA, handler);
     if (filter && !filter.matches(message.tags)) {
       this.logger.debug(`${label}: skipped message ${message.id} (tags ${message.tags.join(',') || 'none'} do not match '${filter.source}')`);
       return of(undefined);
     }
+    const handle = () => lastValueFrom(next.handle(), { defaultValue: undefined });
     const inbox = this.reflector.get<InboxMetadata | undefined>(INBOX_METADATA, handler);
-    if (!inbox) return next.handle();
+    if (!inbox) return traced(handle);
     if (!message.id) {
       this.logger.warn(`${label}: a record without a tm-message-id header cannot be deduplicated; handling it without the inbox`);
-      return next.handle();
+      return traced(handle);
     }
     const consumer = inbox.consumer ?? label;
-    return from(
-      this.inbox
-        .process(consumer, message.id, () => lastValueFrom(next.handle(), { defaultValue: undefined }))
-        .then((outcome) => {
-          if (outcome.duplicate) {
-            this.logger.debug(`${label}: message ${message.id} was already processed by consumer '${consumer}'; skipped`);
-            return undefined;
-          }
-          return outcome.result;
-        }),
+    return traced(() =>
+      this.inbox.process(consumer, message.id!, handle).then((outcome) => {
+        if (outcome.duplicate) {
+          this.logger.debug(`${label}: message ${message.id} was already processed by consumer '${consumer}'; skipped`);
+          return undefined;
+        }
+        return outcome.result;
+      }),
     );
   }
 }

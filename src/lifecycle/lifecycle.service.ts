@@ -29,6 +29,7 @@ import { poolSize } from '../store/dialects/pool-size.js';
 import { SchemaCheck } from '../store/schema-check.service.js';
 import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { TransactionalMessageMetrics } from '../operations/metrics.service.js';
+import { loadTracing } from '../operations/tracing.js';
 import { BackgroundWork } from './background-work.js';
 
 /** How long the boot waits for the built-in Kafka publisher to connect. */
@@ -85,7 +86,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     await this.typeormTransactional.connect();
     this.runner.installGuard();
     this.explorer.discover();
-    await this.metrics.start();
+    await Promise.all([this.metrics.start(), loadTracing()]);
   }
 
   async onApplicationBootstrap(): Promise<void> {

@@ -2,6 +2,7 @@ import type { HalfMessageDraft } from '../context/half-message-draft.js';
 import type { TransactionalMessageOptions } from '../decorators/transactional-message-options.interface.js';
 import { encodeMessage, validateProperties, type EncodedMessage, type MessageDefaults } from '../message/encode-message.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
+import { storingTraceContext } from '../operations/tracing.js';
 
 /**
  * @internal The message of a `@TransactionalMessage` call that returned `result`: what the method
@@ -34,4 +35,10 @@ export function buildMessage(
     label,
     draft.id,
   );
+}
+
+/** @internal The message with the trace context of the call storing it (when something is traced), for the relay and the consumer to continue. */
+export function withTraceContext(message: EncodedMessage): EncodedMessage {
+  const trace = storingTraceContext();
+  return trace ? { ...message, properties: { ...message.properties, ...trace } } : message;
 }

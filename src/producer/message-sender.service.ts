@@ -6,7 +6,7 @@ import { TransactionRunner } from '../context/transaction-runner.service.js';
 import type { TransactionalMessageOptions } from '../decorators/transactional-message-options.interface.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
 import type { MessageDefaults } from '../message/encode-message.js';
-import { buildMessage } from './build-message.js';
+import { buildMessage, withTraceContext } from './build-message.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
@@ -51,7 +51,7 @@ export class MessageSender implements MethodSender {
     return this.runner.run(label, options, draft, async (scope) => {
       const result = await method.apply(instance, args);
       if (scope.ended) throw new TransactionContextEndedError(label);
-      const message = buildMessage(draft, options, args, result, label, this.defaults);
+      const message = withTraceContext(buildMessage(draft, options, args, result, label, this.defaults));
       const status = STATUS_OF_OUTCOME[draft.outcome];
       await this.store.insert(scope.manager, message, status);
       emitEvent('message.stored', () => ({ producerGroup: message.producerGroup, id: message.id, topic: message.topic, key: message.key, status, bytes: message.body.length }));

@@ -14,6 +14,7 @@ import { CommitNotifier } from '../relay/commit-notifier.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { withTraceContext } from './build-message.js';
 import { MessageSender } from './message-sender.service.js';
 
 /** What `sendMessageInTransaction` passes to the local transaction. */
@@ -118,7 +119,7 @@ export class TransactionalMessageProducer {
    */
   async sendHalfMessage<TBody>(message: MessageInput<TBody>, options: ProducerCallOptions = {}): Promise<string> {
     const label = 'TransactionalMessageProducer.sendHalfMessage';
-    const encoded = encodeMessage(message, this.sender.defaults, label);
+    const encoded = withTraceContext(encodeMessage(message, this.sender.defaults, label));
     await this.inTransaction(label, options, (manager) => this.store.insert(manager, encoded, MessageStatus.HALF));
     emitEvent('message.stored', () => ({
       producerGroup: encoded.producerGroup,

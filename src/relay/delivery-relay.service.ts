@@ -7,6 +7,7 @@ import { BackgroundWork, isBackgroundStopped } from '../lifecycle/background-wor
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../publisher/message-publisher.interface.js';
 import { describeError } from '../publisher/describe-error.js';
+import { startPublishSpans } from '../operations/tracing.js';
 import { countWithinBytes, recordBytes } from '../publisher/record-size.js';
 import { toOutgoingMessage } from '../publisher/to-outgoing-message.js';
 import { DeliveryStore, type DeliveryClaim } from '../store/delivery.store.js';
@@ -380,7 +381,14 @@ export class DeliveryRelay {
     }, Math.max(1, Math.floor(leaseMs / 3)));
     try {
       const started = performance.now();
-      await this.publisher.publish(batch.map((r) => this.outgoing(r)));
+      const traced = startPublishSpans(batch.map((r) => this.outgoing(r)));
+      try {
+        await this.publisher.publish(traced.messages);
+        traced.end();
+      } catch (error) {
+        traced.end(error);
+        throw error;
+      }
       emitEvent('batch.published', () => ({
         producerGroup: this.options.producerGroup,
         count: batch.length,
