@@ -1,9 +1,12 @@
 import { Global, Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
-import { TransactionalMessageModule } from 'nestjs-transactional-message';
+import { TerminusModule } from '@nestjs/terminus';
+import { TransactionalMessageAdminModule, TransactionalMessageModule } from 'nestjs-transactional-message';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { CartController } from './cart/cart.controller.js';
 import { CreditController } from './credit/credit.controller.js';
 import { LogisticsController } from './logistics/logistics.controller.js';
+import { LoopbackGuard } from './operations/loopback.guard.js';
+import { OperationsController } from './operations/operations.controller.js';
 import { OrdersController } from './orders/orders.controller.js';
 import { OrdersService } from './orders/orders.service.js';
 import { PaymentGateway } from './payments/payment-gateway.service.js';
@@ -58,8 +61,11 @@ export class AppModule {
               : {}),
           }),
         }),
+        TerminusModule,
+        // The dashboard: the messages in doubt, their checks, replay and resolve.
+        TransactionalMessageAdminModule.forRoot({ path: 'ops/messages', guard: LoopbackGuard }),
       ],
-      controllers: [OrdersController, LogisticsController, CreditController, CartController],
+      controllers: [OrdersController, LogisticsController, CreditController, CartController, OperationsController],
       providers: [OrdersService, PaymentGateway, Timeline],
     };
   }

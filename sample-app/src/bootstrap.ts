@@ -7,6 +7,7 @@ import type { DataSourceOptions } from 'typeorm';
 import { AppModule } from './app.module.js';
 import { databaseOptions } from './database.js';
 import { ORDER_PAID } from './events.js';
+import { prometheusExporter } from './operations/metrics.js';
 import { Timeline } from './timeline.service.js';
 
 export interface ShopOptions {
@@ -33,6 +34,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
   const kafkaBrokers = options.kafkaBrokers ?? (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
   const groupId = options.groupId ?? 'shop';
   await prepareKafka(kafkaBrokers, ORDER_PAID, groupId);
+  prometheusExporter(); // before the application: OpenTelemetry's meter provider must exist first
   const app = await NestFactory.create(
     AppModule.forRoot({ database: options.database ?? databaseOptions(), kafkaBrokers, fast: options.fast ?? false }),
     { logger: options.logger ?? ['log', 'warn', 'error'] },

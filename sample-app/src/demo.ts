@@ -153,6 +153,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   console.log(`\nTimeline\n${result.timeline}\n\nFinal state\n${result.summary}\n`);
   if (result.consistent) {
     console.log('Consistent: shipments, credit points and cleared carts exactly for the paid orders, none for the declined one.');
+    console.log(
+      '\nRun the shop yourself with `node sample-app/dist/src/main.js` (port 3000) to see, while it runs: the dashboard of the messages at ' +
+        'http://127.0.0.1:3000/ops/messages, Prometheus metrics at /metrics and the health check at /health.',
+    );
     process.exit(0);
   }
   console.error(`NOT consistent:\n  ${result.problems.join('\n  ')}`);

@@ -71,6 +71,17 @@ describe('sample shop', () => {
       const twice = await call('POST', `/orders/${order.id}/pay`, { card: '4242424242424242' });
       expect(twice.status).toBe(409);
       expect((await twice.json()).message).toMatch(/is PAID; only NEW orders can be paid/);
+
+      // Operations: health, Prometheus metrics, the dashboard and its API (loopback only).
+      const health = await call('GET', '/health');
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: 'ok', details: { messages: { status: 'up' } } });
+      const metricsText = await (await fetch(`${shop.url}/metrics`)).text();
+      expect(metricsText).toMatch(/^transactional_message_messages_stored_total\{[^}]*status="COMMITTED"[^}]*\} [1-9]/m);
+      const dashboard = await fetch(`${shop.url}/ops/messages`);
+      expect(dashboard.status).toBe(200);
+      expect(await dashboard.text()).toContain('<title>Transactional messages</title>');
+      expect((await (await call('GET', '/ops/messages/api/summary')).json()).counts).toHaveProperty('DEAD');
     } finally {
       await shop.close();
       rmSync(dir, { recursive: true, force: true });
