@@ -19,6 +19,7 @@ const workloads: Array<[string, (quick: boolean) => Promise<{ lines: string[] }>
   ['4', (await import('./workloads/history.js')).history],
   ['5', (await import('./workloads/checks.js')).checkThroughput],
   ['6', (await import('./workloads/deep-backlog.js')).deepBacklog],
+  ['7', (await import('./workloads/relay-only.js')).relayOnly],
 ];
 
 const probe = await benchDatabase();

@@ -32,6 +32,8 @@ export {
   type HealthThresholds,
   type TransactionalMessageHealth,
 } from './operations/health.indicator.js';
+export { TRACEPARENT_HEADER, TRACESTATE_HEADER } from './operations/tracing.js';
+export { METER_NAME } from './operations/metrics.service.js';
 export type { IsolationLevel } from './context/isolation-level.js';
 
 export {

@@ -70,6 +70,15 @@ describe.each(DATABASE_KINDS)('the CLI on %s (npx nestjs-transactional-message)'
     expect((await producer.getMessage(dead))?.status).toBe(MessageStatus.COMMITTED);
     expect(cli('resolve', half, '-d', file, '--rollback').out.trim()).toBe(`${half}: rolled back`);
     expect((await producer.getMessage(half))?.status).toBe(MessageStatus.ROLLED_BACK);
+
+    // What cannot be done is said, and changes nothing.
+    const notDead = cli('replay', dead, '-d', file);
+    expect(notDead.out).toContain(`replayed 0 message(s)\nnot DEAD (left as they are): ${dead}`);
+    expect((await producer.getMessage(dead))?.status).toBe(MessageStatus.COMMITTED);
+    const ended = cli('resolve', half, '-d', file, '--commit');
+    expect(ended.code).toBe(1);
+    expect(ended.err).toContain(`Cannot commit message ${half}: its transaction already ended and the message is ROLLED_BACK`);
+    expect((await producer.getMessage(half))?.status).toBe(MessageStatus.ROLLED_BACK);
   });
 
   it('says what is wrong, with a non-zero exit', () => {
@@ -83,5 +92,7 @@ describe.each(DATABASE_KINDS)('the CLI on %s (npx nestjs-transactional-message)'
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/Could not load the DataSource file/);
     expect(cli('list', '-d', file, '--status', 'DELIVERED').err).toMatch(/Allowed choices are HALF, COMMITTED, DEAD, CHECK_EXHAUSTED, DISCARDED/);
+    // replay takes only DEAD messages: no --status there.
+    expect(cli('replay', '-d', file, '--status', 'HALF').err).toMatch(/unknown option '--status'/);
   });
 });

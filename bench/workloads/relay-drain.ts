@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Partitioners } from 'kafkajs';
 import type { DataSource } from 'typeorm';
+import type { MessagePublisher } from 'nestjs-transactional-message';
 import { benchApp } from '../app.js';
 import { body, createTopic, kafka, waitUntil } from '../harness.js';
 
@@ -35,17 +36,19 @@ export async function topicSize(topic: string): Promise<number> {
 /**
  * Starts `relays` relays on `db` (application instances in this process, sharing its pool) and
  * returns messages/s until all `count` messages are DELIVERED (published and acknowledged, then
- * marked), checked against the topic's end offsets.
+ * marked), checked against the topic's end offsets (`topic` null: a `publisher` of the caller's,
+ * such as a no-op sink, is checked by the caller).
  */
-export async function drainWithRelay(db: DataSource, topic: string, count: number, batchSize = 500, relays = 1): Promise<number> {
+export async function drainWithRelay(db: DataSource, topic: string | null, count: number, batchSize = 500, relays = 1, publisher?: MessagePublisher): Promise<number> {
   const started = performance.now();
-  const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50 } })));
+  const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50 }, ...(publisher ? { publisher, kafka: undefined } : {}) })));
   try {
     await waitUntil('all delivered', async () => {
       const [{ left }] = await db.query(`SELECT count(*)::int AS left FROM transactional_message WHERE status = 'COMMITTED'`);
       return left === 0;
     }, 600_000);
     const rate = count / ((performance.now() - started) / 1000);
+    if (topic === null) return rate;
     const published = await topicSize(topic);
     if (published < count) throw new Error(`bench: ${count} messages marked delivered but only ${published} records on ${topic}`);
     return rate;

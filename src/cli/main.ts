@@ -99,9 +99,8 @@ common(program.command('status'))
     }),
   );
 
-const query = (command: Command) =>
+const filters = (command: Command) =>
   command
-    .addOption(new Option('-s, --status <status...>', 'live statuses').choices([...LIVE_STATUSES]))
     .option('--topic <topic>')
     .option('--key <key>')
     .option('--producer-group <group>')
@@ -123,7 +122,7 @@ const toQuery = (o: QueryOptions): MessageQuery => ({
   ...(o.olderThan !== undefined ? { olderThanMs: o.olderThan } : {}),
 });
 
-query(common(program.command('list')))
+filters(common(program.command('list')).addOption(new Option('-s, --status <status...>', 'live statuses').choices([...LIVE_STATUSES])))
   .description('messages that wait, oldest first')
   .option('--limit <n>', 'per page', (value) => Number(value), 50)
   .option('--after <cursor>', "the 'next' of the previous page")
@@ -143,7 +142,7 @@ query(common(program.command('list')))
     }),
   );
 
-query(common(program.command('replay')))
+filters(common(program.command('replay')))
   .description('put DEAD messages back in the delivery queue: the ids given, or every DEAD one the filter selects (--all for no filter)')
   .argument('[ids...]')
   .option('--all', 'every DEAD message')
@@ -152,12 +151,18 @@ query(common(program.command('replay')))
       const filtered = options.topic || options.key || options.producerGroup || options.olderThan !== undefined;
       if (ids.length === 0 && !filtered && !options.all) throw new Error('replay: give message ids, a filter (--topic, --key, ...), or --all');
       let replayed = 0;
+      const notDead: string[] = [];
       if (ids.length > 0) {
-        for (const id of ids) replayed += (await admin.replay(id)) ? 1 : 0;
+        for (const id of ids) {
+          if (await admin.replay(id)) replayed++;
+          else notDead.push(id);
+        }
       } else {
         replayed = await admin.replayDead(toQuery(options));
       }
-      print(options, { replayed }, () => `replayed ${replayed} message(s)`);
+      print(options, { replayed, notDead }, () =>
+        [`replayed ${replayed} message(s)`, ...(notDead.length ? [`not DEAD (left as they are): ${notDead.join(' ')}`] : [])].join('\n'),
+      );
     }),
   );
 

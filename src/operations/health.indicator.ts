@@ -40,8 +40,8 @@ export type TransactionalMessageHealth = Record<
  * check() { return this.health.check([() => this.messages.isHealthy('messages', { maxLagMs: 60_000 })]); }
  * ```
  *
- * Down when the relay loop is stuck (no new cycle for longer than `relay.leaseMs` plus the
- * longest backoff), the downstream has been unavailable, or a threshold is passed. Use it for
+ * Down when the relay loop is stuck (no new cycle for longer than the larger of `relay.leaseMs`
+ * and 30 s, plus `relay.pollIntervalMs`), the downstream is unavailable, or a threshold is passed. Use it for
  * readiness and alerts: restarting an instance fixes neither a broker outage nor a DEAD message.
  */
 @Injectable()

@@ -1,0 +1,74 @@
+import type { MessagePublisher, OutgoingMessage, PublishFailure } from 'nestjs-transactional-message';
+import type { DataSource } from 'typeorm';
+import { benchDatabase, fmt } from '../harness.js';
+import { drainWithRelay, seedCommitted } from './relay-drain.js';
+
+/** A downstream that takes everything at once: what is left is the relay's own work on the database. */
+export class NoopPublisher implements MessagePublisher {
+  published = 0;
+
+  async connect(): Promise<void> {}
+
+  async publish(messages: readonly OutgoingMessage[]): Promise<void> {
+    this.published += messages.length;
+  }
+
+  classify(): PublishFailure {
+    return { kind: 'unknown' };
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * The database's ceiling for draining a queue in order: read the next `batchSize` committed rows
+ * past a cursor (the columns a publish needs), then delete them by primary key, one statement
+ * each, one after the other. No leases, no order between relays: a bound, not a design.
+ */
+export async function drainCeiling(db: DataSource, count: number, batchSize = 500): Promise<number> {
+  const started = performance.now();
+  let cursor = 0;
+  let drained = 0;
+  for (;;) {
+    const rows: Array<{ seq: string }> = await db.query(
+      `SELECT seq, id, topic, message_key, body, properties, content_type, created_at FROM transactional_message
+       WHERE status = 'COMMITTED' AND seq > $1 ORDER BY seq LIMIT $2`,
+      [cursor, batchSize],
+    );
+    if (rows.length === 0) break;
+    await db.query('DELETE FROM transactional_message WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
+    cursor = Number(rows[rows.length - 1].seq);
+    drained += rows.length;
+  }
+  if (drained !== count) throw new Error(`bench: the ceiling drained ${drained} of ${count} rows`);
+  return count / ((performance.now() - started) / 1000);
+}
+
+/**
+ * Workload 7: the relay draining committed messages to a no-op publisher (no Kafka: the relay's
+ * claim, lease and mark alone), against the ceiling above on the same seeded table.
+ */
+export async function relayOnly(quick: boolean): Promise<{ lines: string[]; ratios: Record<string, number> }> {
+  const count = Number(process.env.TM_BENCH_COUNT ?? (quick ? 20_000 : 100_000));
+  const measure = async (drain: (db: DataSource) => Promise<number>): Promise<number> => {
+    const db = await benchDatabase();
+    try {
+      await seedCommitted(db.dataSource, 'tm-bench.noop', count);
+      return await drain(db.dataSource);
+    } finally {
+      await db.drop();
+    }
+  };
+  const sink = new NoopPublisher();
+  const relay = await measure((db) => drainWithRelay(db, null, count, 500, 1, sink));
+  if (sink.published < count) throw new Error(`bench: ${count} messages marked delivered but the sink took ${sink.published}`);
+  const ceiling = await measure((db) => drainCeiling(db, count));
+  const ratio = relay / ceiling;
+  return {
+    lines: [
+      `Workload 7 — relay to a no-op publisher (${fmt(count)} committed messages, 1,000 keys, batches of 500) vs the database's ceiling (read 500 past a cursor, delete them by key)`,
+      `  relay ${fmt(relay)} msg/s, ceiling ${fmt(ceiling)} msg/s, ratio ${fmt(ratio, 2)}`,
+    ],
+    ratios: { 'relay/ceiling': ratio },
+  };
+}
