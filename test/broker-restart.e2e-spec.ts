@@ -3,7 +3,7 @@ import { Injectable, type INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { KafkaPublisher, TransactionalMessage, TransactionalMessageModule } from '../src/index.js';
 import { createTestDatabase, messageRows, type TestDatabase } from './support/databases.js';
-import { createTopics, eventually, TestConsumer, testKafka, uniqueTopic } from './support/kafka.js';
+import { createTopics, eventually, KAFKA_CLIENT, TestConsumer, testKafka, uniqueTopic } from './support/kafka.js';
 import { OwnBroker } from './support/own-broker.js';
 import { FAST_RELAY } from './support/relay.fixture.js';
 
@@ -43,7 +43,7 @@ describe('the Kafka broker stopped and restarted mid-run (PostgreSQL)', () => {
         TransactionalMessageModule.forRoot({
           dataSource: db.dataSource,
           producerGroup: 'shop',
-          publisher: new KafkaPublisher({ brokers: broker.brokers, clientId: 'tm-test-restart', connectionTimeoutMs: 500, requestTimeoutMs: 3_000 }),
+          publisher: new KafkaPublisher({ ...KAFKA_CLIENT, brokers: broker.brokers, clientId: 'tm-test-restart', connectionTimeoutMs: 500, requestTimeoutMs: 3_000 }),
           relay: { ...FAST_RELAY, batchSize: 50, maxAttempts: 1_000 },
         }),
       ],

@@ -14,14 +14,14 @@ import {
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { createTopics, eventually, KAFKA_BROKERS, TestConsumer, uniqueTopic } from './support/kafka.js';
+import { createTopics, eventually, KAFKA_BROKERS, KAFKA_CLIENT, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ControlledPublisher, FAST_RELAY } from './support/relay.fixture.js';
 
 // kafkajs' own factory of protocol errors by code (not exported from its entry point).
 const { createErrorFromCode } = createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { createErrorFromCode(code: number): Error };
 
 /** kafkajs with SASL against the broker's PLAINTEXT listener: refused with ILLEGAL_SASL_STATE, a configuration error. */
-const MISCONFIGURED_KAFKA = { brokers: KAFKA_BROKERS, clientId: 'tm-test-sasl', sasl: { mechanism: 'plain' as const, username: 'shop', password: 'wrong' } };
+const MISCONFIGURED_KAFKA = { ...KAFKA_CLIENT, brokers: KAFKA_BROKERS, clientId: 'tm-test-sasl', sasl: { mechanism: 'plain' as const, username: 'shop', password: 'wrong' } };
 
 describe('publish failures are classified by what they mean (PostgreSQL, real Kafka)', () => {
   const topic = { replicas: uniqueTopic('fail.replicas'), unknown: uniqueTopic('fail.unknown'), config: uniqueTopic('fail.config') };
@@ -66,17 +66,22 @@ describe('publish failures are classified by what they mean (PostgreSQL, real Ka
   const stored = (app: INestApplicationContext, id: string) => app.get(TransactionalMessageProducer).getMessage(id);
 
   /**
-   * What kafkajs throws after its retries when the cluster lacks in-sync replicas. Injected: a
+   * What the Kafka client throws after its retries when the cluster lacks in-sync replicas. Injected: a
    * single-node broker cannot refuse with NOT_ENOUGH_REPLICAS (Kafka caps the effective
    * min.insync.replicas at the replica count; tried with min.insync.replicas=2 on this broker).
    */
-  const notEnoughReplicas = () =>
-    new KafkaJSNumberOfRetriesExceeded(createErrorFromCode(19), { retryCount: 5, retryTime: 2_000 });
+  const notEnoughReplicas = async (): Promise<Error> => {
+    if (KAFKA_CLIENT.client !== '@platformatic/kafka') return new KafkaJSNumberOfRetriesExceeded(createErrorFromCode(19), { retryCount: 5, retryTime: 2_000 });
+    const { MultipleErrors, ProtocolError } = await import('@platformatic/kafka');
+    const attempt = () => new MultipleErrors('Producing messages failed.', [new ProtocolError('NOT_ENOUGH_REPLICAS')]);
+    return new MultipleErrors('produce failed 6 times.', [attempt(), attempt(), attempt(), attempt(), attempt(), attempt()]);
+  };
 
   it('NOT_ENOUGH_REPLICAS for as long as it lasts is an outage: no attempt is counted, nothing goes DEAD, all is delivered after it', async () => {
     const publisher = new ControlledPublisher();
     let outage = true;
-    publisher.inject = () => (outage ? notEnoughReplicas() : undefined);
+    const refusal = await notEnoughReplicas();
+    publisher.inject = () => (outage ? refusal : undefined);
     const app = await boot({ publisher });
     const ids = [await commit(app, topic.replicas, 'a'), await commit(app, topic.replicas, 'b')];
     // maxAttempts is 1: one counted attempt would make them DEAD.
@@ -137,7 +142,7 @@ describe('publish failures are classified by what they mean (PostgreSQL, real Ka
     const debug = jest.spyOn(Logger.prototype, 'debug');
     try {
       // Port 1 on loopback: connections are refused at once, so the retries come fast.
-      const app = await boot({ kafka: { brokers: ['127.0.0.1:1'] }, relay: { backoffInitialMs: 20, backoffMaxMs: 100 } });
+      const app = await boot({ kafka: { ...KAFKA_CLIENT, brokers: ['127.0.0.1:1'] }, relay: { backoffInitialMs: 20, backoffMaxMs: 100 } });
       await commit(app, topic.config, 'unreachable');
       await eventually('the relay retried', () => debug.mock.calls.filter(([m]) => String(m).startsWith('Downstream still unavailable')).length >= 2, 50_000);
       const reported = lines.filter((line) => !line.startsWith('log '));

@@ -4,7 +4,7 @@ import { Test } from '@nestjs/testing';
 import { randomUUID } from 'node:crypto';
 import { KafkaPublisher, MessageStatus, TransactionalMessageModule, TransactionalMessageProducer, TransactionStatus } from '../src/index.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
+import { createTopics, eventually, KAFKA_CLIENT, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { OwnBroker } from './support/own-broker.js';
 import { FAST_RELAY } from './support/relay.fixture.js';
 
@@ -30,7 +30,7 @@ describe('batches and the broker request limits (PostgreSQL, a broker with socke
           dataSource: db.dataSource,
           producerGroup: 'limits',
           maxMessageBytes: 4_000_000,
-          publisher: new KafkaPublisher({ brokers: broker.brokers, clientId: 'tm-test-limits' }),
+          publisher: new KafkaPublisher({ ...KAFKA_CLIENT, brokers: broker.brokers, clientId: 'tm-test-limits' }),
           relay: { ...FAST_RELAY, batchSize: 500, maxAttempts: 2 },
         }),
       ],

@@ -15,7 +15,7 @@ import {
   TransactionStatus,
   type HalfMessage,
 } from '../src/index.js';
-import { createTopics, eventually, KAFKA_BROKERS, TestConsumer, uniqueTopic } from './support/kafka.js';
+import { createTopics, eventually, KAFKA_BROKERS, KAFKA_CLIENT, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ShopOrder } from './support/shop.fixture.js';
 
 // The README's recipe for an application's integration tests: in-memory SQLite, the relay run on
@@ -64,7 +64,7 @@ describe('testing recipe: in-memory SQLite, relay and checks on demand (real Kaf
         TransactionalMessageModule.forRoot({
           dataSource,
           producerGroup: 'shop',
-          kafka: { brokers: KAFKA_BROKERS },
+          kafka: { ...KAFKA_CLIENT, brokers: KAFKA_BROKERS },
           checkImmunityMs: 0,
           relay: { autoStart: false },
           check: { intervalMs: 1 },

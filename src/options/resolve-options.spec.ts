@@ -58,7 +58,12 @@ describe('resolveOptions', () => {
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: [] } }, "'kafka.brokers' is []"],
     [{ dataSource, producerGroup: 'shop', kafka: {}, publisher: {} }, "either kafka (the Kafka publisher) or publisher, not both"],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], connectionTimeout: 500 } }, "'kafka.connectionTimeout' is 500; expected kafka.connectionTimeoutMs (in ms)"],
-    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], logLevel: 4 } }, "'kafka.logLevel' is 4; expected no such option; known options of kafka are brokers, clientId"],
+    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], logLevel: 4 } }, "'kafka.logLevel' is 4; expected no such option; known options of kafka are client, brokers, clientId"],
+    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], client: 'node-rdkafka' } }, "'kafka.client' is \"node-rdkafka\"; expected one of 'kafkajs', '@platformatic/kafka'"],
+    [
+      { dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], client: '@platformatic/kafka', authenticationTimeoutMs: 5000 } },
+      "'kafka.authenticationTimeoutMs' is 5000; expected no value with kafka.client '@platformatic/kafka'",
+    ],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['localhost'] } }, "'kafka.brokers' is [\"localhost\"]; expected a non-empty array of 'host:port' strings"],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], sasl: { mechanism: 'gssapi' } } }, "'kafka.sasl.mechanism' is \"gssapi\""],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], requestTimeoutMs: -1 } }, "'kafka.requestTimeoutMs' is -1"],

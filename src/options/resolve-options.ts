@@ -1,6 +1,6 @@
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import { MAX_DURATION_MS } from '../message/encode-message.js';
-import { KAFKA_OPTION_NAMES, type KafkaOptions } from '../publisher/kafka/kafka-options.interface.js';
+import { KAFKA_CLIENTS, KAFKA_OPTION_NAMES, type KafkaOptions } from '../publisher/kafka/kafka-options.interface.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import { DEFAULT_TABLE_NAME, validateTableName } from '../store/table-name.js';
 import { DEFAULT_INBOX_TABLE_NAME } from '../consumer/inbox-migrations.js';
@@ -253,7 +253,17 @@ function validateKafka(kafka: KafkaOptions): void {
     }
   }
   rejectUnknown('kafka.', kafka, KAFKA_OPTION_NAMES);
-  const { brokers, clientId, ssl, sasl } = kafka;
+  const { client, brokers, clientId, ssl, sasl } = kafka;
+  if (client !== undefined && !(KAFKA_CLIENTS as readonly unknown[]).includes(client)) {
+    throw new InvalidModuleOptionsError('kafka.client', client, `one of ${KAFKA_CLIENTS.map((c) => `'${c}'`).join(', ')} (installed in your app)`);
+  }
+  if (client === '@platformatic/kafka' && kafka.authenticationTimeoutMs !== undefined) {
+    throw new InvalidModuleOptionsError(
+      'kafka.authenticationTimeoutMs',
+      kafka.authenticationTimeoutMs,
+      "no value with kafka.client '@platformatic/kafka' (it has no separate authentication timeout: connectionTimeoutMs and requestTimeoutMs bound it)",
+    );
+  }
   const validBrokers =
     typeof brokers === 'function' ||
     (Array.isArray(brokers) && brokers.length > 0 && brokers.every((b) => typeof b === 'string' && /^[^\s:]+:\d{1,5}$/.test(b)));

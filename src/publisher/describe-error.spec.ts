@@ -16,3 +16,16 @@ describe('describeError', () => {
     expect(describeError(a)).toBe('a');
   });
 });
+
+describe('describeError on @platformatic/kafka errors', () => {
+  it('follows an aggregate into its last error and names the protocol error', async () => {
+    const { MultipleErrors, NetworkError, ProtocolError } = await import('@platformatic/kafka');
+    const refused = new NetworkError('Connection to 127.0.0.1:1 failed.', { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }) });
+    const attempts = new MultipleErrors('initProducerId failed 2 times.', [new MultipleErrors('Cannot connect to any broker.', [refused]), new MultipleErrors('Cannot connect to any broker.', [refused])]);
+    expect(describeError(attempts)).toBe(
+      'initProducerId failed 2 times. (caused by) Cannot connect to any broker. (caused by) Connection to 127.0.0.1:1 failed. (caused by) connect ECONNREFUSED 127.0.0.1:1',
+    );
+    const tooLarge = new MultipleErrors('Producing messages failed.', [new ProtocolError('MESSAGE_TOO_LARGE')]);
+    expect(describeError(tooLarge)).toMatch(/^MESSAGE_TOO_LARGE: Producing messages failed\. \(caused by\) /);
+  });
+});

@@ -1,6 +1,6 @@
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../../src/index.js';
 import { KafkaPublisher } from '../../src/index.js';
-import { KAFKA_BROKERS } from './kafka.js';
+import { KAFKA_BROKERS, KAFKA_CLIENT } from './kafka.js';
 
 /** An error the ControlledPublisher throws, carrying how the relay should classify it. */
 export class InjectedFailure extends Error {
@@ -28,7 +28,7 @@ export class ControlledPublisher implements MessagePublisher {
   /** Publishes that returned or threw. */
   publishSettled = 0;
 
-  constructor(readonly inner: MessagePublisher = new KafkaPublisher({ brokers: KAFKA_BROKERS, clientId: 'tm-test-relay' })) {}
+  constructor(readonly inner: MessagePublisher = new KafkaPublisher({ ...KAFKA_CLIENT, brokers: KAFKA_BROKERS, clientId: 'tm-test-relay' })) {}
 
   async connect(): Promise<void> {
     this.connectCalls++;

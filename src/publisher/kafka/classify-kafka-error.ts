@@ -70,6 +70,21 @@ const CONFIG_FAULTS = new Set([
   'SECURITY_DISABLED',
 ]);
 
+/**
+ * @internal What a Kafka protocol error (by its name, `MESSAGE_TOO_LARGE`, as every client spells
+ * it) means for the relay; `undefined` for a name that says nothing here.
+ */
+export function classifyKafkaErrorName(name: string): PublishFailure | undefined {
+  if (CONFIG_FAULTS.has(name)) return { kind: 'config' };
+  if (MESSAGE_FAULTS.has(name)) return { kind: 'message', retriable: false };
+  if (TOPIC_FAULTS.has(name)) return { kind: 'message', retriable: true };
+  if (CLUSTER_FAULTS.has(name) || PRODUCER_STATE_FAULTS.has(name)) return { kind: 'transport' };
+  return undefined;
+}
+
+/** @internal Node's TLS failures (a client passes them on as a connection error's cause or code): a configuration error. */
+export const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(VERIFY|GET)_)/;
+
 /** kafkajs errors that mean the broker cannot be reached or did not answer. */
 const TRANSPORT_ERRORS = new Set([
   'KafkaJSConnectionError',
@@ -85,9 +100,6 @@ const TRANSPORT_ERRORS = new Set([
 
 /** kafkajs errors about the client's configuration. */
 const CONFIG_ERRORS = new Set(['KafkaJSSASLAuthenticationError', 'KafkaJSServerDoesNotSupportApiKey']);
-
-/** Node's TLS failures (kafkajs passes them on as the connection error's cause or code): a configuration error. */
-const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(VERIFY|GET)_)/;
 
 interface ErrorLike {
   name?: string;
@@ -112,10 +124,8 @@ export function classifyKafkaError(error: unknown): PublishFailure {
   if (chain.some((e) => typeof e.code === 'string' && TLS_CODE.test(e.code))) return { kind: 'config' };
   for (const e of chain) {
     const { type, name } = e;
-    if (type && CONFIG_FAULTS.has(type)) return { kind: 'config' };
-    if (type && MESSAGE_FAULTS.has(type)) return { kind: 'message', retriable: false };
-    if (type && TOPIC_FAULTS.has(type)) return { kind: 'message', retriable: true };
-    if (type && (CLUSTER_FAULTS.has(type) || PRODUCER_STATE_FAULTS.has(type))) return { kind: 'transport' };
+    const byType = type ? classifyKafkaErrorName(type) : undefined;
+    if (byType) return byType;
     if (name && CONFIG_ERRORS.has(name)) return { kind: 'config' };
     if (name && TRANSPORT_ERRORS.has(name)) return { kind: 'transport' };
   }

@@ -5,11 +5,20 @@ export type KafkaSaslOptions =
   | { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string }
   | { mechanism: 'oauthbearer'; oauthBearerProvider: () => Promise<{ value: string }> };
 
+/** The Kafka clients the built-in publisher can run on. */
+export const KAFKA_CLIENTS = ['kafkajs', '@platformatic/kafka'] as const;
+export type KafkaClientName = (typeof KAFKA_CLIENTS)[number];
+
 /**
- * How the built-in Kafka publisher connects: the module's `kafka` option. The publisher uses the
- * kafkajs client (an optional peer dependency, loaded only when this option is used).
+ * How the built-in Kafka publisher connects: the module's `kafka` option. The client it runs on
+ * (`client`) is an optional peer dependency, loaded only when this option is used.
  */
 export interface KafkaOptions {
+  /**
+   * The Kafka client: `'kafkajs'` (2.2.4) or `'@platformatic/kafka'` (2.12+, pure JavaScript,
+   * faster, maintained). Install the one you name. Default `'kafkajs'`.
+   */
+  client?: KafkaClientName;
   /** Bootstrap brokers, `'host:port'`, or a function that returns them. Required. */
   brokers: string[] | (() => string[] | Promise<string[]>);
   /** The client id the brokers see (quotas, logs). Default: the module's `producerGroup`. */
@@ -22,9 +31,9 @@ export interface KafkaOptions {
   connectionTimeoutMs?: number;
   /** Time to wait for a broker's answer to a request, in ms. Default `30000`. */
   requestTimeoutMs?: number;
-  /** Time allowed for SASL authentication, in ms. Default `10000`. */
+  /** Time allowed for SASL authentication, in ms (kafkajs only). Default `10000`. */
   authenticationTimeoutMs?: number;
 }
 
 /** @internal The options' names, for the module's validation. */
-export const KAFKA_OPTION_NAMES = ['brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'authenticationTimeoutMs'];
+export const KAFKA_OPTION_NAMES = ['client', 'brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'authenticationTimeoutMs'];

@@ -205,7 +205,12 @@ function dataSource(): DataSource {
 }
 
 async function createApp(ds: DataSource, relay: boolean, providers: Function[]): Promise<INestApplicationContext> {
-  const publisher = new FaultPublisher(new KafkaPublisher({ brokers: config.brokers, clientId: `tm-fault-${config.name}` }), ds);
+  const publisher = new FaultPublisher(new KafkaPublisher({
+      // TM_KAFKA_CLIENT runs the suite on another Kafka client ('kafkajs', '@platformatic/kafka').
+      ...(process.env.TM_KAFKA_CLIENT ? { client: process.env.TM_KAFKA_CLIENT as 'kafkajs' | '@platformatic/kafka' } : {}),
+      brokers: config.brokers,
+      clientId: `tm-fault-${config.name}`,
+    }), ds);
   const library: DynamicModule = TransactionalMessageModule.forRoot({
     dataSource: ds,
     producerGroup: config.producerGroup,
