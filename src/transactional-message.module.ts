@@ -70,7 +70,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
       provide: MessageStore,
       useFactory: (options: ResolvedOptions) => {
         const dialect = resolveDialect(options.dataSource);
-        const notify = dialect.name === 'postgres' && options.relay.listenNotify;
+        const notify = dialect.notifications && options.relay.listenNotify;
         return new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null);
       },
       inject: [RESOLVED_OPTIONS],

@@ -12,23 +12,6 @@ export interface InboxMigrationsOptions {
   tableName?: string;
 }
 
-/** @internal */
-export function inboxTableSql(kind: 'postgres' | 'mysql' | 'sqlite', t: string): string[] {
-  if (kind === 'mysql') {
-    return [
-      `CREATE TABLE \`${t}\` (\`consumer\` VARCHAR(255) NOT NULL, \`message_id\` VARCHAR(64) CHARACTER SET ascii NOT NULL, ` +
-        `\`received_at\` DATETIME(3) NOT NULL, PRIMARY KEY (\`consumer\`, \`message_id\`), KEY \`${t}_received_idx\` (\`received_at\`)) ` +
-        `ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
-    ];
-  }
-  const time = kind === 'postgres' ? 'TIMESTAMPTZ(3)' : 'TEXT';
-  return [
-    `CREATE TABLE "${t}" ("consumer" VARCHAR(255) NOT NULL, "message_id" VARCHAR(64) NOT NULL, "received_at" ${time} NOT NULL, ` +
-      `PRIMARY KEY ("consumer", "message_id"))`,
-    `CREATE INDEX "${t}_received_idx" ON "${t}" ("received_at")`,
-  ];
-}
-
 /**
  * The TypeORM migration that creates the consumer inbox table (PostgreSQL, MySQL/MariaDB or
  * SQLite), in the consuming service's database. Add it to that DataSource's migrations:
@@ -42,7 +25,7 @@ export function transactionalMessageInboxMigrations(options: InboxMigrationsOpti
     readonly name = `CreateTransactionalMessageInbox${suffix}1763800000001`;
 
     async up(queryRunner: QueryRunner): Promise<void> {
-      for (const sql of inboxTableSql(resolveDialect(queryRunner.connection).name, table)) await queryRunner.query(sql);
+      for (const sql of resolveDialect(queryRunner.connection).createInboxTable(table)) await queryRunner.query(sql);
     }
 
     async down(queryRunner: QueryRunner): Promise<void> {

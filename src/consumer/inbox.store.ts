@@ -23,10 +23,7 @@ export class InboxStore {
     const d = this.dialect;
     const p = new SqlParams(d);
     const values = `(${p.add(consumer)}, ${p.add(messageId)}, ${d.now()})`;
-    const sql =
-      d.name === 'mysql'
-        ? `INSERT IGNORE INTO ${this.t} (consumer, message_id, received_at) VALUES ${values}`
-        : `INSERT INTO ${this.t} (consumer, message_id, received_at) VALUES ${values} ON CONFLICT DO NOTHING`;
+    const sql = d.insertIgnore(this.t, 'consumer, message_id, received_at', values);
     return (await affected(manager, sql, p.values)) === 1;
   }
 

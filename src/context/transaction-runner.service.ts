@@ -212,9 +212,7 @@ export class TransactionRunner {
     if (this.dialect.singleConnection && this.currentScope() && !this.currentScope()?.ended) {
       throw new NestedIndependentTransactionError(label);
     }
-    // InnoDB's default REPEATABLE READ makes the relay's locking reads take gap locks, which
-    // deadlock with the INSERTs of business transactions; READ COMMITTED takes none.
-    const isolation = this.dialect.name === 'mysql' ? 'READ COMMITTED' : undefined;
+    const isolation = this.dialect.ownIsolation;
     const { dataSource } = this.options;
     if (this.dialect.singleConnection) {
       return transactionStorage.exit(() =>

@@ -95,7 +95,7 @@ export class DeliveryStore {
    * several statements whose row locks must hold until the lease is written, so a transaction.
    */
   get claimIsOneStatement(): boolean {
-    return this.d.name === 'postgres';
+    return this.d.claimInOneStatement;
   }
 
   /**
@@ -253,10 +253,7 @@ export class DeliveryStore {
     const { d } = this;
     const t = this.store.t;
     const p = new SqlParams(d);
-    const keys =
-      d.name === 'postgres'
-        ? `(SELECT * FROM unnest(${p.add([...last.keys()])}::text[], ${p.add([...last.values()])}::bigint[]) AS u(k, m))`
-        : `(${[...last].map(([key, seq], i) => (i === 0 ? `SELECT ${p.add(key)} AS k, ${p.add(seq)} AS m` : `SELECT ${p.add(key)}, ${p.add(seq)}`)).join(' UNION ALL ')})`;
+    const keys = d.pairsTable([...last], p);
     const now = d.now();
     // Placeholders in text order (MySQL and SQLite bind `?` by position).
     const gap =

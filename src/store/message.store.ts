@@ -4,7 +4,7 @@ import { TransactionAlreadyEndedError } from '../errors/transaction-already-ende
 import type { EncodedMessage } from '../message/encode-message.js';
 import { endTransition } from '../message/end-transition.js';
 import { MessageStatus } from '../message/message-status.enum.js';
-import { KEY_LOCK_BUCKETS, parseDbTime, type SqlDialect } from './dialects/sql-dialect.interface.js';
+import { parseDbTime, type SqlDialect } from './dialects/sql-dialect.interface.js';
 import { messageColumns, publicMessage, toStoredMessage } from './message-row.js';
 import { hash32, SqlParams } from './sql-params.js';
 import type { CheckAttempt, StoredMessage } from './stored-message.interface.js';
@@ -45,10 +45,6 @@ export class MessageStore {
    */
   async insert(manager: EntityManager, message: EncodedMessage, status: InitialStatus): Promise<void> {
     const d = this.dialect;
-    if (message.key !== null && d.name === 'mysql') {
-      const bucket = ((hash32(message.key) % KEY_LOCK_BUCKETS) + KEY_LOCK_BUCKETS) % KEY_LOCK_BUCKETS;
-      await manager.query(`SELECT bucket FROM ${this.keyLockTable} WHERE bucket = ? FOR UPDATE`, [bucket]);
-    }
     const p = new SqlParams(d);
     const values = [
       p.list([
@@ -71,11 +67,9 @@ export class MessageStore {
     const columns =
       'id, producer_group, topic, message_key, tags, properties, body, content_type, status, check_immunity_ms, ' +
       'created_at, transaction_ended_at, next_check_at, next_attempt_at';
-    const sql =
-      d.name === 'postgres' && message.key !== null
-        ? `INSERT INTO ${this.t} (${columns}) SELECT ${values} FROM ` +
-          `(SELECT pg_advisory_xact_lock(${p.add(this.lockClass)}::int, ${p.add(hash32(message.key))}::int)) AS key_lock`
-        : `INSERT INTO ${this.t} (${columns}) VALUES (${values})`;
+    const lock = message.key === null ? undefined : d.keyLock({ lockClass: this.lockClass, key: message.key, keyLockTable: this.keyLockTable }, p);
+    for (const [statement, params] of lock?.before ?? []) await manager.query(statement, params);
+    const sql = lock?.from ? `INSERT INTO ${this.t} (${columns}) SELECT ${values}${lock.from}` : `INSERT INTO ${this.t} (${columns}) VALUES (${values})`;
     // No NOTIFY here: it would serialise concurrent commits (see CommitNotifier).
     await manager.query(sql, p.values);
   }

@@ -23,7 +23,7 @@ export class SqlParams {
    * bind, not 500), a placeholder list elsewhere.
    */
   inSeqs(column: string, seqs: readonly number[]): string {
-    return this.dialect.name === 'postgres' ? `${column} = ANY(${this.add(seqs)}::bigint[])` : `${column} IN (${this.list(seqs)})`;
+    return this.dialect.inBigints(column, seqs, this);
   }
 }
 

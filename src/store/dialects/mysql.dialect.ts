@@ -1,9 +1,23 @@
+import { hash32 } from '../sql-params.js';
 import { KEY_LOCK_BUCKETS, type SqlDialect } from './sql-dialect.interface.js';
 
 /** @internal MySQL 8 and MariaDB 10.6+. Times are DATETIME(3) in UTC, independent of the session time zone. */
 export const mysqlDialect: SqlDialect = {
   name: 'mysql',
   singleConnection: false,
+  notifications: false,
+  // InnoDB's default REPEATABLE READ makes the relay's locking reads take gap locks, which
+  // deadlock with the INSERTs of business transactions; READ COMMITTED takes none.
+  ownIsolation: 'READ COMMITTED',
+  claimInOneStatement: false,
+  inBigints: (column, values, p) => `${column} IN (${p.list(values)})`,
+  pairsTable: (pairs, p) => `(${pairs.map(([k, m], i) => (i === 0 ? `SELECT ${p.add(k)} AS k, ${p.add(m)} AS m` : `SELECT ${p.add(k)}, ${p.add(m)}`)).join(' UNION ALL ')})`,
+  insertIgnore: (table, columns, values) => `INSERT IGNORE INTO ${table} (${columns}) VALUES ${values}`,
+  // No advisory lock that lasts a transaction: the row of the key's bucket in the lock table.
+  keyLock: (lock) => {
+    const bucket = ((hash32(lock.key) % KEY_LOCK_BUCKETS) + KEY_LOCK_BUCKETS) % KEY_LOCK_BUCKETS;
+    return { before: [[`SELECT bucket FROM ${lock.keyLockTable} WHERE bucket = ? FOR UPDATE`, [bucket]]], from: '' };
+  },
   skipLocked: 'FOR UPDATE SKIP LOCKED',
   forUpdate: 'FOR UPDATE',
   quote: (identifier) => `\`${identifier}\``,
@@ -72,5 +86,10 @@ export const mysqlDialect: SqlDialect = {
   dropDeadKeyIndex: () => [],
   // `${t}_status_seq_idx` (status, seq) already serves operators' lists and counts.
   createOperatorIndex: () => [],
+  createInboxTable: (t) => [
+    `CREATE TABLE \`${t}\` (\`consumer\` VARCHAR(255) NOT NULL, \`message_id\` VARCHAR(64) CHARACTER SET ascii NOT NULL, ` +
+      `\`received_at\` DATETIME(3) NOT NULL, PRIMARY KEY (\`consumer\`, \`message_id\`), KEY \`${t}_received_idx\` (\`received_at\`)) ` +
+      `ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+  ],
   dropOperatorIndex: () => [],
 };

@@ -1,10 +1,23 @@
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
+import { hash32 } from '../sql-params.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
 /** @internal PostgreSQL 12+. */
 export const postgresDialect: SqlDialect = {
   name: 'postgres',
   singleConnection: false,
+  notifications: true,
+  ownIsolation: undefined,
+  claimInOneStatement: true,
+  // One array parameter: a batch of 500 is one bind, not 500.
+  inBigints: (column, values, p) => `${column} = ANY(${p.add(values)}::bigint[])`,
+  pairsTable: (pairs, p) => `(SELECT * FROM unnest(${p.add(pairs.map(([k]) => k))}::text[], ${p.add(pairs.map(([, m]) => m))}::bigint[]) AS u(k, m))`,
+  insertIgnore: (table, columns, values) => `INSERT INTO ${table} (${columns}) VALUES ${values} ON CONFLICT DO NOTHING`,
+  // A transaction-scoped advisory lock on (table, key), taken by the INSERT itself: one round trip.
+  keyLock: (lock, p) => ({
+    before: [],
+    from: ` FROM (SELECT pg_advisory_xact_lock(${p.add(lock.lockClass)}::int, ${p.add(hash32(lock.key))}::int)) AS key_lock`,
+  }),
   skipLocked: 'FOR UPDATE SKIP LOCKED',
   forUpdate: 'FOR UPDATE',
   quote: (identifier) => `"${identifier}"`,
@@ -62,4 +75,9 @@ export const postgresDialect: SqlDialect = {
   dropDeadKeyIndex: (t) => [`DROP INDEX IF EXISTS "${t}_dead_key_idx"`],
   createOperatorIndex: (t) => [operatorIndex(t)],
   dropOperatorIndex: (t) => [`DROP INDEX IF EXISTS "${t}_operator_idx"`],
+  createInboxTable: (t) => [
+    `CREATE TABLE "${t}" ("consumer" VARCHAR(255) NOT NULL, "message_id" VARCHAR(64) NOT NULL, "received_at" TIMESTAMPTZ(3) NOT NULL, ` +
+      `PRIMARY KEY ("consumer", "message_id"))`,
+    `CREATE INDEX "${t}_received_idx" ON "${t}" ("received_at")`,
+  ],
 };

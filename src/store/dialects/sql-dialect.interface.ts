@@ -1,11 +1,46 @@
+import type { SqlParams } from '../sql-params.js';
+
+/** What a keyed message's INSERT locks: its key, in the lock space of one message table. */
+export interface KeyLock {
+  /** The message table's lock space (a hash of its name). */
+  readonly lockClass: number;
+  readonly key: string;
+  /** The per-key lock rows' table (MySQL/MariaDB), quoted. */
+  readonly keyLockTable: string;
+}
+
 /**
- * @internal The SQL that differs between databases. Everything that reads or compares a time uses
- * the database's clock through `now()` / `nowPlusMs()`, never the application's.
+ * @internal The SQL and the behaviour that differ between databases, one implementation per
+ * database in this folder: nothing outside it asks which database it runs on. Everything that
+ * reads or compares a time uses the database's clock through `now()` / `nowPlusMs()`, never the
+ * application's.
  */
 export interface SqlDialect {
+  /** For messages and logs only; behaviour is asked of the members below. */
   readonly name: 'postgres' | 'mysql' | 'sqlite';
   /** SQLite has one connection per DataSource: the library serialises its own transactions on it. */
   readonly singleConnection: boolean;
+  /** Instances can wake each other with LISTEN/NOTIFY (PostgreSQL). */
+  readonly notifications: boolean;
+  /** The isolation level of the library's own transactions; `undefined`: the database's default. */
+  readonly ownIsolation: 'READ COMMITTED' | undefined;
+  /**
+   * The delivery claim is one statement that may run in autocommit (PostgreSQL); elsewhere it is
+   * several statements whose row locks must hold until the lease is written: a transaction.
+   */
+  readonly claimInOneStatement: boolean;
+  /** `column IN (...)` for row numbers (bigint), bound through `p`. */
+  inBigints(column: string, values: readonly number[], p: SqlParams): string;
+  /** A derived table of (text `k`, bigint `m`) rows, bound through `p` in text order. */
+  pairsTable(pairs: ReadonlyArray<readonly [string, number]>, p: SqlParams): string;
+  /** An INSERT of one row that does nothing when a unique key already has it. */
+  insertIgnore(table: string, columns: string, values: string): string;
+  /**
+   * How a keyed message's INSERT takes its key's lock for the rest of the transaction, so that
+   * one key's messages are numbered (seq) in the order their transactions commit: statements to
+   * run first, and a FROM clause that makes the INSERT an `INSERT ... SELECT` ('' for VALUES).
+   */
+  keyLock(lock: KeyLock, p: SqlParams): { before: Array<readonly [sql: string, params: unknown[]]>; from: string };
   /** Row locks for claims, or '' where the database has none (SQLite runs one relay). */
   readonly skipLocked: string;
   readonly forUpdate: string;
@@ -29,6 +64,8 @@ export interface SqlDialect {
   /** DDL of the third migration: the index operators' lists and counts use (none where one serves). */
   createOperatorIndex(table: string): string[];
   dropOperatorIndex(table: string): string[];
+  /** DDL creating the consumer inbox table (consumer, message id, received time) and its index. */
+  createInboxTable(table: string): string[];
 }
 
 /** @internal Parses the text `selectTime()` produced. */

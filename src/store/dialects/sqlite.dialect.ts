@@ -7,6 +7,14 @@ const NOW = `strftime('%Y-%m-%d %H:%M:%f', 'now')`;
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   singleConnection: true,
+  notifications: false,
+  ownIsolation: undefined,
+  claimInOneStatement: false,
+  inBigints: (column, values, p) => `${column} IN (${p.list(values)})`,
+  pairsTable: (pairs, p) => `(${pairs.map(([k, m], i) => (i === 0 ? `SELECT ${p.add(k)} AS k, ${p.add(m)} AS m` : `SELECT ${p.add(k)}, ${p.add(m)}`)).join(' UNION ALL ')})`,
+  insertIgnore: (table, columns, values) => `INSERT INTO ${table} (${columns}) VALUES ${values} ON CONFLICT DO NOTHING`,
+  // One writer at a time: transactions commit in the order they write.
+  keyLock: () => ({ before: [], from: '' }),
   // One connection, one writer, one relay: there is nothing to lock against.
   skipLocked: '',
   forUpdate: '',
@@ -60,4 +68,9 @@ export const sqliteDialect: SqlDialect = {
   dropDeadKeyIndex: (t) => [`DROP INDEX IF EXISTS "${t}_dead_key_idx"`],
   createOperatorIndex: (t) => [operatorIndex(t)],
   dropOperatorIndex: (t) => [`DROP INDEX IF EXISTS "${t}_operator_idx"`],
+  createInboxTable: (t) => [
+    `CREATE TABLE "${t}" ("consumer" VARCHAR(255) NOT NULL, "message_id" VARCHAR(64) NOT NULL, "received_at" TEXT NOT NULL, ` +
+      `PRIMARY KEY ("consumer", "message_id"))`,
+    `CREATE INDEX "${t}_received_idx" ON "${t}" ("received_at")`,
+  ],
 };
