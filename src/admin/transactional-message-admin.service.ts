@@ -53,6 +53,16 @@ export interface MessageSummary {
 }
 
 const MAX_PAGE = 500;
+
+/**
+ * Runs `work` for each item one after the other: the queries share one connection, and a driver
+ * connection runs one query at a time (node-postgres deprecates queuing them, pg 9 refuses).
+ */
+async function inSeries<T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  for (const item of items) results.push(await work(item));
+  return results;
+}
 const BATCH = 1_000;
 
 /**
@@ -81,7 +91,7 @@ export class TransactionalMessageAdmin {
     if (!Number.isInteger(after) || after < 0) throw new InvalidMessageError('page cursor', page.after, "the 'next' of the previous page");
     const rows = await this.read('admin.list', async (m) => {
       // One indexed read per status, merged in write order.
-      const perStatus = await Promise.all(statuses.map((status) => this.store.list(m, status as MessageStatus, filter, after, limit + 1)));
+      const perStatus = await inSeries(statuses, (status) => this.store.list(m, status as MessageStatus, filter, after, limit + 1));
       return perStatus.flat().sort((a, b) => a.seq - b.seq);
     });
     const pageRows = rows.slice(0, limit);
@@ -98,15 +108,15 @@ export class TransactionalMessageAdmin {
   async count(query: MessageQuery = {}): Promise<Partial<Record<LiveStatus, number>>> {
     const statuses = this.statuses(query);
     const filter = this.filter(query);
-    const counts = await this.read('admin.count', (m) => Promise.all(statuses.map((status) => this.store.count(m, status as MessageStatus, filter))));
+    const counts = await this.read('admin.count', (m) => inSeries(statuses, (status) => this.store.count(m, status as MessageStatus, filter)));
     return Object.fromEntries(statuses.map((status, i) => [status, counts[i]]));
   }
 
   /** Counts of every live status, the relay's lag and the oldest half message's age. */
   async summary(): Promise<MessageSummary> {
     return this.read('admin.summary', async (m) => {
-      const counts = await Promise.all(LIVE_STATUSES.map((status) => this.store.count(m, status, {})));
-      const [lag, half] = await Promise.all([this.store.oldestAgeMs(m, MessageStatus.COMMITTED), this.store.oldestAgeMs(m, MessageStatus.HALF)]);
+      const counts = await inSeries(LIVE_STATUSES, (status) => this.store.count(m, status, {}));
+      const [lag, half] = await inSeries([MessageStatus.COMMITTED, MessageStatus.HALF], (status) => this.store.oldestAgeMs(m, status));
       return {
         counts: Object.fromEntries(LIVE_STATUSES.map((status, i) => [status, counts[i]])) as Record<LiveStatus, number>,
         relayLagMs: lag ?? 0,
