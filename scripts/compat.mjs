@@ -1,7 +1,8 @@
 // The compatibility matrix: the packed library installed into small applications as users build
 // them (NestJS 11 and 12, CommonJS and ESM, TypeORM 0.3 and 1), each booting the module, calling a
 // decorated method and seeing the record on Kafka; the same apps run again on Node 22; one app
-// runs a Jest unit test the README's way; one has no kafkajs installed. Run by scripts/test.sh
+// runs a Jest unit test the README's way; one publishes with kafkajs, the others with the default
+// client (@platformatic/kafka); one has no Kafka client installed. Run by scripts/test.sh
 // (`bash scripts/test.sh` does everything); alone: `node scripts/compat.mjs` with Node 24 first on
 // PATH, PostgreSQL and Kafka up. TM_COMPAT_CELLS=nest11-cjs,... runs some cells.
 import { spawnSync } from 'node:child_process';
@@ -21,12 +22,13 @@ const CELLS = [
   // CLI 11's CommonJS template: module commonjs (moduleResolution node10); most such apps are on TypeORM 0.3.
   // Its Jest transforms the library to CommonJS (works on Node 22 and 24, no flag); nest12-cjs's Jest
   // loads it natively with require(esm) (Node 24.9+, --experimental-vm-modules). README, Testing.
-  { name: 'nest11-cjs', nest: '^11.1.0', typeorm: '^0.3.31', type: 'commonjs', tsModule: 'commonjs', jest: 'transform', node22: true },
+  // This one publishes with kafkajs (kafka.client 'kafkajs'), @platformatic/kafka not installed; the others with the default client.
+  { name: 'nest11-cjs', nest: '^11.1.0', typeorm: '^0.3.31', type: 'commonjs', tsModule: 'commonjs', jest: 'transform', node22: true, kafkaClient: 'kafkajs' },
   { name: 'nest11-esm', nest: '^11.1.0', typeorm: '^0.3.31', type: 'module', tsModule: 'nodenext' },
   { name: 'nest12-cjs', nest: '^12.5.0', typeorm: '^1.1.1', type: 'commonjs', tsModule: 'nodenext', jest: 'native' },
   { name: 'nest12-esm', nest: '^12.5.0', typeorm: '^1.1.1', type: 'module', tsModule: 'nodenext', node22: true },
-  // A producer with a publisher of its own: kafkajs (an optional peer) is not installed at all.
-  { name: 'nest12-cjs-no-kafkajs', nest: '^12.5.0', typeorm: '^1.1.1', type: 'commonjs', tsModule: 'nodenext', publisher: 'custom' },
+  // A producer with a publisher of its own: no Kafka client (optional peers) is installed at all.
+  { name: 'nest12-cjs-no-kafka-client', nest: '^12.5.0', typeorm: '^1.1.1', type: 'commonjs', tsModule: 'nodenext', publisher: 'custom' },
 ];
 
 const log = (text) => console.log(`[compat] ${text}`);
@@ -77,7 +79,9 @@ function prepare(cell, tarball) {
     pg: '^8.16.0',
     'reflect-metadata': '^0.2.2',
     rxjs: '^7.8.1',
+    // kafkajs: the app's own topic admin and consumer (and the publisher's client in one cell).
     ...(cell.publisher === 'custom' ? {} : { kafkajs: '^2.2.4' }),
+    ...(cell.publisher === 'custom' || cell.kafkaClient === 'kafkajs' ? {} : { '@platformatic/kafka': '^2.12.0' }),
   };
   const devDependencies = {
     typescript: '^6.0.3',
@@ -142,6 +146,7 @@ function runApp(cell, dir, nodeBin) {
       COMPAT_TOPIC: `tm-compat.${cell.name}.${randomBytes(3).toString('hex')}`,
       COMPAT_ORDER: `order-${randomBytes(4).toString('hex')}`,
       COMPAT_PUBLISHER: cell.publisher ?? 'kafka',
+      ...(cell.kafkaClient ? { COMPAT_KAFKA_CLIENT: cell.kafkaClient } : {}),
       NODE_OPTIONS: '',
     };
     const { code, out } = run(nodeBin, [join(dir, 'dist', 'src', 'main.js')], { cwd: dir, env, timeout: 120_000 });

@@ -52,7 +52,7 @@ export type { HalfMessage } from './check/half-message.interface.js';
 
 export type { MessagePublisher, OutgoingMessage, PublishFailure } from './publisher/message-publisher.interface.js';
 export { KafkaPublisher } from './publisher/kafka/kafka.publisher.js';
-export { KAFKA_CLIENTS, type KafkaOptions, type KafkaSaslOptions, type KafkaClientName } from './publisher/kafka/kafka-options.interface.js';
+export { KAFKA_CLIENTS, DEFAULT_KAFKA_CLIENT, type KafkaOptions, type KafkaSaslOptions, type KafkaClientName } from './publisher/kafka/kafka-options.interface.js';
 export {
   MESSAGE_ID_HEADER,
   PRODUCER_GROUP_HEADER,

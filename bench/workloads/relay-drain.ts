@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Partitioners } from 'kafkajs';
 import type { DataSource } from 'typeorm';
-import type { MessagePublisher } from 'nestjs-transactional-message';
+import type { KafkaClientName, MessagePublisher } from 'nestjs-transactional-message';
 import { benchApp } from '../app.js';
-import { body, createTopic, kafka, waitUntil } from '../harness.js';
+import { BENCH_CLIENT, body, createTopic, kafka, KAFKA_BROKERS, waitUntil } from '../harness.js';
 
 /** Inserts `count` COMMITTED messages (~200-byte JSON bodies, `keys` distinct keys), as the relay finds them after a burst of commits. */
 export async function seedCommitted(db: DataSource, topic: string, count: number, keys = 1_000): Promise<void> {
@@ -39,9 +39,18 @@ export async function topicSize(topic: string): Promise<number> {
  * marked), checked against the topic's end offsets (`topic` null: a `publisher` of the caller's,
  * such as a no-op sink, is checked by the caller).
  */
-export async function drainWithRelay(db: DataSource, topic: string | null, count: number, batchSize = 500, relays = 1, publisher?: MessagePublisher): Promise<number> {
+export async function drainWithRelay(
+  db: DataSource,
+  topic: string | null,
+  count: number,
+  batchSize = 500,
+  relays = 1,
+  publisher?: MessagePublisher,
+  client: KafkaClientName | undefined = BENCH_CLIENT,
+): Promise<number> {
   const started = performance.now();
-  const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50 }, ...(publisher ? { publisher, kafka: undefined } : {}) })));
+  const sink = publisher ? { publisher, kafka: undefined } : { kafka: { ...(client ? { client } : {}), brokers: KAFKA_BROKERS, clientId: 'tm-bench-relay' } };
+  const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50 }, ...sink })));
   try {
     await waitUntil('all delivered', async () => {
       const [{ left }] = await db.query(`SELECT count(*)::int AS left FROM transactional_message WHERE status = 'COMMITTED'`);
@@ -82,5 +91,37 @@ export async function drainRaw(count: number, batchSize = 500): Promise<number> 
     return count / ((performance.now() - started) / 1000);
   } finally {
     await producer.disconnect();
+  }
+}
+
+/** Baseline: raw @platformatic/kafka sends the same records from memory, with the relay's producer settings. */
+export async function drainRawPlatformatic(count: number, batchSize = 500): Promise<number> {
+  const { Producer, ProduceAcks, compatibilityPartitioner } = await import('@platformatic/kafka');
+  const topic = `${'tm-bench.raw-plt'}.${randomUUID().slice(0, 8)}`;
+  await createTopic(topic);
+  const records = Array.from({ length: count }, (_, i) => ({
+    topic,
+    key: Buffer.from(`key-${i % 1_000}`),
+    value: Buffer.from(JSON.stringify(body(i))),
+    headers: { 'tm-message-id': randomUUID(), 'tm-producer-group': 'bench', 'tm-content-type': 'application/json', 'tm-key': `key-${i % 1_000}` },
+    timestamp: BigInt(Date.now()),
+  }));
+  const producer = new Producer<Buffer, Buffer, string, string>({
+    clientId: 'tm-bench-raw',
+    bootstrapBrokers: KAFKA_BROKERS,
+    idempotent: true,
+    acks: ProduceAcks.ALL,
+    maxInflights: 1,
+    partitioner: (message, key) => compatibilityPartitioner(message, key),
+    serializers: { key: (k?: Buffer) => k, value: (v?: Buffer) => v, headerKey: (k?: string) => (k === undefined ? undefined : Buffer.from(k)), headerValue: (v?: string) => (v === undefined ? undefined : Buffer.from(v)) },
+  });
+  try {
+    const started = performance.now();
+    for (let i = 0; i < records.length; i += batchSize) {
+      await producer.send({ messages: records.slice(i, i + batchSize) });
+    }
+    return count / ((performance.now() - started) / 1000);
+  } finally {
+    await producer.close();
   }
 }

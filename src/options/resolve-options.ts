@@ -1,6 +1,6 @@
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import { MAX_DURATION_MS } from '../message/encode-message.js';
-import { KAFKA_CLIENTS, KAFKA_OPTION_NAMES, type KafkaOptions } from '../publisher/kafka/kafka-options.interface.js';
+import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS, KAFKA_OPTION_NAMES, type KafkaOptions } from '../publisher/kafka/kafka-options.interface.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import { DEFAULT_TABLE_NAME, validateTableName } from '../store/table-name.js';
 import { DEFAULT_INBOX_TABLE_NAME } from '../consumer/inbox-migrations.js';
@@ -257,7 +257,7 @@ function validateKafka(kafka: KafkaOptions): void {
   if (client !== undefined && !(KAFKA_CLIENTS as readonly unknown[]).includes(client)) {
     throw new InvalidModuleOptionsError('kafka.client', client, `one of ${KAFKA_CLIENTS.map((c) => `'${c}'`).join(', ')} (installed in your app)`);
   }
-  if (client === '@platformatic/kafka' && kafka.authenticationTimeoutMs !== undefined) {
+  if ((client ?? DEFAULT_KAFKA_CLIENT) === '@platformatic/kafka' && kafka.authenticationTimeoutMs !== undefined) {
     throw new InvalidModuleOptionsError(
       'kafka.authenticationTimeoutMs',
       kafka.authenticationTimeoutMs,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel, type Consumer, type IHeaders } from 'kafkajs';
+import { DEFAULT_KAFKA_CLIENT, type KafkaClientName } from '../../src/index.js';
 
 /** The broker the tests publish to; override with KAFKA_BROKERS (comma-separated). */
 export const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
@@ -8,9 +9,7 @@ export const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').spl
  * The Kafka client the library's publisher runs on in these tests: TM_KAFKA_CLIENT
  * ('kafkajs' or '@platformatic/kafka'), else the library's default. Spread into KafkaOptions.
  */
-export const KAFKA_CLIENT: { client?: 'kafkajs' | '@platformatic/kafka' } = process.env.TM_KAFKA_CLIENT
-  ? { client: process.env.TM_KAFKA_CLIENT as 'kafkajs' | '@platformatic/kafka' }
-  : {};
+export const KAFKA_CLIENT: { client: KafkaClientName } = { client: (process.env.TM_KAFKA_CLIENT as KafkaClientName | undefined) ?? DEFAULT_KAFKA_CLIENT };
 
 export function testKafka(brokers: string[] = KAFKA_BROKERS): Kafka {
   return new Kafka({ brokers, clientId: 'tm-test', logLevel: logLevel.NOTHING });

@@ -21,8 +21,10 @@ const env = (name: string): string => {
 };
 const topic = env('COMPAT_TOPIC');
 const orderId = env('COMPAT_ORDER');
-/** 'kafka': the built-in Kafka publisher; 'custom': a publisher of its own (kafkajs not installed). */
+/** 'kafka': the built-in Kafka publisher; 'custom': a publisher of its own (no Kafka client installed). */
 const publisherKind = process.env.COMPAT_PUBLISHER ?? 'kafka';
+/** The built-in publisher's client: COMPAT_KAFKA_CLIENT, else the library's default. */
+const publisherClient = process.env.COMPAT_KAFKA_CLIENT as 'kafkajs' | '@platformatic/kafka' | undefined;
 
 @Injectable()
 class OrderService {
@@ -56,7 +58,7 @@ class AppModule {
         TransactionalMessageModule.forRoot({
           dataSource,
           producerGroup: 'compat',
-          ...(publisher ? { publisher } : { kafka: { brokers: env('KAFKA_BROKERS').split(',') } }),
+          ...(publisher ? { publisher } : { kafka: { ...(publisherClient ? { client: publisherClient } : {}), brokers: env('KAFKA_BROKERS').split(',') } }),
           relay: { pollIntervalMs: 50 },
         }),
       ],

@@ -8,6 +8,11 @@ export type KafkaSaslOptions =
 /** The Kafka clients the built-in publisher can run on. */
 export const KAFKA_CLIENTS = ['kafkajs', '@platformatic/kafka'] as const;
 export type KafkaClientName = (typeof KAFKA_CLIENTS)[number];
+/**
+ * The client when `kafka.client` is not given. @platformatic/kafka: maintained, pure JavaScript,
+ * about twice kafkajs' throughput on this project's bench; it passed the same fault suite and soaks.
+ */
+export const DEFAULT_KAFKA_CLIENT: KafkaClientName = '@platformatic/kafka';
 
 /**
  * How the built-in Kafka publisher connects: the module's `kafka` option. The client it runs on
@@ -15,8 +20,8 @@ export type KafkaClientName = (typeof KAFKA_CLIENTS)[number];
  */
 export interface KafkaOptions {
   /**
-   * The Kafka client: `'kafkajs'` (2.2.4) or `'@platformatic/kafka'` (2.12+, pure JavaScript,
-   * faster, maintained). Install the one you name. Default `'kafkajs'`.
+   * The Kafka client: `'@platformatic/kafka'` (2.12+, maintained, pure JavaScript, faster) or
+   * `'kafkajs'` (2.2.4, no longer maintained). Install the one you use. Default `'@platformatic/kafka'`.
    */
   client?: KafkaClientName;
   /** Bootstrap brokers, `'host:port'`, or a function that returns them. Required. */

@@ -1,5 +1,5 @@
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../message-publisher.interface.js';
-import { KAFKA_CLIENTS, type KafkaOptions } from './kafka-options.interface.js';
+import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS, type KafkaOptions } from './kafka-options.interface.js';
 import { KafkaJsPublisher } from './kafkajs.publisher.js';
 import { PlatformaticKafkaPublisher } from './platformatic.publisher.js';
 
@@ -17,7 +17,7 @@ export class KafkaPublisher implements MessagePublisher {
 
   /** `defaultClientId`: the client id when `options.clientId` is not given. */
   constructor(options: KafkaOptions, defaultClientId = 'nestjs-transactional-message') {
-    const client = options.client ?? 'kafkajs';
+    const client = options.client ?? DEFAULT_KAFKA_CLIENT;
     if (!(KAFKA_CLIENTS as readonly string[]).includes(client)) {
       throw new TypeError(`kafka.client ${JSON.stringify(client)} is not a Kafka client this library has: use one of ${KAFKA_CLIENTS.map((c) => `'${c}'`).join(', ')}`);
     }
