@@ -126,7 +126,9 @@ describe('fault injection: processes', () => {
     expect(await status(paid)).toBe('DELIVERED');
     // 2 committed by explicit-a before it died, 1 by explicit-b, plus the checked one.
     expect(report.consumedMessages).toBe(4);
-    const calls = await db.dataSource.query(`SELECT message_id, answer FROM fault_check_call WHERE answer IN ('COMMIT', 'ROLLBACK')`);
+    // Each message was answered only its right way. A handler that answered after check.handlerTimeoutMs
+    // (a loaded machine) counted as UNKNOWN and the message was checked again: the same answer twice.
+    const calls = await db.dataSource.query(`SELECT DISTINCT message_id, answer FROM fault_check_call WHERE answer IN ('COMMIT', 'ROLLBACK')`);
     expect(calls.map((c: any) => [c.message_id, c.answer]).sort()).toEqual(
       [
         [orphan, 'ROLLBACK'],
