@@ -3,6 +3,7 @@ import { OptionalDependencyMissingError } from '../../errors/optional-dependency
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../message-publisher.interface.js';
 import { classifyKafkaError } from './classify-kafka-error.js';
 import type { KafkaOptions } from './kafka-options.interface.js';
+import { ProducerSlot } from './producer-slot.js';
 import { kafkaLogBridge } from './kafka-log-bridge.js';
 
 /** The part of the kafkajs module used here. */
@@ -32,9 +33,7 @@ export function loadKafkaJs(): Promise<KafkaJsModule> {
  * `sendBatch` per publish. kafkajs' own retries are bounded: the relay retries with backoff.
  */
 export class KafkaJsPublisher implements MessagePublisher {
-  private producer: Producer | undefined;
-  private connecting: Promise<Producer> | undefined;
-  private closed = false;
+  private readonly slot = new ProducerSlot<Producer>(() => this.start(), (producer) => producer.disconnect());
 
   /** `defaultClientId`: the client id when `options.clientId` is not given. */
   constructor(
@@ -43,12 +42,12 @@ export class KafkaJsPublisher implements MessagePublisher {
   ) {}
 
   connect(): Promise<void> {
-    return this.ready().then(() => undefined);
+    return this.slot.get().then(() => undefined);
   }
 
   async publish(messages: readonly OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    const producer = await this.ready();
+    const producer = await this.slot.get();
     const byTopic = new Map<string, Message[]>();
     for (const message of messages) {
       let list = byTopic.get(message.topic);
@@ -69,7 +68,7 @@ export class KafkaJsPublisher implements MessagePublisher {
       // A fresh producer after any failure: after a transport failure kafkajs does not always
       // recover, and after a refused batch the idempotent producer's sequence numbers for that
       // partition no longer match the broker's (the next send would fail OUT_OF_ORDER_SEQUENCE_NUMBER).
-      await this.reset();
+      await this.slot.reset();
       throw error;
     }
   }
@@ -79,26 +78,8 @@ export class KafkaJsPublisher implements MessagePublisher {
     return classifyKafkaError(error);
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.reset();
-  }
-
-  private ready(): Promise<Producer> {
-    if (this.closed) return Promise.reject(new Error('The Kafka publisher is closed'));
-    if (this.producer) return Promise.resolve(this.producer);
-    this.connecting ??= this.start().then(
-      (producer) => {
-        this.producer = producer;
-        this.connecting = undefined;
-        return producer;
-      },
-      (error: unknown) => {
-        this.connecting = undefined;
-        throw error;
-      },
-    );
-    return this.connecting;
+  close(): Promise<void> {
+    return this.slot.close();
   }
 
   private async start(): Promise<Producer> {
@@ -133,10 +114,4 @@ export class KafkaJsPublisher implements MessagePublisher {
     return producer;
   }
 
-  private async reset(): Promise<void> {
-    const producer = this.producer ?? (await this.connecting?.catch(() => undefined));
-    this.producer = undefined;
-    this.connecting = undefined;
-    await producer?.disconnect().catch(() => undefined);
-  }
 }

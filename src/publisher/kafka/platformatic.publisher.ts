@@ -3,6 +3,7 @@ import { OptionalDependencyMissingError } from '../../errors/optional-dependency
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../message-publisher.interface.js';
 import { classifyPlatformaticKafkaError } from './classify-platformatic-error.js';
 import type { KafkaOptions } from './kafka-options.interface.js';
+import { ProducerSlot } from './producer-slot.js';
 
 type Record_ = MessageToProduce<Buffer, Buffer, string, string>;
 type PlatformaticModule = typeof import('@platformatic/kafka');
@@ -39,9 +40,7 @@ const RAW = {
  * (a refused batch leaves the idempotent producer's sequence numbers ahead of the broker's).
  */
 export class PlatformaticKafkaPublisher implements MessagePublisher {
-  private producer: Producer<Buffer, Buffer, string, string> | undefined;
-  private connecting: Promise<Producer<Buffer, Buffer, string, string>> | undefined;
-  private closed = false;
+  private readonly slot = new ProducerSlot<Producer<Buffer, Buffer, string, string>>(() => this.start(), (producer) => producer.close(true));
   private readonly roundRobin = new Map<string, number>();
 
   constructor(
@@ -50,12 +49,12 @@ export class PlatformaticKafkaPublisher implements MessagePublisher {
   ) {}
 
   connect(): Promise<void> {
-    return this.ready().then(() => undefined);
+    return this.slot.get().then(() => undefined);
   }
 
   async publish(messages: readonly OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    const producer = await this.ready();
+    const producer = await this.slot.get();
     const records: Record_[] = messages.map((message) => ({
       topic: message.topic,
       ...(message.key !== null ? { key: Buffer.from(message.key) } : {}),
@@ -66,7 +65,7 @@ export class PlatformaticKafkaPublisher implements MessagePublisher {
     try {
       await producer.send({ messages: records });
     } catch (error) {
-      await this.reset();
+      await this.slot.reset();
       throw error;
     }
   }
@@ -76,26 +75,8 @@ export class PlatformaticKafkaPublisher implements MessagePublisher {
     return classifyPlatformaticKafkaError(error);
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.reset();
-  }
-
-  private ready(): Promise<Producer<Buffer, Buffer, string, string>> {
-    if (this.closed) return Promise.reject(new Error('The Kafka publisher is closed'));
-    if (this.producer) return Promise.resolve(this.producer);
-    this.connecting ??= this.start().then(
-      (producer) => {
-        this.producer = producer;
-        this.connecting = undefined;
-        return producer;
-      },
-      (error: unknown) => {
-        this.connecting = undefined;
-        throw error;
-      },
-    );
-    return this.connecting;
+  close(): Promise<void> {
+    return this.slot.close();
   }
 
   private async start(): Promise<Producer<Buffer, Buffer, string, string>> {
@@ -142,12 +123,6 @@ export class PlatformaticKafkaPublisher implements MessagePublisher {
     return producer;
   }
 
-  private async reset(): Promise<void> {
-    const producer = this.producer ?? (await this.connecting?.catch(() => undefined));
-    this.producer = undefined;
-    this.connecting = undefined;
-    await producer?.close(true).catch(() => undefined);
-  }
 }
 
 function saslOptions(sasl: NonNullable<KafkaOptions['sasl']>): SASLOptions {
