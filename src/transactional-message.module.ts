@@ -20,6 +20,10 @@ import { TransactionalMessageProducer } from './producer/transactional-message.p
 import { KafkaPublisher } from './publisher/kafka/kafka.publisher.js';
 import { CommitNotifier } from './relay/commit-notifier.js';
 import { DeliveryRelay } from './relay/delivery-relay.service.js';
+import { BucketOwnership } from './relay/ownership/bucket.ownership.js';
+import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from './relay/ownership/delivery-ownership.js';
+import { RowLeaseOwnership } from './relay/ownership/row-lease.ownership.js';
+import { BucketStore } from './store/bucket.store.js';
 import { TransactionalMessageRelay } from './relay/transactional-message-relay.service.js';
 import { Doorbell } from './relay/doorbell.js';
 import { PgNotificationListener } from './relay/pg-notification.listener.js';
@@ -71,7 +75,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
       useFactory: (options: ResolvedOptions) => {
         const dialect = resolveDialect(options.dataSource);
         const notify = dialect.notifications && options.relay.listenNotify;
-        return new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null);
+        return new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null, options.relay.ownership === 'buckets');
       },
       inject: [RESOLVED_OPTIONS],
     },
@@ -79,6 +83,14 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
       provide: DeliveryStore,
       useFactory: (store: MessageStore, options: ResolvedOptions) => new DeliveryStore(store, options.relay.onDead === 'hold'),
       inject: [MessageStore, RESOLVED_OPTIONS],
+    },
+    {
+      provide: DELIVERY_OWNERSHIP,
+      useFactory: (options: ResolvedOptions, identity: string, runner: BackgroundWork, store: MessageStore, rows: DeliveryStore): DeliveryOwnership =>
+        options.relay.ownership === 'buckets'
+          ? new BucketOwnership(options, identity, runner, new BucketStore(store, options.relay.onDead === 'hold'))
+          : new RowLeaseOwnership(options, identity, runner, rows),
+      inject: [RESOLVED_OPTIONS, RELAY_IDENTITY, BackgroundWork, MessageStore, DeliveryStore],
     },
     { provide: CheckStore, useFactory: (store: MessageStore) => new CheckStore(store), inject: [MessageStore] },
     { provide: AdminStore, useFactory: (store: MessageStore) => new AdminStore(store), inject: [MessageStore] },

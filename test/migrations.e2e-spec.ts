@@ -28,12 +28,20 @@ describe.each(DATABASE_KINDS)('message table migrations on %s', (kind) => {
         'CreateTransactionalMessageTable_order_messages1763800000000',
         'AddTransactionalMessageDeadKeyIndex_order_messages1764600000000',
         'AddTransactionalMessageOperatorIndex_order_messages1764700000000',
+        'AddTransactionalMessageKeyBuckets_order_messages1764800000000',
       ]);
       expect(await dataSource.runMigrations()).toEqual([]); // already applied
       const runner = dataSource.createQueryRunner();
       expect(await runner.hasTable('order_messages')).toBe(true);
       expect(await runner.hasTable('order_messages_check')).toBe(true);
       expect(await runner.hasTable('order_messages_key_lock')).toBe(kind === 'mariadb');
+      expect(await runner.hasTable('order_messages_bucket')).toBe(true);
+      expect(await runner.hasTable('order_messages_relay')).toBe(true);
+      expect(await runner.hasColumn('order_messages', 'bucket')).toBe(true);
+      expect(Number((await dataSource.query('SELECT COUNT(*) AS n FROM order_messages_bucket'))[0].n)).toBe(256);
+      await dataSource.undoLastMigration();
+      expect(await runner.hasTable('order_messages_bucket')).toBe(false);
+      expect(await runner.hasColumn('order_messages', 'bucket')).toBe(false);
       await dataSource.undoLastMigration();
       await dataSource.undoLastMigration();
       await dataSource.undoLastMigration();

@@ -1,21 +1,30 @@
 import { randomUUID } from 'node:crypto';
 import { Partitioners } from 'kafkajs';
 import type { DataSource } from 'typeorm';
-import type { KafkaClientName, MessagePublisher } from 'nestjs-transactional-message';
+import type { KafkaClientName, MessagePublisher, RelayOwnership } from 'nestjs-transactional-message';
 import { benchApp } from '../app.js';
-import { BENCH_CLIENT, body, createTopic, kafka, KAFKA_BROKERS, waitUntil } from '../harness.js';
+import { BENCH_CLIENT, BENCH_OWNERSHIP, body, createTopic, kafka, KAFKA_BROKERS, waitUntil } from '../harness.js';
 
-/** Inserts `count` COMMITTED messages (~200-byte JSON bodies, `keys` distinct keys), as the relay finds them after a burst of commits. */
+/**
+ * Inserts `count` COMMITTED messages (~200-byte JSON bodies, `keys` distinct keys), as the relay
+ * finds them after a burst of commits, each with its key bucket as the library writes it with
+ * relay.ownership 'buckets' (32-bit FNV-1a of the key modulo 256; the keys are ASCII, so characters
+ * are bytes): the rows are the same whichever ownership drains them.
+ */
 export async function seedCommitted(db: DataSource, topic: string, count: number, keys = 1_000): Promise<void> {
   const sample = JSON.stringify(body(0));
   for (let offset = 0; offset < count; offset += 50_000) {
     const n = Math.min(50_000, count - offset);
     await db.query(
-      `INSERT INTO transactional_message (id, producer_group, topic, message_key, body, content_type, status, created_at,
-         transaction_ended_at, check_immunity_ms, next_attempt_at)
+      `WITH RECURSIVE k(key) AS (SELECT 'key-' || g FROM generate_series(0, $2::int - 1) g),
+         f(key, i, h) AS (SELECT key, 0, 2166136261::bigint FROM k
+           UNION ALL SELECT key, i + 1, ((h # ascii(substr(key, i + 1, 1))) * 16777619) & 4294967295 FROM f WHERE i < length(key)),
+         b AS (SELECT key, (h & 255)::smallint AS bucket FROM f WHERE i = length(key))
+       INSERT INTO transactional_message (id, producer_group, topic, message_key, body, content_type, status, created_at,
+         transaction_ended_at, check_immunity_ms, next_attempt_at, bucket)
        SELECT gen_random_uuid(), 'bench', $1, 'key-' || (g % $2), convert_to(replace($3, 'order-0', 'order-' || g), 'UTF8'),
-         'application/json', 'COMMITTED', now(), now(), 10000, now()
-       FROM generate_series($4::int, $5::int) g`,
+         'application/json', 'COMMITTED', now(), now(), 10000, now(), b.bucket
+       FROM generate_series($4::int, $5::int) g JOIN b ON b.key = 'key-' || (g % $2) ORDER BY g`,
       [topic, keys, sample, offset + 1, offset + n],
     );
   }
@@ -47,10 +56,11 @@ export async function drainWithRelay(
   relays = 1,
   publisher?: MessagePublisher,
   client: KafkaClientName | undefined = BENCH_CLIENT,
+  ownership: RelayOwnership = BENCH_OWNERSHIP,
 ): Promise<number> {
   const started = performance.now();
   const sink = publisher ? { publisher, kafka: undefined } : { kafka: { ...(client ? { client } : {}), brokers: KAFKA_BROKERS, clientId: 'tm-bench-relay' } };
-  const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50 }, ...sink })));
+  const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50, ownership }, ...sink })));
   try {
     await waitUntil('all delivered', async () => {
       const [{ left }] = await db.query(`SELECT count(*)::int AS left FROM transactional_message WHERE status = 'COMMITTED'`);

@@ -61,17 +61,24 @@ export async function relayOnly(quick: boolean): Promise<{ lines: string[]; rati
       await db.drop();
     }
   };
-  const sink = new NoopPublisher();
-  const relay = await measure((db) => drainWithRelay(db, null, count, 500, 1, sink));
-  if (sink.published < count) throw new Error(`bench: ${count} messages marked delivered but the sink took ${sink.published}`);
+  const relayWith = async (ownership: 'rows' | 'buckets') => {
+    const sink = new NoopPublisher();
+    const rate = await measure((db) => drainWithRelay(db, null, count, 500, 1, sink, undefined, ownership));
+    if (sink.published < count) throw new Error(`bench: ${count} messages marked delivered but the sink took ${sink.published}`);
+    return rate;
+  };
+  const relay = await relayWith('rows');
+  const buckets = await relayWith('buckets');
   const ceiling = await measure((db) => drainCeiling(db, count));
   const headCeiling = await measure((db) => drainCeiling(db, count, 500, false));
   const ratio = relay / ceiling;
   return {
     lines: [
       `Workload 7 — relay to a no-op publisher (${fmt(count)} committed messages, 1,000 keys, batches of 500) vs the database's ceiling (read 500 past a cursor, delete them by key)`,
-      `  relay ${fmt(relay)} msg/s, ceiling ${fmt(ceiling)} msg/s, ratio ${fmt(ratio, 2)}; without a cursor (the head of the live index each time) ${fmt(headCeiling)} msg/s`,
+      `  relay, ownership 'rows' ${fmt(relay)} msg/s, ratio to the ceiling ${fmt(ratio, 2)}`,
+      `  relay, ownership 'buckets' ${fmt(buckets)} msg/s, ratio to the ceiling ${fmt(buckets / ceiling, 2)}, to 'rows' ${fmt(buckets / relay, 2)}`,
+      `  ceiling ${fmt(ceiling)} msg/s; without a cursor (the head of the live index each time) ${fmt(headCeiling)} msg/s`,
     ],
-    ratios: { 'relay/ceiling': ratio, 'head/cursor ceiling': headCeiling / ceiling },
+    ratios: { 'relay/ceiling': ratio, 'buckets/ceiling': buckets / ceiling, 'buckets/rows': buckets / relay, 'head/cursor ceiling': headCeiling / ceiling },
   };
 }

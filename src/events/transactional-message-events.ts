@@ -38,8 +38,12 @@ export interface TransactionalMessageEventMap {
   'relay.unavailable': EventSource & { error: string; config: boolean; failures: number };
   /** The downstream is reachable again after `failures` failed attempts. */
   'relay.recovered': EventSource & { failures: number };
-  /** Messages this relay held were taken over by another relay. */
-  'lease.lost': EventSource & { count: number; during: 'before-publish' | 'publish' };
+  /**
+   * Messages this relay held were taken over by another relay (`during` a publish or just before
+   * one); with `relay.ownership: 'buckets'`, `during: 'renewal'` counts key buckets whose lease ran
+   * out before this relay renewed it.
+   */
+  'lease.lost': EventSource & { count: number; during: 'before-publish' | 'publish' | 'renewal' };
   /** A record's effect was applied through the inbox (`duplicate`: it had been already, skipped). */
   'inbox.processed': { consumer: string; messageId: string; duplicate: boolean };
 }

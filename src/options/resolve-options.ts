@@ -24,6 +24,7 @@ export const DEFAULT_RELAY_OPTIONS: Readonly<Required<RelayOptions>> = {
   leaseMs: 60_000,
   maxAttempts: 20,
   onDead: 'hold',
+  ownership: 'rows',
   backoffInitialMs: 1_000,
   backoffMaxMs: 300_000,
   retentionMs: 7 * DAY_MS,
@@ -188,6 +189,9 @@ function resolveRelay(relay: RelayOptions | undefined): Required<RelayOptions> {
   integerOption('relay.maxAttempts', merged.maxAttempts, 1, 1_000_000);
   if (merged.onDead !== 'hold' && merged.onDead !== 'skip') {
     throw new InvalidModuleOptionsError('relay.onDead', merged.onDead, "'hold' or 'skip'");
+  }
+  if (merged.ownership !== 'rows' && merged.ownership !== 'buckets') {
+    throw new InvalidModuleOptionsError('relay.ownership', merged.ownership, "'rows' (per-message leases) or 'buckets' (relays lease key buckets)");
   }
   integerOption('relay.backoffInitialMs', merged.backoffInitialMs, 0, MAX_DURATION_MS);
   integerOption('relay.backoffMaxMs', merged.backoffMaxMs, merged.backoffInitialMs, MAX_DURATION_MS);

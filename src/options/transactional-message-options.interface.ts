@@ -8,6 +8,9 @@ export type QueriesOutsideTransactionMode = 'error' | 'warn' | 'allow';
 /** What a DEAD message does to the later messages of its key. */
 export type DeadMessagePolicy = 'hold' | 'skip';
 
+/** How relays share the committed messages (`relay.ownership`). */
+export type RelayOwnership = 'rows' | 'buckets';
+
 /** What happens to a half message whose checks are exhausted. */
 export type CheckExhaustedAction = 'rollback' | 'park';
 
@@ -43,6 +46,16 @@ export interface RelayOptions {
    * replayed DEAD message arrives after them.
    */
   onDead?: DeadMessagePolicy;
+  /**
+   * How relays share the committed messages. `'rows'` (default): each batch leases its messages
+   * row by row; the lowest-seq committed message of each key starts a claim. `'buckets'`: every
+   * key hashes into one of 256 key buckets, relays lease the buckets (like Kafka partitions in a
+   * consumer group, rebalanced as relays come and go) and read their buckets' committed messages
+   * in seq order, with no per-message lease. Needs the fourth migration
+   * (`AddTransactionalMessageKeyBuckets`). All relays of one message table must use the same
+   * ownership: switch them together (stop the old ones first).
+   */
+  ownership?: RelayOwnership;
   /** First retry delay in ms, doubled on each attempt up to `backoffMaxMs`, with ±20 % jitter. Default `1000`. */
   backoffInitialMs?: number;
   /** Largest retry delay, in ms. Default `300000` (5 minutes). */

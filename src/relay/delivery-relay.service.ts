@@ -1,18 +1,17 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { emitEvent } from '../events/transactional-message-events.js';
-import { randomUUID } from 'node:crypto';
-import type { EntityManager } from 'typeorm';
 import { performance } from 'node:perf_hooks';
-import { BackgroundWork, isBackgroundStopped } from '../lifecycle/background-work.js';
+import { isBackgroundStopped } from '../lifecycle/background-work.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../publisher/message-publisher.interface.js';
 import { describeError } from '../publisher/describe-error.js';
 import { startPublishSpans } from '../operations/tracing.js';
 import { countWithinBytes, recordBytes } from '../publisher/record-size.js';
 import { toOutgoingMessage } from '../publisher/to-outgoing-message.js';
-import { DeliveryStore, type DeliveryClaim } from '../store/delivery.store.js';
+import type { DeliveryClaim } from '../store/delivery.store.js';
 import type { MessageRow } from '../store/message-row.js';
-import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from './ownership/delivery-ownership.js';
 import { retryDelayMs } from './backoff.js';
 import { Doorbell } from './doorbell.js';
 
@@ -53,7 +52,6 @@ export class DeliveryRelay {
   private readonly held = new Set<DeliveryClaim>();
   private readonly claimedAt = new WeakMap<DeliveryClaim, number>();
   private pendingMark: Promise<void> = Promise.resolve();
-  private lastFullScanAt = -Infinity;
   private transportFailures = 0;
   /** When the loop last began a cycle (performance.now()). */
   private lastTickAt = 0;
@@ -73,9 +71,7 @@ export class DeliveryRelay {
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     @Inject(MESSAGE_PUBLISHER) private readonly publisher: MessagePublisher,
-    @Inject(RELAY_IDENTITY) private readonly identity: string,
-    private readonly runner: BackgroundWork,
-    private readonly store: DeliveryStore,
+    @Inject(DELIVERY_OWNERSHIP) private readonly ownership: DeliveryOwnership,
     private readonly doorbell: Doorbell,
   ) {}
 
@@ -118,6 +114,11 @@ export class DeliveryRelay {
 
   /** Stops claiming; waits for the batch in flight up to `shutdownTimeoutMs`, then releases what is left. */
   async stop(): Promise<void> {
+    await this.stopLoop();
+    await this.ownership.stop();
+  }
+
+  private async stopLoop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
     this.doorbell.ring();
@@ -130,9 +131,7 @@ export class DeliveryRelay {
     if (!finished && this.held.size > 0) {
       let released = 0;
       for (const claim of this.held) {
-        released += await this.runner
-          .independent('relay.release', (m) => this.store.release(m, claim.token, claim.messages.map((r) => r.seq)))
-          .catch(() => 0);
+        released += await this.ownership.release(claim, claim.messages.map((r) => r.seq)).catch(() => 0);
       }
       this.logger.warn(`Shutdown: the batch in flight did not finish in time; released ${released} message(s) for other relays`);
     }
@@ -208,33 +207,11 @@ export class DeliveryRelay {
     await this.pendingMark;
   }
 
-  /**
-   * `exhaustive`: look past the oldest messages when they yield nothing (not for a prefetch), at
-   * most once per poll interval (and four times a second): when another relay holds every key
-   * among the oldest messages, walking the whole queue on every wake-up only loads the database
-   * (the fault soak's idle relays did, and slowed the one that held the keys).
-   */
   private async claim(exhaustive: boolean, force = false): Promise<DeliveryClaim> {
-    const { batchSize, leaseMs, pollIntervalMs } = this.options.relay;
     const claimedAt = performance.now();
-    const scanAll = exhaustive && (force || claimedAt - this.lastFullScanAt >= Math.max(pollIntervalMs, 250));
-    const work = (m: EntityManager) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs, scanAll);
-    const claim = this.store.claimIsOneStatement
-      ? await this.runner.autocommit('relay.claim', work)
-      : await this.runner.independent('relay.claim', work);
-    if (claim.scannedAll) this.lastFullScanAt = performance.now();
-    if (claim.messages.some((m) => m.key !== null)) {
-      // Another relay claiming at the same moment may hold part of one of our keys: leave such keys.
-      const contested = await this.runner.autocommit('relay.contested', (m) => this.store.contestedKeys(m, claim));
-      if (contested.size > 0) {
-        const drop = claim.messages.filter((m) => m.key !== null && contested.has(m.key));
-        await this.bookkeeping('relay.release', (m) => this.store.release(m, claim.token, drop.map((r) => r.seq)));
-        claim.messages = claim.messages.filter((m) => !drop.includes(m));
-        this.logger.debug(`Left ${drop.length} message(s) of ${contested.size} key(s) another relay is publishing`);
-      }
-    }
+    const claim = await this.ownership.claim(exhaustive, force);
     if (claim.messages.length > 0) {
-      this.claimedAt.set(claim, claimedAt);
+      this.claimedAt.set(claim, Math.min(claimedAt, claim.confirmedAt ?? claimedAt));
       this.held.add(claim);
     }
     return claim;
@@ -260,21 +237,30 @@ export class DeliveryRelay {
       throw this.transportError(error, this.publisher.classify(error));
     }
     const delivered: number[] = [];
-    const release: MessageRow[] = [];
+    // A key a failure held back since the claim was read: its messages wait behind the failure.
+    const release: MessageRow[] = this.ownership.heldBack(claim);
+    // What will not be published in this claim is let go at once, not when the claim is finished:
+    // the next batch may be read before that, and must see these messages again, before the
+    // later messages of their keys.
+    const letGo = (rows: MessageRow[]) => {
+      release.push(...rows);
+      this.ownership.letGo(claim, rows);
+    };
+    this.ownership.letGo(claim, release);
     const blockedKeys = new Set<string>();
     // Publish in requests of at most maxBatchBytes (a claim of large messages would otherwise be
     // one request over the broker's limit, which it answers by closing the connection); when a
     // request fails, find the culprit(s) among its messages one message at a time, then go on.
-    let pending = claim.messages;
+    let pending = withoutSome(claim.messages, release);
     let isolating = 0;
     while (pending.length > 0) {
       if (!this.active && isolating === 0) {
-        release.push(...pending);
+        letGo(pending);
         break;
       }
       // Never start a publish on a lease that may have run out: re-confirm it in the database.
       if (performance.now() - leaseConfirmedAt > leaseMs / 2) {
-        const still = await this.runner.independent('relay.renew', (m) => this.store.renew(m, claim, pending.map((r) => r.seq), leaseMs));
+        const still = await this.ownership.renew(claim, pending.map((r) => r.seq));
         leaseConfirmedAt = performance.now();
         const lost = pending.filter((r) => !still.has(r.seq));
         if (lost.length > 0) {
@@ -285,7 +271,7 @@ export class DeliveryRelay {
           const lostKeys = new Set(lost.map((r) => r.key).filter((k): k is string => k !== null));
           const ofLostKey = (r: MessageRow) => r.key !== null && lostKeys.has(r.key);
           const left = pending.filter((r) => still.has(r.seq) && ofLostKey(r));
-          release.push(...left);
+          letGo(left);
           pending = pending.filter((r) => still.has(r.seq) && !ofLostKey(r));
           isolating = Math.min(isolating, pending.length);
           this.logger.warn(
@@ -297,7 +283,7 @@ export class DeliveryRelay {
       }
       // A key whose message failed keeps its later messages back (released, retried behind it).
       if (pending[0].key !== null && blockedKeys.has(pending[0].key)) {
-        release.push(pending[0]);
+        letGo([pending[0]]);
         pending = pending.slice(1);
         if (isolating > 0) isolating--;
         continue;
@@ -368,7 +354,7 @@ export class DeliveryRelay {
     const heartbeat = setInterval(() => {
       renewing = renewing.then(async () => {
         const seqs = pending.map((r) => r.seq);
-        const still = await this.runner.autocommit('relay.renew', (m) => this.store.renew(m, claim, seqs, leaseMs)).catch(() => undefined);
+        const still = await this.ownership.renew(claim, seqs).catch(() => undefined);
         if (!still) return;
         lastConfirmed = performance.now();
         if (still.size < seqs.length) {
@@ -440,7 +426,7 @@ export class DeliveryRelay {
   private async finish(claim: DeliveryClaim, delivered: number[], release: MessageRow[]): Promise<void> {
     this.held.delete(claim);
     if (delivered.length > 0) {
-      const marked = await this.bookkeeping('relay.mark', (m) => this.store.markDelivered(m, claim.token, delivered));
+      const marked = await this.bookkeeping('relay.mark', () => this.ownership.markDelivered(claim, delivered));
       if (marked < delivered.length) {
         this.logger.warn(
           `${delivered.length - marked} published message(s) had been taken over by another relay before they were marked; ` +
@@ -453,7 +439,7 @@ export class DeliveryRelay {
 
   private async release(claim: DeliveryClaim, rows: MessageRow[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.bookkeeping('relay.release', (m) => this.store.release(m, claim.token, rows.map((r) => r.seq)));
+    await this.bookkeeping('relay.release', () => this.ownership.release(claim, rows.map((r) => r.seq)));
   }
 
   /**
@@ -462,11 +448,11 @@ export class DeliveryRelay {
    * mark after a successful publish (an InnoDB deadlock, a dropped connection) would have the
    * message published again once the lease runs out.
    */
-  private async bookkeeping<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
+  private async bookkeeping<T>(label: string, work: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         // Marks, releases and failures are single UPDATEs: no explicit transaction needed.
-        return await this.runner.autocommit(label, work);
+        return await work();
       } catch (error) {
         if (attempt >= BOOKKEEPING_ATTEMPTS || isBackgroundStopped(error)) throw error;
         this.logger.debug(`${label} failed (attempt ${attempt}), retrying: ${describeError(error)}`);
@@ -485,7 +471,7 @@ export class DeliveryRelay {
     const dead = !unclassified && (!retriable || attempts >= maxAttempts);
     const delay = retryDelayMs(attempts, backoffInitialMs, backoffMaxMs);
     const reason = describeError(error);
-    await this.bookkeeping('relay.fail', (m) => this.store.markFailed(m, claim.token, row.seq, reason, dead, delay));
+    await this.bookkeeping('relay.fail', () => this.ownership.markFailed(claim, row, reason, dead, delay));
     emitEvent('message.failed', () => ({
       producerGroup: row.producerGroup,
       id: row.id,

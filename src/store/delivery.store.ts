@@ -2,6 +2,7 @@ import type { EntityManager } from 'typeorm';
 import { MessageStatus } from '../message/message-status.enum.js';
 import { affected, type MessageStore } from './message.store.js';
 import { deliveryColumns, toStoredMessage, type MessageRow } from './message-row.js';
+import type { SqlDialect } from './dialects/sql-dialect.interface.js';
 import { SqlParams } from './sql-params.js';
 
 /** @internal A batch of committed messages claimed for publishing, under one lease token. */
@@ -11,6 +12,8 @@ export interface DeliveryClaim {
   messages: MessageRow[];
   /** The claim walked the whole queue: the oldest messages had nothing to claim. */
   scannedAll?: boolean;
+  /** When the claim's hold was last confirmed in the database (performance.now()), if before the claim. */
+  confirmedAt?: number;
 }
 
 const COMMITTED = `'${MessageStatus.COMMITTED}'`;
@@ -18,6 +21,17 @@ const DEAD = `'${MessageStatus.DEAD}'`;
 /** The first claim looks for heads among the oldest `WINDOW_FACTOR × batch size` committed messages. */
 const WINDOW_FACTOR = 4;
 const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL';
+
+/** @internal The SET list of a published message's mark (whoever owns it). */
+export function deliveredSet(d: SqlDialect): string {
+  return `status = '${MessageStatus.DELIVERED}', delivered_at = ${d.now()}, delivery_attempts = delivery_attempts + 1, next_attempt_at = NULL, last_error = NULL`;
+}
+
+/** @internal The SET list of a failed attempt: retried after `retryInMs`, or DEAD when `dead`. */
+export function failedSet(p: SqlParams, error: string, dead: boolean, retryInMs: number): string {
+  const next = dead ? `status = '${MessageStatus.DEAD}', next_attempt_at = NULL` : `next_attempt_at = ${p.nowPlusMs(retryInMs)}`;
+  return `${next}, delivery_attempts = delivery_attempts + 1, last_error = ${p.add(error.slice(0, 4000))}`;
+}
 
 /**
  * @internal The relay's claim and mark queries for delivery.
@@ -274,8 +288,7 @@ export class DeliveryStore {
     const p = new SqlParams(d);
     return affected(
       manager,
-      `UPDATE ${this.store.t} SET status = '${MessageStatus.DELIVERED}', delivered_at = ${d.now()}, ` +
-        `delivery_attempts = delivery_attempts + 1, next_attempt_at = NULL, last_error = NULL, ${CLEAR_LEASE} ` +
+      `UPDATE ${this.store.t} SET ${deliveredSet(d)}, ${CLEAR_LEASE} ` +
         `WHERE ${p.inSeqs('seq', seqs)} AND lease_token = ${p.add(token)} AND status = ${COMMITTED}`,
       p.values,
     );
@@ -283,12 +296,10 @@ export class DeliveryStore {
 
   /** Counts a failed attempt: retried after `retryInMs`, or DEAD when `dead`. Returns false if not ours. */
   async markFailed(manager: EntityManager, token: string, seq: number, error: string, dead: boolean, retryInMs: number): Promise<boolean> {
-    const { d } = this;
-    const p = new SqlParams(d);
-    const next = dead ? `status = '${MessageStatus.DEAD}', next_attempt_at = NULL` : `next_attempt_at = ${d.nowPlusMs(p.add(retryInMs))}`;
+    const p = new SqlParams(this.d);
     const sql =
-      `UPDATE ${this.store.t} SET ${next}, delivery_attempts = delivery_attempts + 1, last_error = ${p.add(error.slice(0, 4000))}, ` +
-      `${CLEAR_LEASE} WHERE seq = ${p.add(seq)} AND lease_token = ${p.add(token)} AND status = ${COMMITTED}`;
+      `UPDATE ${this.store.t} SET ${failedSet(p, error, dead, retryInMs)}, ${CLEAR_LEASE} ` +
+      `WHERE seq = ${p.add(seq)} AND lease_token = ${p.add(token)} AND status = ${COMMITTED}`;
     return (await affected(manager, sql, p.values)) > 0;
   }
 

@@ -6,6 +6,7 @@ import { endTransition } from '../message/end-transition.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import { parseDbTime, type SqlDialect } from './dialects/sql-dialect.interface.js';
 import { messageColumns, publicMessage, toStoredMessage } from './message-row.js';
+import { keyBucket } from './key-bucket.js';
 import { hash32, SqlParams } from './sql-params.js';
 import type { CheckAttempt, StoredMessage } from './stored-message.interface.js';
 
@@ -31,6 +32,8 @@ export class MessageStore {
     readonly tableName: string,
     /** PostgreSQL channel notified when a message becomes COMMITTED, or null. */
     readonly notifyChannel: string | null,
+    /** Write each message's key bucket (`relay.ownership: 'buckets'`; the column exists from the fourth migration). */
+    readonly writeBuckets = false,
   ) {
     this.t = dialect.quote(tableName);
     this.checkTable = dialect.quote(`${tableName}_check`);
@@ -64,12 +67,17 @@ export class MessageStore {
       status === MessageStatus.HALF ? d.nowPlusMs(p.add(message.checkImmunityMs)) : 'NULL',
       status === MessageStatus.COMMITTED ? d.now() : 'NULL',
     ].join(', ');
-    const columns =
+    let columns =
       'id, producer_group, topic, message_key, tags, properties, body, content_type, status, check_immunity_ms, ' +
       'created_at, transaction_ended_at, next_check_at, next_attempt_at';
+    let allValues = values;
+    if (this.writeBuckets) {
+      columns += ', bucket';
+      allValues += `, ${p.add(keyBucket(message.key, message.id))}`;
+    }
     const lock = message.key === null ? undefined : d.keyLock({ lockClass: this.lockClass, key: message.key, keyLockTable: this.keyLockTable }, p);
     for (const [statement, params] of lock?.before ?? []) await manager.query(statement, params);
-    const sql = lock?.from ? `INSERT INTO ${this.t} (${columns}) SELECT ${values}${lock.from}` : `INSERT INTO ${this.t} (${columns}) VALUES (${values})`;
+    const sql = lock?.from ? `INSERT INTO ${this.t} (${columns}) SELECT ${allValues}${lock.from}` : `INSERT INTO ${this.t} (${columns}) VALUES (${allValues})`;
     // No NOTIFY here: it would serialise concurrent commits (see CommitNotifier).
     await manager.query(sql, p.values);
   }

@@ -29,6 +29,20 @@ export class SchemaCheck {
       } catch (error) {
         throw new MessageTableMissingError(tableName, (error as Error).message);
       }
+      if (this.options.relay.ownership === 'buckets') {
+        // The fourth migration: the key bucket column and the bucket lease tables.
+        const q = this.store.dialect.quote;
+        try {
+          await dataSource.query(`SELECT ${q('bucket')} FROM ${q(tableName)} WHERE 1 = 0`);
+          await dataSource.query(`SELECT ${q('bucket')}, ${q('token')} FROM ${q(`${tableName}_bucket`)} WHERE 1 = 0`);
+          await dataSource.query(`SELECT ${q('owner')} FROM ${q(`${tableName}_relay`)} WHERE 1 = 0`);
+        } catch (error) {
+          throw new MessageTableMissingError(
+            `${tableName}_bucket`,
+            `relay.ownership 'buckets' needs the migration AddTransactionalMessageKeyBuckets: ${(error as Error).message}`,
+          );
+        }
+      }
     }
     if (this.options.inbox.enabled) {
       const inbox = this.options.inbox.tableName;

@@ -14,6 +14,11 @@ export class SqlParams {
     return this.dialect.param(this.values.length);
   }
 
+  /** The database's current time plus `ms` milliseconds, bound here. */
+  nowPlusMs(ms: number): string {
+    return this.dialect.nowPlusMs(this.add(ms));
+  }
+
   list(values: readonly unknown[]): string {
     return values.map((value) => this.add(value)).join(', ');
   }

@@ -1,5 +1,8 @@
 import { hash32 } from '../sql-params.js';
+import { createBucketTables, dropBucketTables } from './bucket-tables.js';
 import { KEY_LOCK_BUCKETS, type SqlDialect } from './sql-dialect.interface.js';
+
+const q = (identifier: string): string => `\`${identifier}\``;
 
 /** @internal MySQL 8 and MariaDB 10.6+. Times are DATETIME(3) in UTC, independent of the session time zone. */
 export const mysqlDialect: SqlDialect = {
@@ -20,7 +23,7 @@ export const mysqlDialect: SqlDialect = {
   },
   skipLocked: 'FOR UPDATE SKIP LOCKED',
   forUpdate: 'FOR UPDATE',
-  quote: (identifier) => `\`${identifier}\``,
+  quote: q,
   param: () => '?',
   now: () => 'UTC_TIMESTAMP(3)',
   ageMs: (column) => `(TIMESTAMPDIFF(MICROSECOND, ${column}, UTC_TIMESTAMP(3)) / 1000)`,
@@ -86,6 +89,17 @@ export const mysqlDialect: SqlDialect = {
   dropDeadKeyIndex: () => [],
   // `${t}_status_seq_idx` (status, seq) already serves operators' lists and counts.
   createOperatorIndex: () => [],
+  createBuckets: (t) =>
+    createBucketTables(t, {
+      quote: q,
+      smallint: 'SMALLINT',
+      text: 'VARCHAR(255) CHARACTER SET ascii',
+      time: 'DATETIME(3)',
+      tableSuffix: ' ENGINE=InnoDB',
+    }),
+  dropBuckets: (t) => dropBucketTables(t, { quote: q }),
+  upsert: (table, columns, values, _key, update) =>
+    `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${values}) ON DUPLICATE KEY UPDATE ${update.map((c) => `${c} = VALUES(${c})`).join(', ')}`,
   createInboxTable: (t) => [
     `CREATE TABLE \`${t}\` (\`consumer\` VARCHAR(255) NOT NULL, \`message_id\` VARCHAR(64) CHARACTER SET ascii NOT NULL, ` +
       `\`received_at\` DATETIME(3) NOT NULL, PRIMARY KEY (\`consumer\`, \`message_id\`), KEY \`${t}_received_idx\` (\`received_at\`)) ` +

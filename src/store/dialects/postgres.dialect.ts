@@ -1,6 +1,9 @@
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
 import { hash32 } from '../sql-params.js';
+import { createBucketTables, dropBucketTables } from './bucket-tables.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
+
+const q = (identifier: string): string => `"${identifier}"`;
 
 /** @internal PostgreSQL 12+. */
 export const postgresDialect: SqlDialect = {
@@ -20,7 +23,7 @@ export const postgresDialect: SqlDialect = {
   }),
   skipLocked: 'FOR UPDATE SKIP LOCKED',
   forUpdate: 'FOR UPDATE',
-  quote: (identifier) => `"${identifier}"`,
+  quote: q,
   param: (index) => `$${index}`,
   // statement_timestamp(), not now(): now() is frozen when the transaction starts, and a message
   // stored at the end of a long transaction must not look older than it is. Within one statement
@@ -75,6 +78,10 @@ export const postgresDialect: SqlDialect = {
   dropDeadKeyIndex: (t) => [`DROP INDEX IF EXISTS "${t}_dead_key_idx"`],
   createOperatorIndex: (t) => [operatorIndex(t)],
   dropOperatorIndex: (t) => [`DROP INDEX IF EXISTS "${t}_operator_idx"`],
+  createBuckets: (t) => createBucketTables(t, { quote: q, smallint: 'SMALLINT', text: 'VARCHAR(255)', time: 'TIMESTAMPTZ(3)', tableSuffix: '' }),
+  dropBuckets: (t) => dropBucketTables(t, { quote: q }),
+  upsert: (table, columns, values, key, update) =>
+    `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${values}) ON CONFLICT (${key}) DO UPDATE SET ${update.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`,
   createInboxTable: (t) => [
     `CREATE TABLE "${t}" ("consumer" VARCHAR(255) NOT NULL, "message_id" VARCHAR(64) NOT NULL, "received_at" TIMESTAMPTZ(3) NOT NULL, ` +
       `PRIMARY KEY ("consumer", "message_id"))`,

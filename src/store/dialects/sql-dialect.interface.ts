@@ -64,6 +64,14 @@ export interface SqlDialect {
   /** DDL of the third migration: the index operators' lists and counts use (none where one serves). */
   createOperatorIndex(table: string): string[];
   dropOperatorIndex(table: string): string[];
+  /** DDL of the fourth migration: the key bucket column, the bucket lease and relay membership tables. */
+  createBuckets(table: string): string[];
+  dropBuckets(table: string): string[];
+  /**
+   * An INSERT of one row that, when the primary key `key` already has a row, updates `update`
+   * (columns) to the values it would have inserted.
+   */
+  upsert(table: string, columns: readonly string[], values: string, key: string, update: readonly string[]): string;
   /** DDL creating the consumer inbox table (consumer, message id, received time) and its index. */
   createInboxTable(table: string): string[];
 }

@@ -1,6 +1,8 @@
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
+import { createBucketTables, dropBucketTables } from './bucket-tables.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
+const q = (identifier: string): string => `"${identifier}"`;
 const NOW = `strftime('%Y-%m-%d %H:%M:%f', 'now')`;
 
 /** @internal SQLite 3.35+ (better-sqlite3). Times are UTC text 'YYYY-MM-DD HH:MM:SS.mmm', which sorts as time. */
@@ -18,7 +20,7 @@ export const sqliteDialect: SqlDialect = {
   // One connection, one writer, one relay: there is nothing to lock against.
   skipLocked: '',
   forUpdate: '',
-  quote: (identifier) => `"${identifier}"`,
+  quote: q,
   param: () => '?',
   now: () => NOW,
   ageMs: (column) => `((julianday('now') - julianday(${column})) * 86400000.0)`,
@@ -68,6 +70,10 @@ export const sqliteDialect: SqlDialect = {
   dropDeadKeyIndex: (t) => [`DROP INDEX IF EXISTS "${t}_dead_key_idx"`],
   createOperatorIndex: (t) => [operatorIndex(t)],
   dropOperatorIndex: (t) => [`DROP INDEX IF EXISTS "${t}_operator_idx"`],
+  createBuckets: (t) => createBucketTables(t, { quote: q, smallint: 'INTEGER', text: 'TEXT', time: 'TEXT', tableSuffix: '' }),
+  dropBuckets: (t) => dropBucketTables(t, { quote: q }),
+  upsert: (table, columns, values, key, update) =>
+    `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${values}) ON CONFLICT (${key}) DO UPDATE SET ${update.map((c) => `${c} = excluded.${c}`).join(', ')}`,
   createInboxTable: (t) => [
     `CREATE TABLE "${t}" ("consumer" VARCHAR(255) NOT NULL, "message_id" VARCHAR(64) NOT NULL, "received_at" TEXT NOT NULL, ` +
       `PRIMARY KEY ("consumer", "message_id"))`,

@@ -32,6 +32,7 @@ export function transactionalMessageMigrations(options: TransactionalMessageMigr
     migration(`CreateTransactionalMessageTable${suffix}1763800000000`, (d) => d.createTables(table), (d) => d.dropTables(table)),
     migration(`AddTransactionalMessageDeadKeyIndex${suffix}1764600000000`, (d) => d.createDeadKeyIndex(table), (d) => d.dropDeadKeyIndex(table)),
     migration(`AddTransactionalMessageOperatorIndex${suffix}1764700000000`, (d) => d.createOperatorIndex(table), (d) => d.dropOperatorIndex(table)),
+    migration(`AddTransactionalMessageKeyBuckets${suffix}1764800000000`, (d) => d.createBuckets(table), (d) => d.dropBuckets(table)),
   ];
 }
 

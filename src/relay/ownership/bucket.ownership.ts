@@ -1,0 +1,281 @@
+import { Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { emitEvent } from '../../events/transactional-message-events.js';
+import type { BackgroundWork } from '../../lifecycle/background-work.js';
+import type { ResolvedOptions } from '../../options/transactional-message-options.interface.js';
+import type { BlockedKeys, BucketRow, BucketStore } from '../../store/bucket.store.js';
+import { KEY_BUCKETS } from '../../store/dialects/bucket-tables.js';
+import type { DeliveryClaim } from '../../store/delivery.store.js';
+import type { MessageRow } from '../../store/message-row.js';
+import { LOGGER_CONTEXT } from '../../transactional-message.constants.js';
+import type { DeliveryOwnership } from './delivery-ownership.js';
+
+/** A key held back by a failure of this relay, from `seq` on. */
+interface Failure {
+  seq: number;
+  /** The failure's write has not finished: a read cannot know it yet. */
+  writing: boolean;
+}
+
+/** A claim of this ownership: its messages' buckets and the tokens they were held under when read. */
+interface BucketClaim extends DeliveryClaim {
+  messages: BucketRow[];
+  tokens: ReadonlyMap<number, string>;
+}
+
+/**
+ * @internal `relay.ownership: 'buckets'`. The relay leases key buckets (its share of them: the
+ * buckets divided by the relays alive, rebalanced at each maintenance) and publishes the committed
+ * messages of its buckets in seq order. One key, one bucket, one owner: per-key order needs no
+ * per-message lease, no head search and no contested-keys read.
+ *
+ * Per key, a message that failed holds back the later ones until it is due again: the relay keeps
+ * the key blocked in memory from the failure on (a batch read before the failure drops the key's
+ * later messages: `heldBack`), and every read leaves out blocked keys; the blocked keys of its
+ * buckets are read from the database when it takes buckets and at each maintenance (a retry not
+ * due, a DEAD message under `onDead: 'hold'`). The next batch is read while one is published; it
+ * leaves out the messages in flight (claimed, not yet marked), never a key: a key's next messages
+ * go out right after its previous ones, in order, since one relay publishes its batches one after
+ * the other.
+ */
+export class BucketOwnership implements DeliveryOwnership {
+  private readonly logger = new Logger(LOGGER_CONTEXT);
+  /** bucket → the fencing token it is held under. */
+  private readonly owned = new Map<number, string>();
+  /** Owned buckets being given back (more than this relay's share): not read anymore. */
+  private readonly leaving = new Set<number>();
+  /** Seqs claimed and not yet marked or released, and how many per bucket. */
+  private readonly inFlight = new Set<number>();
+  private readonly inFlightPerBucket = new Map<number, number>();
+  /** Keys held back from a seq on: read from the database, plus this relay's own failures. */
+  private blocked: BlockedKeys = new Map();
+  private readonly failures = new Map<string, Failure>();
+  /** Failure writes finished so far (a re-read of the blocked keys that overlapped one merges). */
+  private failureWrites = 0;
+  private lastMaintenanceAt = -Infinity;
+  /** When the leases of all owned buckets were last confirmed (performance.now()). */
+  private confirmedAt = -Infinity;
+  private maintaining: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly identity: string,
+    private readonly runner: BackgroundWork,
+    private readonly store: BucketStore,
+  ) {}
+
+  /** Buckets this relay holds (for tests and operators). */
+  get buckets(): number[] {
+    return [...this.owned.keys()].sort((a, b) => a - b);
+  }
+
+  private get maintenanceIntervalMs(): number {
+    return Math.max(10, Math.min(Math.floor(this.options.relay.leaseMs / 3), 5_000));
+  }
+
+  async claim(_exhaustive: boolean, force: boolean): Promise<DeliveryClaim> {
+    if (force || performance.now() - this.lastMaintenanceAt >= this.maintenanceIntervalMs) await this.maintain();
+    const readable = new Set([...this.owned.keys()].filter((b) => !this.leaving.has(b)));
+    const confirmedAt = this.confirmedAt;
+    const blocked = this.blockedNow();
+    const exclude = new Set(this.inFlight);
+    const messages = await this.runner.autocommit('relay.claim', (m) => this.store.read(m, readable, exclude, blocked, this.options.relay.batchSize));
+    const claim: BucketClaim = { token: '', messages, confirmedAt, tokens: new Map(this.owned) };
+    for (const row of messages) {
+      // A message that held its key back is due again (it was read): its key goes on behind it.
+      if (row.key !== null && this.blocked.get(row.key) === row.seq) this.blocked.delete(row.key);
+      this.inFlight.add(row.seq);
+      this.inFlightPerBucket.set(row.bucket, (this.inFlightPerBucket.get(row.bucket) ?? 0) + 1);
+    }
+    return claim;
+  }
+
+  heldBack(claim: DeliveryClaim): MessageRow[] {
+    const blocked = this.blockedNow();
+    if (blocked.size === 0) return [];
+    return claim.messages.filter((r) => r.key !== null && r.seq > (blocked.get(r.key) ?? Infinity));
+  }
+
+  letGo(claim: DeliveryClaim, rows: readonly MessageRow[]): void {
+    // A message left in flight after it was let go would be left out of the next read, and the
+    // later messages of its key read without it: out of order.
+    this.settle(claim, rows.map((r) => r.seq));
+  }
+
+  /**
+   * Renews the leases of every bucket this relay holds, and returns the seqs of `seqs` whose bucket
+   * it still holds under the token it had when the claim was read.
+   */
+  async renew(claim: DeliveryClaim, seqs: number[]): Promise<Set<number>> {
+    await this.renewLeases();
+    const { tokens, messages } = claim as BucketClaim;
+    const rows = new Map(messages.map((r) => [r.seq, r]));
+    const still = new Set<number>();
+    for (const seq of seqs) {
+      const bucket = rows.get(seq)?.bucket;
+      if (bucket !== undefined && this.owned.get(bucket) === tokens.get(bucket)) still.add(seq);
+    }
+    return still;
+  }
+
+
+  async markDelivered(claim: DeliveryClaim, seqs: number[]): Promise<number> {
+    try {
+      return await this.runner.autocommit('relay.mark', (m) => this.store.markDelivered(m, seqs));
+    } finally {
+      this.settle(claim, seqs);
+    }
+  }
+
+  async markFailed(claim: DeliveryClaim, row: MessageRow, error: string, dead: boolean, retryInMs: number): Promise<boolean> {
+    const bucketRow = row as BucketRow;
+    const token = this.owned.get(bucketRow.bucket);
+    if (row.key !== null) {
+      const known = this.failures.get(row.key);
+      this.failures.set(row.key, { seq: Math.min(row.seq, known?.seq ?? Infinity), writing: true });
+    }
+    try {
+      if (token === undefined) return false;
+      return await this.runner.autocommit('relay.fail', (m) => this.store.markFailed(m, bucketRow, token, error, dead, retryInMs));
+    } finally {
+      this.settle(claim, [row.seq]);
+      this.failureWrites++;
+      const failure = row.key === null ? undefined : this.failures.get(row.key);
+      if (failure) {
+        failure.writing = false;
+        // From now on a read sees the failure: a retry not due, a DEAD message (which under
+        // 'skip' lets its key go on at once).
+        if (!dead || this.options.relay.onDead === 'hold') this.blocked.set(row.key!, Math.min(failure.seq, this.blocked.get(row.key!) ?? Infinity));
+        this.failures.delete(row.key!);
+      }
+    }
+  }
+
+  async release(claim: DeliveryClaim, seqs: number[]): Promise<number> {
+    // Nothing is leased per message: what was not published is read again.
+    this.settle(claim, seqs);
+    return seqs.length;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.maintaining?.catch(() => undefined);
+    const held = new Map(this.owned);
+    this.owned.clear();
+    this.leaving.clear();
+    if (held.size === 0 && this.lastMaintenanceAt === -Infinity) return; // never joined
+    await this.runner
+      .autocommit('relay.buckets', async (m) => {
+        await this.store.release(m, this.identity, held);
+        await this.store.leave(m, this.identity);
+      })
+      .catch((error: unknown) => this.logger.warn(`Could not give back ${held.size} key bucket(s) on shutdown (their leases will run out): ${error}`));
+  }
+
+  /** Seqs no longer in flight (marked, failed or given back). */
+  private settle(claim: DeliveryClaim, seqs: readonly number[]): void {
+    const rows = new Map((claim.messages as BucketRow[]).map((r) => [r.seq, r]));
+    for (const seq of seqs) {
+      if (!this.inFlight.delete(seq)) continue;
+      const bucket = rows.get(seq)!.bucket;
+      const left = (this.inFlightPerBucket.get(bucket) ?? 1) - 1;
+      if (left > 0) this.inFlightPerBucket.set(bucket, left);
+      else this.inFlightPerBucket.delete(bucket);
+    }
+  }
+
+  /** The keys a read leaves out: the database's blocked keys and this relay's failures. */
+  private blockedNow(): BlockedKeys {
+    if (this.failures.size === 0) return this.blocked;
+    const all = new Map(this.blocked);
+    for (const [key, failure] of this.failures) all.set(key, Math.min(failure.seq, all.get(key) ?? Infinity));
+    return all;
+  }
+
+  private maintain(): Promise<void> {
+    this.maintaining ??= this.doMaintain().finally(() => (this.maintaining = undefined));
+    return this.maintaining;
+  }
+
+  /**
+   * Announces this relay, renews its buckets, gives back what is over its share (once nothing of
+   * those buckets is in flight) and takes free buckets up to its share; then re-reads the blocked
+   * keys of its buckets.
+   */
+  private async doMaintain(): Promise<void> {
+    if (this.stopped) return;
+    const { leaseMs } = this.options.relay;
+    this.lastMaintenanceAt = performance.now();
+    const relays = await this.runner.autocommit('relay.buckets', (m) => this.store.heartbeat(m, this.identity, leaseMs));
+    await this.renewLeases();
+    const share = Math.ceil(KEY_BUCKETS / relays);
+    if (this.owned.size - this.leaving.size > share) {
+      // The highest buckets go first, so relays keep stable shares across rebalances.
+      const excess = this.owned.size - this.leaving.size - share;
+      const keep = [...this.owned.keys()].filter((b) => !this.leaving.has(b)).sort((a, b) => a - b);
+      for (const bucket of keep.slice(keep.length - excess)) this.leaving.add(bucket);
+    }
+    const idle = new Map([...this.leaving].filter((b) => !this.inFlightPerBucket.has(b)).map((b) => [b, this.owned.get(b)!]));
+    if (idle.size > 0) {
+      await this.runner.autocommit('relay.buckets', (m) => this.store.release(m, this.identity, idle));
+      for (const bucket of idle.keys()) {
+        this.owned.delete(bucket);
+        this.leaving.delete(bucket);
+      }
+      this.logger.debug(`Gave back ${idle.size} key bucket(s): ${relays} relay(s) share them`);
+    }
+    let taken: number[] = [];
+    const want = share - this.owned.size;
+    if (want > 0 && this.leaving.size === 0) {
+      const free = await this.runner.autocommit('relay.buckets', (m) => this.store.free(m));
+      if (free.length > 0) {
+        const pick = pickSome(free, want);
+        const token = randomUUID();
+        const startedAt = performance.now();
+        taken = await this.runner.autocommit('relay.buckets', (m) => this.store.acquire(m, this.identity, token, pick, leaseMs));
+        for (const bucket of taken) this.owned.set(bucket, token);
+        if (taken.length > 0) this.logger.debug(`Took ${taken.length} key bucket(s): ${relays} relay(s) share them`);
+        if (this.owned.size === taken.length) this.confirmedAt = startedAt;
+      }
+    }
+    // Taking buckets, read their blocked keys before their first read; the others' now and again.
+    const writesBefore = this.failureWrites;
+    const pendingBefore = this.failures.size;
+    const blocked = await this.runner.autocommit('relay.claim', (m) => this.store.blockedKeys(m, new Set(this.owned.keys())));
+    // Replaced only when no failure was being written meanwhile; otherwise merged (a block too many
+    // lasts until the next maintenance; one too few would let a key's later messages pass).
+    if (pendingBefore === 0 && this.failures.size === 0 && writesBefore === this.failureWrites) this.blocked = blocked;
+    else for (const [key, seq] of blocked) this.blocked.set(key, Math.min(seq, this.blocked.get(key) ?? Infinity));
+  }
+
+  /** Renews every owned bucket's lease; buckets another relay took over are forgotten. */
+  private async renewLeases(): Promise<void> {
+    if (this.owned.size === 0) return;
+    const startedAt = performance.now();
+    const tokens = new Set(this.owned.values());
+    const held = await this.runner.autocommit('relay.renew', (m) => this.store.renew(m, this.identity, tokens, this.options.relay.leaseMs));
+    const lost = [...this.owned.keys()].filter((b) => held.get(b) !== this.owned.get(b));
+    for (const bucket of lost) {
+      this.owned.delete(bucket);
+      this.leaving.delete(bucket);
+    }
+    if (lost.length > 0) {
+      emitEvent('lease.lost', () => ({ producerGroup: this.options.producerGroup, count: lost.length, during: 'renewal' }));
+      this.logger.warn(`Lost ${lost.length} key bucket(s) to another relay (their lease ran out before this relay renewed it)`);
+    }
+    this.confirmedAt = startedAt;
+  }
+}
+
+/** Up to `n` of `items`, spread at random (relays taking buckets at once rarely want the same ones). */
+function pickSome(items: readonly number[], n: number): number[] {
+  if (items.length <= n) return [...items];
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j], copy[i]];
+  }
+  return copy.slice(0, n).sort((a, b) => a - b);
+}

@@ -1,0 +1,38 @@
+import type { DeliveryClaim } from '../../store/delivery.store.js';
+import type { MessageRow } from '../../store/message-row.js';
+
+/**
+ * @internal How relays share committed messages (`relay.ownership`): what the relay claims, how it
+ * confirms a claim is still its own, and how it records the outcome. The relay's loop (pipelining,
+ * byte-bounded requests, isolating a failing message, backoff, shutdown) is the same for both.
+ */
+export interface DeliveryOwnership {
+  /**
+   * The next batch of committed messages this relay may publish, in seq order. `exhaustive`: look
+   * at the whole queue when the oldest messages give nothing (not for a prefetch); `force`: now.
+   */
+  claim(exhaustive: boolean, force: boolean): Promise<DeliveryClaim>;
+  /**
+   * Messages of `claim` not to publish now after all (a key a failure held back since the claim
+   * was read); the relay gives them back.
+   */
+  heldBack(claim: DeliveryClaim): MessageRow[];
+  /**
+   * Messages of `claim` this relay decided not to publish now (in memory, at once); `release`
+   * follows when the claim is finished.
+   */
+  letGo(claim: DeliveryClaim, rows: readonly MessageRow[]): void;
+  /** Extends the claim's hold on `seqs` and returns those still this relay's to publish. */
+  renew(claim: DeliveryClaim, seqs: number[]): Promise<Set<number>>;
+  /** Marks published messages DELIVERED; returns how many were still this relay's. */
+  markDelivered(claim: DeliveryClaim, seqs: number[]): Promise<number>;
+  /** Counts a failed attempt (retry after `retryInMs`, or DEAD); false when not this relay's anymore. */
+  markFailed(claim: DeliveryClaim, row: MessageRow, error: string, dead: boolean, retryInMs: number): Promise<boolean>;
+  /** Gives messages back without counting an attempt. */
+  release(claim: DeliveryClaim, seqs: number[]): Promise<number>;
+  /** The relay stopped (nothing in flight anymore): give back what it holds. */
+  stop(): Promise<void>;
+}
+
+/** @internal Injection token of the relay's DeliveryOwnership. */
+export const DELIVERY_OWNERSHIP = Symbol('nestjs-transactional-message:delivery-ownership');

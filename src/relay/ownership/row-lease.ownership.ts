@@ -1,0 +1,82 @@
+import { Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { EntityManager } from 'typeorm';
+import type { BackgroundWork } from '../../lifecycle/background-work.js';
+import type { ResolvedOptions } from '../../options/transactional-message-options.interface.js';
+import type { DeliveryClaim, DeliveryStore } from '../../store/delivery.store.js';
+import type { MessageRow } from '../../store/message-row.js';
+import { LOGGER_CONTEXT } from '../../transactional-message.constants.js';
+import type { DeliveryOwnership } from './delivery-ownership.js';
+
+/**
+ * @internal `relay.ownership: 'rows'`: each batch leases its messages row by row under a token
+ * (see DeliveryStore); a key's lowest-seq committed message starts a claim.
+ */
+export class RowLeaseOwnership implements DeliveryOwnership {
+  private readonly logger = new Logger(LOGGER_CONTEXT);
+  private lastFullScanAt = -Infinity;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly identity: string,
+    private readonly runner: BackgroundWork,
+    private readonly store: DeliveryStore,
+  ) {}
+
+  /**
+   * `exhaustive`: look past the oldest messages when they yield nothing (not for a prefetch), at
+   * most once per poll interval (and four times a second): when another relay holds every key
+   * among the oldest messages, walking the whole queue on every wake-up only loads the database
+   * (the fault soak's idle relays did, and slowed the one that held the keys).
+   */
+  async claim(exhaustive: boolean, force: boolean): Promise<DeliveryClaim> {
+    const { batchSize, leaseMs, pollIntervalMs } = this.options.relay;
+    const scanAll = exhaustive && (force || performance.now() - this.lastFullScanAt >= Math.max(pollIntervalMs, 250));
+    const work = (m: EntityManager) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs, scanAll);
+    const claim = this.store.claimIsOneStatement
+      ? await this.runner.autocommit('relay.claim', work)
+      : await this.runner.independent('relay.claim', work);
+    if (claim.scannedAll) this.lastFullScanAt = performance.now();
+    if (claim.messages.some((m) => m.key !== null)) {
+      // Another relay claiming at the same moment may hold part of one of our keys: leave such keys.
+      const contested = await this.runner.autocommit('relay.contested', (m) => this.store.contestedKeys(m, claim));
+      if (contested.size > 0) {
+        const drop = claim.messages.filter((m) => m.key !== null && contested.has(m.key));
+        await this.runner.autocommit('relay.release', (m) => this.store.release(m, claim.token, drop.map((r) => r.seq)));
+        claim.messages = claim.messages.filter((m) => !drop.includes(m));
+        this.logger.debug(`Left ${drop.length} message(s) of ${contested.size} key(s) another relay is publishing`);
+      }
+    }
+    return claim;
+  }
+
+  heldBack(): MessageRow[] {
+    // A claimed key is this relay's until its messages are marked or released.
+    return [];
+  }
+
+  letGo(): void {
+    // They stay leased until released: no other relay may take their keys meanwhile.
+  }
+
+  renew(claim: DeliveryClaim, seqs: number[]): Promise<Set<number>> {
+    return this.runner.autocommit('relay.renew', (m) => this.store.renew(m, claim, seqs, this.options.relay.leaseMs));
+  }
+
+  markDelivered(claim: DeliveryClaim, seqs: number[]): Promise<number> {
+    return this.runner.autocommit('relay.mark', (m) => this.store.markDelivered(m, claim.token, seqs));
+  }
+
+  markFailed(claim: DeliveryClaim, row: MessageRow, error: string, dead: boolean, retryInMs: number): Promise<boolean> {
+    return this.runner.autocommit('relay.fail', (m) => this.store.markFailed(m, claim.token, row.seq, error, dead, retryInMs));
+  }
+
+  release(claim: DeliveryClaim, seqs: number[]): Promise<number> {
+    return this.runner.autocommit('relay.release', (m) => this.store.release(m, claim.token, seqs));
+  }
+
+  async stop(): Promise<void> {
+    // Leases end by themselves; the relay released what it did not publish.
+  }
+}

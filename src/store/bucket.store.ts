@@ -1,0 +1,203 @@
+import type { EntityManager } from 'typeorm';
+import { MessageStatus } from '../message/message-status.enum.js';
+import { KEY_BUCKETS } from './dialects/bucket-tables.js';
+import { deliveredSet, failedSet } from './delivery.store.js';
+import { keyBucket } from './key-bucket.js';
+import { affected, type MessageStore } from './message.store.js';
+import { deliveryColumns, toStoredMessage, type MessageRow } from './message-row.js';
+import { SqlParams } from './sql-params.js';
+
+const COMMITTED = `'${MessageStatus.COMMITTED}'`;
+
+/** @internal A committed message read by a bucket owner: its row and its key bucket. */
+export interface BucketRow extends MessageRow {
+  bucket: number;
+}
+
+/** @internal A key held back from `seq` on (a message not due, or DEAD under `onDead: 'hold'`). */
+export type BlockedKeys = Map<string, number>;
+
+/**
+ * @internal The queries of `relay.ownership: 'buckets'`. Relays lease key buckets (the `_bucket`
+ * table: owner, fencing token, expiry), announce themselves in the `_relay` table so each takes its
+ * share, and read their buckets' committed messages in seq order: one key, one bucket, one owner,
+ * so per-key order needs no per-message lease.
+ */
+export class BucketStore {
+  readonly bucketTable: string;
+  readonly relayTable: string;
+
+  constructor(
+    private readonly store: MessageStore,
+    /** `relay.onDead: 'hold'`: a DEAD message holds back the later messages of its key. */
+    private readonly holdDeadKeys: boolean,
+  ) {
+    this.bucketTable = store.dialect.quote(`${store.tableName}_bucket`);
+    this.relayTable = store.dialect.quote(`${store.tableName}_relay`);
+  }
+
+  private get d() {
+    return this.store.dialect;
+  }
+
+  /**
+   * Announces `owner` alive for `leaseMs`, forgets relays whose announcement expired, and returns
+   * how many relays are alive (this one included).
+   */
+  async heartbeat(manager: EntityManager, owner: string, leaseMs: number): Promise<number> {
+    const { d } = this;
+    const p = new SqlParams(d);
+    await manager.query(d.upsert(this.relayTable, ['owner', 'expires_at'], `${p.add(owner)}, ${d.nowPlusMs(p.add(leaseMs))}`, 'owner', ['expires_at']), p.values);
+    await manager.query(`DELETE FROM ${this.relayTable} WHERE expires_at <= ${d.now()}`);
+    const rows: Array<{ n: number | string }> = await manager.query(`SELECT COUNT(*) AS n FROM ${this.relayTable} WHERE expires_at > ${d.now()}`);
+    return Math.max(1, Number(rows[0].n));
+  }
+
+  /**
+   * Extends the leases of the buckets `owner` holds under the given tokens, and returns the ones
+   * it still holds (bucket → token). A bucket another relay took over (its lease had run out) is
+   * not among them.
+   */
+  async renew(manager: EntityManager, owner: string, tokens: ReadonlySet<string>, leaseMs: number): Promise<Map<number, string>> {
+    if (tokens.size === 0) return new Map();
+    const { d } = this;
+    const p = new SqlParams(d);
+    await manager.query(
+      `UPDATE ${this.bucketTable} SET expires_at = ${d.nowPlusMs(p.add(leaseMs))} WHERE owner = ${p.add(owner)} AND token IN (${p.list([...tokens])})`,
+      p.values,
+    );
+    return this.held(manager, owner, tokens);
+  }
+
+  /** The buckets `owner` holds under the given tokens. */
+  async held(manager: EntityManager, owner: string, tokens: ReadonlySet<string>): Promise<Map<number, string>> {
+    if (tokens.size === 0) return new Map();
+    const p = new SqlParams(this.d);
+    const rows: Array<{ bucket: number | string; token: string }> = await manager.query(
+      `SELECT bucket, token FROM ${this.bucketTable} WHERE owner = ${p.add(owner)} AND token IN (${p.list([...tokens])})`,
+      p.values,
+    );
+    return new Map(rows.map((r) => [Number(r.bucket), r.token]));
+  }
+
+  /** Buckets no relay holds: never taken, given back, or whose lease ran out. */
+  async free(manager: EntityManager): Promise<number[]> {
+    const { d } = this;
+    const rows: Array<{ bucket: number | string }> = await manager.query(
+      `SELECT bucket FROM ${this.bucketTable} WHERE owner IS NULL OR expires_at IS NULL OR expires_at <= ${d.now()} ORDER BY bucket`,
+    );
+    return rows.map((r) => Number(r.bucket));
+  }
+
+  /**
+   * Takes those of `buckets` that are still free under a new fencing `token`; returns the ones
+   * taken (another relay may have been faster for some).
+   */
+  async acquire(manager: EntityManager, owner: string, token: string, buckets: readonly number[], leaseMs: number): Promise<number[]> {
+    if (buckets.length === 0) return [];
+    const { d } = this;
+    const p = new SqlParams(d);
+    await manager.query(
+      `UPDATE ${this.bucketTable} SET owner = ${p.add(owner)}, token = ${p.add(token)}, expires_at = ${d.nowPlusMs(p.add(leaseMs))} ` +
+        `WHERE ${p.inSeqs('bucket', buckets)} AND (owner IS NULL OR expires_at IS NULL OR expires_at <= ${d.now()})`,
+      p.values,
+    );
+    return [...(await this.held(manager, owner, new Set([token]))).keys()];
+  }
+
+  /** Gives buckets back (held under the given tokens), so another relay takes them at once. */
+  async release(manager: EntityManager, owner: string, buckets: ReadonlyMap<number, string>): Promise<number> {
+    if (buckets.size === 0) return 0;
+    const p = new SqlParams(this.d);
+    return affected(
+      manager,
+      `UPDATE ${this.bucketTable} SET owner = NULL, token = NULL, expires_at = NULL WHERE owner = ${p.add(owner)} ` +
+        `AND ${p.inSeqs('bucket', [...buckets.keys()])} AND token IN (${p.list([...new Set(buckets.values())])})`,
+      p.values,
+    );
+  }
+
+  /** Leaves the group: forgets `owner`'s announcement. */
+  async leave(manager: EntityManager, owner: string): Promise<void> {
+    const p = new SqlParams(this.d);
+    await manager.query(`DELETE FROM ${this.relayTable} WHERE owner = ${p.add(owner)}`, p.values);
+  }
+
+  /**
+   * The committed messages of `owned` buckets that are due, in seq order, at most `limit`: not the
+   * ones in `exclude` (in flight), nor those of a blocked key from its blocking seq on. A message
+   * written without a bucket (before the fourth migration, or by an instance with
+   * `ownership: 'rows'`) is read too and kept if its key's bucket is owned.
+   */
+  async read(
+    manager: EntityManager,
+    owned: ReadonlySet<number>,
+    exclude: ReadonlySet<number>,
+    blocked: BlockedKeys,
+    limit: number,
+  ): Promise<BucketRow[]> {
+    if (owned.size === 0) return [];
+    const { d } = this;
+    const p = new SqlParams(d);
+    const all = owned.size === KEY_BUCKETS;
+    const buckets = all ? '' : ` AND (${p.inSeqs('r.bucket', [...owned])} OR r.bucket IS NULL)`;
+    const notIn = exclude.size > 0 ? ` AND NOT (${p.inSeqs('r.seq', [...exclude])})` : '';
+    const notBlocked =
+      blocked.size > 0 ? ` AND NOT EXISTS (SELECT 1 FROM ${d.pairsTable([...blocked], p)} b WHERE b.k = r.message_key AND r.seq > b.m)` : '';
+    const rows: Array<Record<string, unknown>> = await manager.query(
+      `SELECT ${deliveryColumns(d, 'r')}, r.bucket FROM ${this.store.t} r WHERE r.status = ${COMMITTED} AND r.next_attempt_at <= ${d.now()}` +
+        `${buckets}${notIn}${notBlocked} ORDER BY r.seq LIMIT ${p.add(limit)}`,
+      p.values,
+    );
+    const result: BucketRow[] = [];
+    for (const row of rows) {
+      const message = toStoredMessage(row) as BucketRow;
+      message.bucket = row.bucket === null ? keyBucket(message.key, message.id) : Number(row.bucket);
+      if (owned.has(message.bucket)) result.push(message);
+    }
+    return result;
+  }
+
+  /**
+   * Per key of the `owned` buckets, the lowest seq that holds the key back: a committed message not
+   * due yet (its retry waits), or under `onDead: 'hold'` a DEAD message. Read when buckets are taken
+   * and then now and again; the relay adds its own failures as they happen.
+   */
+  async blockedKeys(manager: EntityManager, owned: ReadonlySet<number>): Promise<BlockedKeys> {
+    const { d } = this;
+    const result: BlockedKeys = new Map();
+    if (owned.size === 0) return result;
+    const dead = this.holdDeadKeys ? ` OR status = '${MessageStatus.DEAD}'` : '';
+    const rows: Array<{ message_key: string; seq: number | string }> = await manager.query(
+      `SELECT message_key, MIN(seq) AS seq FROM ${this.store.t} WHERE message_key IS NOT NULL ` +
+        `AND ((status = ${COMMITTED} AND next_attempt_at > ${d.now()})${dead}) GROUP BY message_key`,
+    );
+    for (const row of rows) if (owned.has(keyBucket(row.message_key, ''))) result.set(row.message_key, Number(row.seq));
+    return result;
+  }
+
+  /**
+   * Marks published messages DELIVERED; returns how many were still COMMITTED. Not fenced by the
+   * bucket's token: the messages were published, and that stays true whoever holds the bucket now
+   * (a relay that took it over meanwhile publishes them again at most, which the inbox absorbs).
+   */
+  async markDelivered(manager: EntityManager, seqs: readonly number[]): Promise<number> {
+    if (seqs.length === 0) return 0;
+    const { d } = this;
+    const p = new SqlParams(d);
+    return affected(manager, `UPDATE ${this.store.t} SET ${deliveredSet(d)} WHERE ${p.inSeqs('seq', seqs)} AND status = ${COMMITTED}`, p.values);
+  }
+
+  /**
+   * Counts a failed attempt: retried after `retryInMs`, or DEAD when `dead`. Fenced by the bucket's
+   * token: a relay that lost the bucket does not count attempts against its new owner's work.
+   */
+  async markFailed(manager: EntityManager, row: BucketRow, token: string, error: string, dead: boolean, retryInMs: number): Promise<boolean> {
+    const p = new SqlParams(this.d);
+    const sql =
+      `UPDATE ${this.store.t} SET ${failedSet(p, error, dead, retryInMs)} ` +
+      `WHERE seq = ${p.add(row.seq)} AND status = ${COMMITTED} ` +
+      `AND EXISTS (SELECT 1 FROM ${this.bucketTable} b WHERE b.bucket = ${p.add(row.bucket)} AND b.token = ${p.add(token)})`;
+    return (await affected(manager, sql, p.values)) > 0;
+  }
+}

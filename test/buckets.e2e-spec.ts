@@ -1,0 +1,277 @@
+import 'reflect-metadata';
+import { jest } from '@jest/globals';
+import { Logger, type INestApplicationContext } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { DataSource } from 'typeorm';
+import {
+  MessageTableMissingError,
+  TransactionContext,
+  TransactionalMessageModule,
+  TransactionalMessageProducer,
+  TransactionalMessageRelay,
+  TransactionStatus,
+  type TransactionalMessageModuleOptions,
+} from '../src/index.js';
+import { keyBucket } from '../src/store/key-bucket.js';
+import { createTestDatabase, DATABASE_KINDS, messageRows, type DatabaseKind, type TestDatabase } from './support/databases.js';
+import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
+import { ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure } from './support/relay.fixture.js';
+
+/** Keys that hash into the same key bucket as `key`. */
+function keysInBucketOf(key: string, count: number): string[] {
+  const bucket = keyBucket(key, '');
+  const found: string[] = [];
+  for (let i = 0; found.length < count; i++) if (keyBucket(`other-${i}`, '') === bucket) found.push(`other-${i}`);
+  return found;
+}
+
+/** `relay.ownership: 'buckets'`: relays lease key buckets and read their committed messages in seq order. */
+describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
+  const several = kind !== 'sqlite'; // SQLite has one connection: one relay
+  const topic = {
+    late: uniqueTopic(`${kind}.bucket-late`),
+    fail: uniqueTopic(`${kind}.bucket-fail`),
+    stuck: uniqueTopic(`${kind}.bucket-stuck`),
+    slow: uniqueTopic(`${kind}.bucket-slow`),
+    upgrade: uniqueTopic(`${kind}.bucket-upgrade`),
+  };
+  let db: TestDatabase;
+  let consumer: TestConsumer;
+  const apps: INestApplicationContext[] = [];
+  const dataSources: DataSource[] = [];
+  const q = (name: string) => (kind === 'mariadb' ? `\`${name}\`` : `"${name}"`);
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    await createTopics(Object.values(topic));
+    consumer = await new TestConsumer(Object.values(topic)).start();
+  });
+
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+    for (const dataSource of dataSources.splice(0)) await dataSource.destroy();
+  });
+
+  afterAll(async () => {
+    await consumer?.stop();
+    await db?.drop();
+  });
+
+  /** A new application instance (its own DataSource, except on SQLite) with a bucket-owning relay. */
+  async function instance(options: Partial<TransactionalMessageModuleOptions> = {}) {
+    let dataSource = db.dataSource;
+    if (several) {
+      dataSource = await new DataSource(db.options).initialize();
+      dataSources.push(dataSource);
+    }
+    const publisher = (options.publisher as ControlledPublisher | undefined) ?? new ControlledPublisher();
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        TransactionalMessageModule.forRoot({
+          dataSource,
+          producerGroup: 'shop',
+          ...options,
+          publisher,
+          relay: { ...FAST_RELAY, ownership: 'buckets', ...options.relay },
+          check: { ...FAST_CHECK, ...options.check },
+        }),
+      ],
+    }).compile();
+    if (!process.env.TM_TEST_LOGS) moduleRef.useLogger(false);
+    const app = await moduleRef.init();
+    apps.push(app);
+    return { app, publisher, producer: app.get(TransactionalMessageProducer), context: app.get(TransactionContext) };
+  }
+
+  async function send(producer: TransactionalMessageProducer, topicName: string, key: string | null, body: unknown): Promise<string> {
+    return (await producer.sendMessageInTransaction({ topic: topicName, key: key ?? undefined, body }, () => TransactionStatus.COMMIT)).messageId;
+  }
+
+  /** Buckets held per relay, from the lease table. */
+  async function shares(): Promise<number[]> {
+    const rows: Array<{ n: number | string }> = await db.dataSource.query(
+      `SELECT COUNT(*) AS n FROM ${q(`${db.tableName}_bucket`)} WHERE ${q('owner')} IS NOT NULL ` +
+        `AND ${q('expires_at')} > ${kind === 'postgres' ? 'statement_timestamp()' : kind === 'mariadb' ? 'UTC_TIMESTAMP(3)' : `strftime('%Y-%m-%d %H:%M:%f', 'now')`} ` +
+        `GROUP BY ${q('owner')}`,
+    );
+    return rows.map((r) => Number(r.n)).sort((a, b) => a - b);
+  }
+
+  const keyedIds = (topicName: string, key: string) =>
+    consumer
+      .of(topicName)
+      .filter((r) => r.key === key)
+      .map((r) => r.headers['tm-message-id']);
+
+  it('writes each message with its key bucket, the same for every message of a key', async () => {
+    const { producer } = await instance({ relay: { enabled: false } });
+    const ids = [await send(producer, topic.late, 'k-1', 1), await send(producer, topic.late, 'k-1', 2), await send(producer, topic.late, null, 3)];
+    const rows = (await messageRows(db)).filter((r) => ids.includes(r.id));
+    expect(rows.map((r) => Number(r.bucket))).toEqual([keyBucket('k-1', ''), keyBucket('k-1', ''), keyBucket(null, ids[2])]);
+    await db.dataSource.query(`DELETE FROM ${q(db.tableName)}`);
+  });
+
+  // SQLite has one writer at a time: while a transaction is open no later message can commit.
+  (several ? it : it.skip)('delivers a message whose transaction commits after later messages of its bucket were delivered (no cursor passes it)', async () => {
+    const writer = await instance({ relay: { enabled: false } });
+    const relay = await instance();
+    const [laterKey] = keysInBucketOf('late-key', 1);
+    // The business transaction stores A (the lowest seq of the bucket) and stays open...
+    const open = gate();
+    let stored!: () => void;
+    const a = new Promise<string>((resolve, reject) => {
+      writer.context
+        .runInTransaction(async () => {
+          const { messageId } = await writer.producer.sendMessageInTransaction({ topic: topic.late, key: 'late-key', body: 'A' }, () => TransactionStatus.COMMIT);
+          stored();
+          await open.wait;
+          return messageId;
+        })
+        .then(resolve, reject);
+    });
+    await new Promise<void>((resolve) => (stored = resolve));
+    // ...while later messages of the same bucket commit and go out.
+    const later = [await send(writer.producer, topic.late, laterKey, 'B'), await send(writer.producer, topic.late, laterKey, 'C')];
+    await consumer.waitFor('B and C', () => later.every((id) => keyedIds(topic.late, laterKey).includes(id)));
+    const seqOf = async (id: string) => Number((await messageRows(db)).find((r) => r.id === id)?.seq ?? Infinity);
+    open.open();
+    const aId = await a;
+    expect(await seqOf(aId)).toBeLessThan(await seqOf(later[0]));
+    await consumer.waitFor('A', () => keyedIds(topic.late, 'late-key').includes(aId));
+    expect(relay.publisher.sentIds()).toEqual([...later, aId]);
+  });
+
+  it("a failure holds back its key's later messages across pipelined batches; other keys go on; nothing lost or reordered", async () => {
+    const { producer, publisher } = await instance({ relay: { batchSize: 4 } });
+    await producer.sendMessageInTransaction({ topic: topic.fail, key: 'warm-up', body: 0 }, () => TransactionStatus.COMMIT);
+    await consumer.waitFor('warm-up', () => keyedIds(topic.fail, 'warm-up').length === 1);
+    let failed = 0;
+    const written = new Map<string, string[]>([
+      ['k-a', []],
+      ['k-b', []],
+      ['k-c', []],
+    ]);
+    publisher.inject = (messages) => {
+      // The third message of k-a fails twice: its later messages (some already read into the next
+      // batch) must wait behind it.
+      const third = written.get('k-a')![2];
+      if (failed < 2 && messages.some((m) => m.id === third)) {
+        failed++;
+        return new InjectedFailure('injected', { kind: 'message', retriable: true });
+      }
+      return undefined;
+    };
+    for (let i = 0; i < 12; i++) {
+      for (const key of written.keys()) written.get(key)!.push(await send(producer, topic.fail, key, i));
+    }
+    await consumer.waitFor('36 messages', () => [...written.keys()].every((key) => keyedIds(topic.fail, key).length >= 12));
+    expect(failed).toBe(2);
+    for (const [key, ids] of written) expect(keyedIds(topic.fail, key)).toEqual(ids);
+  });
+
+  (several ? it : it.skip)('relays share the buckets as they come and go: one holds all, two half each, three a third; one that stops gives its own back', async () => {
+    const one = await instance();
+    await eventually('one relay holds every bucket', async () => (await shares()).join() === '256');
+    const two = await instance();
+    await eventually('two relays hold 128 each', async () => (await shares()).join() === '128,128');
+    const three = await instance();
+    await eventually('three relays share them', async () => (await shares()).join() === '84,86,86');
+    await three.app.close();
+    apps.splice(apps.indexOf(three.app), 1);
+    await eventually('two relays again', async () => (await shares()).join() === '128,128');
+    void one;
+    void two;
+  });
+
+  (several ? it : it.skip)('a relay stuck past its bucket lease neither publishes nor marks what another relay took over', async () => {
+    const writer = await instance({ relay: { enabled: false } });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await send(writer.producer, topic.stuck, `stuck-${i % 2}`, i));
+    // Relay A reads the batch, then hangs in connect() past its lease (a broker that does not answer).
+    const stuck = gate();
+    const publisherA = new ControlledPublisher();
+    publisherA.connectGate = stuck.wait;
+    await instance({ publisher: publisherA, relay: { leaseMs: 400 } });
+    await eventually('A is stuck connecting', () => publisherA.connectCalls === 1);
+    // B waits out A's leases, takes the buckets over and delivers.
+    const b = await instance({ relay: { leaseMs: 400 } });
+    await consumer.waitFor('the messages, from B', () => ids.every((id) => consumer.of(topic.stuck).some((r) => r.headers['tm-message-id'] === id)));
+    await eventually('B marked them', async () => (await messageRows(db)).filter((r) => ids.includes(r.id)).every((r) => r.status === 'DELIVERED'));
+    const deliveredAt = (await messageRows(db)).filter((r) => ids.includes(r.id)).map((r) => [r.id, String(r.delivered_at), r.delivery_attempts]);
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    try {
+      stuck.open();
+      await eventually('A found its buckets taken over', () => warn.mock.calls.some(([text]) => /Lost \d+ key bucket\(s\) to another relay/.test(String(text))));
+      await eventually('A left the batch', () => warn.mock.calls.some(([text]) => /Lease lost on \d+ message\(s\)/.test(String(text))));
+    } finally {
+      warn.mockRestore();
+    }
+    expect(publisherA.publishCalls).toBe(0);
+    expect((await messageRows(db)).filter((r) => ids.includes(r.id)).map((r) => [r.id, String(r.delivered_at), r.delivery_attempts])).toEqual(deliveredAt);
+    expect(b.publisher.sentIds().filter((id) => ids.includes(id)).sort()).toEqual([...ids].sort());
+  });
+
+  (several ? it : it.skip)('a publish that lasts longer than the lease keeps the buckets: no other relay publishes the batch meanwhile', async () => {
+    const writer = await instance({ relay: { enabled: false } });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await send(writer.producer, topic.slow, `slow-${i}`, i));
+    const slow = gate();
+    const publisherA = new ControlledPublisher();
+    publisherA.publishGate = slow.wait;
+    await instance({ publisher: publisherA, relay: { leaseMs: 500 } });
+    await eventually('relay A is publishing', () => publisherA.publishCalls === 1);
+    const b = await instance({ relay: { leaseMs: 500 } });
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    slow.open();
+    await consumer.waitFor('the three messages', () => ids.every((id) => consumer.of(topic.slow).some((r) => r.headers['tm-message-id'] === id)));
+    await eventually('marked delivered', async () => (await messageRows(db)).filter((r) => ids.includes(r.id)).every((r) => r.status === 'DELIVERED'));
+    expect(b.publisher.sentIds().filter((id) => ids.includes(id))).toEqual([]);
+    expect(publisherA.sentIds().filter((id) => ids.includes(id))).toEqual(ids);
+  });
+
+  it("messages written without a bucket (before the migration, or by an instance on 'rows') go out in key order with the bucketed ones", async () => {
+    const old = await instance({ relay: { enabled: false, ownership: 'rows' } });
+    const current = await instance({ relay: { enabled: false } });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await send(i % 2 === 0 ? old.producer : current.producer, topic.upgrade, 'mixed-key', i));
+    const buckets = (await messageRows(db)).filter((r) => ids.includes(r.id)).map((r) => (r.bucket === null ? null : Number(r.bucket)));
+    expect(buckets).toEqual([null, keyBucket('mixed-key', ''), null, keyBucket('mixed-key', ''), null, keyBucket('mixed-key', '')]);
+    const relays = [await instance({ relay: { batchSize: 2 } }), ...(several ? [await instance({ relay: { batchSize: 2 } })] : [])];
+    await consumer.waitFor('the six', () => keyedIds(topic.upgrade, 'mixed-key').length >= 6);
+    expect(keyedIds(topic.upgrade, 'mixed-key')).toEqual(ids);
+    expect(relays.flatMap((r) => r.publisher.sentIds()).filter((id) => ids.includes(id))).toHaveLength(6);
+  });
+
+  it('drain() publishes through the buckets too', async () => {
+    const { producer, app } = await instance({ relay: { autoStart: false } });
+    const id = await send(producer, topic.late, 'drained', 'x');
+    expect(await app.get(TransactionalMessageRelay).drain()).toBe(1);
+    await consumer.waitFor('drained', () => keyedIds(topic.late, 'drained').includes(id));
+  });
+});
+
+describe('key buckets without their migration', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres');
+    await db.dataSource.undoLastMigration();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it("refuses to boot with relay.ownership 'buckets', naming the migration", async () => {
+    const moduleRef = Test.createTestingModule({
+      imports: [TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup: 'shop', publisher: new ControlledPublisher(), relay: { ownership: 'buckets' } })],
+    });
+    const compiled = await moduleRef.compile();
+    compiled.useLogger(false);
+    const error = await compiled.init().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(MessageTableMissingError);
+    expect(String((error as Error).message)).toContain('AddTransactionalMessageKeyBuckets');
+    await compiled.close().catch(() => undefined);
+  });
+});
