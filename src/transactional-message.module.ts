@@ -81,14 +81,14 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     },
     {
       provide: DeliveryStore,
-      useFactory: (store: MessageStore, options: ResolvedOptions) => new DeliveryStore(store, options.relay.onDead === 'hold'),
+      useFactory: (store: MessageStore, options: ResolvedOptions) => new DeliveryStore(store, options.relay.onDead === 'hold', options.relay.retentionMs === 0),
       inject: [MessageStore, RESOLVED_OPTIONS],
     },
     {
       provide: DELIVERY_OWNERSHIP,
       useFactory: (options: ResolvedOptions, identity: string, runner: BackgroundWork, store: MessageStore, rows: DeliveryStore): DeliveryOwnership =>
         options.relay.ownership === 'buckets'
-          ? new BucketOwnership(options, identity, runner, new BucketStore(store, options.relay.onDead === 'hold'))
+          ? new BucketOwnership(options, identity, runner, new BucketStore(store, options.relay.onDead === 'hold', options.relay.retentionMs === 0))
           : new RowLeaseOwnership(options, identity, runner, rows),
       inject: [RESOLVED_OPTIONS, RELAY_IDENTITY, BackgroundWork, MessageStore, DeliveryStore],
     },

@@ -242,6 +242,17 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     expect(relays.flatMap((r) => r.publisher.sentIds()).filter((id) => ids.includes(id))).toHaveLength(6);
   });
 
+  it.each(['rows', 'buckets'] as const)("with retentionMs 0 the relay's mark deletes a delivered message (ownership '%s'), not the pruner", async (ownership) => {
+    const { producer } = await instance({ relay: { ownership, retentionMs: 0, pruneIntervalMs: 3_600_000 } });
+    const plain = await send(producer, topic.late, `deleted-${ownership}`, 1);
+    const half = await producer.sendHalfMessage({ topic: topic.late, key: `deleted-${ownership}`, body: 2 });
+    await producer.commit(half);
+    await consumer.waitFor('both', () => [plain, half].every((id) => keyedIds(topic.late, `deleted-${ownership}`).includes(id)));
+    await eventually('both deleted', async () => (await messageRows(db)).every((r) => r.id !== plain && r.id !== half));
+    expect(await producer.getMessage(plain)).toBeNull();
+    expect(keyedIds(topic.late, `deleted-${ownership}`)).toEqual([plain, half]);
+  });
+
   it('drain() publishes through the buckets too', async () => {
     const { producer, app } = await instance({ relay: { autoStart: false } });
     const id = await send(producer, topic.late, 'drained', 'x');

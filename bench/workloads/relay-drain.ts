@@ -56,11 +56,11 @@ export async function drainWithRelay(
   relays = 1,
   publisher?: MessagePublisher,
   client: KafkaClientName | undefined = BENCH_CLIENT,
-  ownership: RelayOwnership = BENCH_OWNERSHIP,
+  relay: { ownership?: RelayOwnership; retentionMs?: number } = {},
 ): Promise<number> {
   const started = performance.now();
   const sink = publisher ? { publisher, kafka: undefined } : { kafka: { ...(client ? { client } : {}), brokers: KAFKA_BROKERS, clientId: 'tm-bench-relay' } };
-  const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50, ownership }, ...sink })));
+  const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50, ownership: BENCH_OWNERSHIP, ...relay }, ...sink })));
   try {
     await waitUntil('all delivered', async () => {
       const [{ left }] = await db.query(`SELECT count(*)::int AS left FROM transactional_message WHERE status = 'COMMITTED'`);

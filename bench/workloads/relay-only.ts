@@ -61,14 +61,15 @@ export async function relayOnly(quick: boolean): Promise<{ lines: string[]; rati
       await db.drop();
     }
   };
-  const relayWith = async (ownership: 'rows' | 'buckets') => {
+  const relayWith = async (ownership: 'rows' | 'buckets', retentionMs?: number) => {
     const sink = new NoopPublisher();
-    const rate = await measure((db) => drainWithRelay(db, null, count, 500, 1, sink, undefined, ownership));
+    const rate = await measure((db) => drainWithRelay(db, null, count, 500, 1, sink, undefined, { ownership, retentionMs }));
     if (sink.published < count) throw new Error(`bench: ${count} messages marked delivered but the sink took ${sink.published}`);
     return rate;
   };
   const relay = await relayWith('rows');
   const buckets = await relayWith('buckets');
+  const deleting = await relayWith('buckets', 0);
   const ceiling = await measure((db) => drainCeiling(db, count));
   const headCeiling = await measure((db) => drainCeiling(db, count, 500, false));
   const ratio = relay / ceiling;
@@ -77,8 +78,9 @@ export async function relayOnly(quick: boolean): Promise<{ lines: string[]; rati
       `Workload 7 — relay to a no-op publisher (${fmt(count)} committed messages, 1,000 keys, batches of 500) vs the database's ceiling (read 500 past a cursor, delete them by key)`,
       `  relay, ownership 'rows' ${fmt(relay)} msg/s, ratio to the ceiling ${fmt(ratio, 2)}`,
       `  relay, ownership 'buckets' ${fmt(buckets)} msg/s, ratio to the ceiling ${fmt(buckets / ceiling, 2)}, to 'rows' ${fmt(buckets / relay, 2)}`,
+      `  relay, ownership 'buckets', retentionMs 0 (delivered rows deleted) ${fmt(deleting)} msg/s, ratio to the ceiling ${fmt(deleting / ceiling, 2)}, to 'rows' ${fmt(deleting / relay, 2)}`,
       `  ceiling ${fmt(ceiling)} msg/s; without a cursor (the head of the live index each time) ${fmt(headCeiling)} msg/s`,
     ],
-    ratios: { 'relay/ceiling': ratio, 'buckets/ceiling': buckets / ceiling, 'buckets/rows': buckets / relay, 'head/cursor ceiling': headCeiling / ceiling },
+    ratios: { 'relay/ceiling': ratio, 'buckets/ceiling': buckets / ceiling, 'buckets/rows': buckets / relay, 'deleting/ceiling': deleting / ceiling, 'deleting/rows': deleting / relay, 'head/cursor ceiling': headCeiling / ceiling },
   };
 }

@@ -60,7 +60,12 @@ export interface RelayOptions {
   backoffInitialMs?: number;
   /** Largest retry delay, in ms. Default `300000` (5 minutes). */
   backoffMaxMs?: number;
-  /** Delivered and rolled-back messages are deleted this long after they finished, in ms. Default `604800000` (7 days). */
+  /**
+   * Delivered and rolled-back messages are deleted this long after they finished, in ms. Default
+   * `604800000` (7 days). `0`: the relay deletes a delivered message (and its check history) when it
+   * records the delivery, instead of marking it DELIVERED: no delivered history (`getMessage()`
+   * finds nothing), and the cheapest delivery.
+   */
   retentionMs?: number;
   /** How often finished messages are pruned, in ms. Default `60000`. */
   pruneIntervalMs?: number;

@@ -1,7 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { MessageStatus } from '../message/message-status.enum.js';
 import { KEY_BUCKETS } from './dialects/bucket-tables.js';
-import { deliveredSet, failedSet } from './delivery.store.js';
+import { failedSet, finishDelivered } from './delivery.store.js';
 import { keyBucket } from './key-bucket.js';
 import { affected, type MessageStore } from './message.store.js';
 import { deliveryColumns, toStoredMessage, type MessageRow } from './message-row.js';
@@ -31,6 +31,8 @@ export class BucketStore {
     private readonly store: MessageStore,
     /** `relay.onDead: 'hold'`: a DEAD message holds back the later messages of its key. */
     private readonly holdDeadKeys: boolean,
+    /** `relay.retentionMs: 0`: a delivered message is deleted by its mark. */
+    private readonly deleteDelivered = false,
   ) {
     this.bucketTable = store.dialect.quote(`${store.tableName}_bucket`);
     this.relayTable = store.dialect.quote(`${store.tableName}_relay`);
@@ -177,15 +179,13 @@ export class BucketStore {
   }
 
   /**
-   * Marks published messages DELIVERED; returns how many were still COMMITTED. Not fenced by the
-   * bucket's token: the messages were published, and that stays true whoever holds the bucket now
-   * (a relay that took it over meanwhile publishes them again at most, which the inbox absorbs).
+   * Marks published messages DELIVERED (or deletes them with `relay.retentionMs: 0`); returns how
+   * many were still COMMITTED. Not fenced by the bucket's token: the messages were published, and
+   * that stays true whoever holds the bucket now (a relay that took it over meanwhile publishes
+   * them again at most, which the inbox absorbs).
    */
-  async markDelivered(manager: EntityManager, seqs: readonly number[]): Promise<number> {
-    if (seqs.length === 0) return 0;
-    const { d } = this;
-    const p = new SqlParams(d);
-    return affected(manager, `UPDATE ${this.store.t} SET ${deliveredSet(d)} WHERE ${p.inSeqs('seq', seqs)} AND status = ${COMMITTED}`, p.values);
+  markDelivered(manager: EntityManager, rows: readonly MessageRow[]): Promise<number> {
+    return finishDelivered(manager, this.store, this.deleteDelivered, rows, (where) => where, new SqlParams(this.d));
   }
 
   /**

@@ -27,6 +27,34 @@ export function deliveredSet(d: SqlDialect): string {
   return `status = '${MessageStatus.DELIVERED}', delivered_at = ${d.now()}, delivery_attempts = delivery_attempts + 1, next_attempt_at = NULL, last_error = NULL`;
 }
 
+/**
+ * @internal Records that `rows` were published: marked DELIVERED, or with `relay.retentionMs: 0`
+ * deleted (with the check history of those that were checked) in the same statement count.
+ * `where(seqs)` adds the ownership's fence to the row condition; `p` holds its parameters.
+ */
+export async function finishDelivered(
+  manager: EntityManager,
+  store: MessageStore,
+  deleteDelivered: boolean,
+  rows: readonly MessageRow[],
+  where: (condition: string) => string,
+  p: SqlParams,
+  extraSet = '',
+): Promise<number> {
+  if (rows.length === 0) return 0;
+  const d = store.dialect;
+  const condition = where(`${p.inSeqs('seq', rows.map((r) => r.seq))} AND status = ${COMMITTED}`);
+  if (!deleteDelivered) {
+    return affected(manager, `UPDATE ${store.t} SET ${deliveredSet(d)}${extraSet ? `, ${extraSet}` : ''} WHERE ${condition}`, p.values);
+  }
+  const checked = rows.filter((r) => r.checkCount > 0).map((r) => r.id);
+  if (checked.length > 0) {
+    const c = new SqlParams(d);
+    await manager.query(`DELETE FROM ${store.checkTable} WHERE message_id IN (${c.list(checked)})`, c.values);
+  }
+  return affected(manager, `DELETE FROM ${store.t} WHERE ${condition}`, p.values);
+}
+
 /** @internal The SET list of a failed attempt: retried after `retryInMs`, or DEAD when `dead`. */
 export function failedSet(p: SqlParams, error: string, dead: boolean, retryInMs: number): string {
   const next = dead ? `status = '${MessageStatus.DEAD}', next_attempt_at = NULL` : `next_attempt_at = ${p.nowPlusMs(retryInMs)}`;
@@ -50,6 +78,8 @@ export class DeliveryStore {
     private readonly store: MessageStore,
     /** `relay.onDead: 'hold'`: a DEAD message holds back the later messages of its key. */
     private readonly holdDeadKeys: boolean,
+    /** `relay.retentionMs: 0`: a delivered message is deleted by its mark. */
+    private readonly deleteDelivered = false,
   ) {}
 
   private get d() {
@@ -281,17 +311,10 @@ export class DeliveryStore {
     return new Set(rows.map((r) => r.message_key));
   }
 
-  /** Marks published messages DELIVERED. Returns how many were still ours. */
-  async markDelivered(manager: EntityManager, token: string, seqs: number[]): Promise<number> {
-    if (seqs.length === 0) return 0;
-    const { d } = this;
-    const p = new SqlParams(d);
-    return affected(
-      manager,
-      `UPDATE ${this.store.t} SET ${deliveredSet(d)}, ${CLEAR_LEASE} ` +
-        `WHERE ${p.inSeqs('seq', seqs)} AND lease_token = ${p.add(token)} AND status = ${COMMITTED}`,
-      p.values,
-    );
+  /** Marks published messages DELIVERED (or deletes them, see `finishDelivered`). Returns how many were still ours. */
+  async markDelivered(manager: EntityManager, token: string, rows: readonly MessageRow[]): Promise<number> {
+    const p = new SqlParams(this.d);
+    return finishDelivered(manager, this.store, this.deleteDelivered, rows, (where) => `${where} AND lease_token = ${p.add(token)}`, p, CLEAR_LEASE);
   }
 
   /** Counts a failed attempt: retried after `retryInMs`, or DEAD when `dead`. Returns false if not ours. */

@@ -9,7 +9,7 @@ import { KEY_BUCKETS } from '../../store/dialects/bucket-tables.js';
 import type { DeliveryClaim } from '../../store/delivery.store.js';
 import type { MessageRow } from '../../store/message-row.js';
 import { LOGGER_CONTEXT } from '../../transactional-message.constants.js';
-import type { DeliveryOwnership } from './delivery-ownership.js';
+import { rowsOf, type DeliveryOwnership } from './delivery-ownership.js';
 
 /** A key held back by a failure of this relay, from `seq` on. */
 interface Failure {
@@ -123,7 +123,7 @@ export class BucketOwnership implements DeliveryOwnership {
 
   async markDelivered(claim: DeliveryClaim, seqs: number[]): Promise<number> {
     try {
-      return await this.runner.autocommit('relay.mark', (m) => this.store.markDelivered(m, seqs));
+      return await this.runner.autocommit('relay.mark', (m) => this.store.markDelivered(m, rowsOf(claim, seqs)));
     } finally {
       this.settle(claim, seqs);
     }

@@ -36,3 +36,9 @@ export interface DeliveryOwnership {
 
 /** @internal Injection token of the relay's DeliveryOwnership. */
 export const DELIVERY_OWNERSHIP = Symbol('nestjs-transactional-message:delivery-ownership');
+
+/** @internal The messages of `claim` with the given seqs. */
+export function rowsOf(claim: DeliveryClaim, seqs: readonly number[]): MessageRow[] {
+  const wanted = new Set(seqs);
+  return claim.messages.filter((r) => wanted.has(r.seq));
+}

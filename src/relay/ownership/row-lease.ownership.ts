@@ -7,7 +7,7 @@ import type { ResolvedOptions } from '../../options/transactional-message-option
 import type { DeliveryClaim, DeliveryStore } from '../../store/delivery.store.js';
 import type { MessageRow } from '../../store/message-row.js';
 import { LOGGER_CONTEXT } from '../../transactional-message.constants.js';
-import type { DeliveryOwnership } from './delivery-ownership.js';
+import { rowsOf, type DeliveryOwnership } from './delivery-ownership.js';
 
 /**
  * @internal `relay.ownership: 'rows'`: each batch leases its messages row by row under a token
@@ -65,7 +65,7 @@ export class RowLeaseOwnership implements DeliveryOwnership {
   }
 
   markDelivered(claim: DeliveryClaim, seqs: number[]): Promise<number> {
-    return this.runner.autocommit('relay.mark', (m) => this.store.markDelivered(m, claim.token, seqs));
+    return this.runner.autocommit('relay.mark', (m) => this.store.markDelivered(m, claim.token, rowsOf(claim, seqs)));
   }
 
   markFailed(claim: DeliveryClaim, row: MessageRow, error: string, dead: boolean, retryInMs: number): Promise<boolean> {
