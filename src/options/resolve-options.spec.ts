@@ -73,6 +73,10 @@ describe('resolveOptions', () => {
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { backoffInitialMs: 10, backoffMaxMs: 5 } }, "'relay.backoffMaxMs' is 5; expected a whole number from 10"],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, check: { onExhausted: 'drop' } }, "'check.onExhausted' is \"drop\"; expected 'rollback' or 'park'"],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { onDead: 'drop' } }, "'relay.onDead' is \"drop\"; expected 'hold' or 'skip'"],
+    [
+      { dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { ownership: 'partitions' } },
+      "'relay.ownership' is \"partitions\"; expected 'rows' (per-message leases) or 'buckets' (relays lease key buckets)",
+    ],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, check: 5 }, "'check' is 5; expected an object"],
   ])('refuses %p', (options, expected) => {
     expect(() => resolveOptions(options as never)).toThrow(InvalidModuleOptionsError);

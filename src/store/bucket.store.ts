@@ -161,20 +161,25 @@ export class BucketStore {
   }
 
   /**
-   * Per key of the `owned` buckets, the lowest seq that holds the key back: a committed message not
-   * due yet (its retry waits), or under `onDead: 'hold'` a DEAD message. Read when buckets are taken
-   * and then now and again; the relay adds its own failures as they happen.
+   * Per key of the `owned` buckets, the lowest seq that holds the key back: with `notDue`, a
+   * committed message not due yet (its retry waits: a walk of the committed messages, done when
+   * buckets are taken and now and again); under `onDead: 'hold'`, a DEAD message (on its index).
    */
-  async blockedKeys(manager: EntityManager, owned: ReadonlySet<number>): Promise<BlockedKeys> {
+  async blockedKeys(manager: EntityManager, owned: ReadonlySet<number>, notDue: boolean): Promise<{ notDue: BlockedKeys; dead: BlockedKeys }> {
     const { d } = this;
-    const result: BlockedKeys = new Map();
-    if (owned.size === 0) return result;
-    const dead = this.holdDeadKeys ? ` OR status = '${MessageStatus.DEAD}'` : '';
-    const rows: Array<{ message_key: string; seq: number | string }> = await manager.query(
-      `SELECT message_key, MIN(seq) AS seq FROM ${this.store.t} WHERE message_key IS NOT NULL ` +
-        `AND ((status = ${COMMITTED} AND next_attempt_at > ${d.now()})${dead}) GROUP BY message_key`,
+    const result = { notDue: new Map() as BlockedKeys, dead: new Map() as BlockedKeys };
+    const conditions = [
+      ...(notDue ? [`(status = ${COMMITTED} AND next_attempt_at > ${d.now()})`] : []),
+      ...(this.holdDeadKeys ? [`status = '${MessageStatus.DEAD}'`] : []),
+    ];
+    if (owned.size === 0 || conditions.length === 0) return result;
+    const rows: Array<{ message_key: string; status: string; seq: number | string }> = await manager.query(
+      `SELECT message_key, status, MIN(seq) AS seq FROM ${this.store.t} WHERE message_key IS NOT NULL AND (${conditions.join(' OR ')}) ` +
+        `GROUP BY message_key, status`,
     );
-    for (const row of rows) if (owned.has(keyBucket(row.message_key, ''))) result.set(row.message_key, Number(row.seq));
+    for (const row of rows) {
+      if (owned.has(keyBucket(row.message_key, ''))) (row.status === MessageStatus.DEAD ? result.dead : result.notDue).set(row.message_key, Number(row.seq));
+    }
     return result;
   }
 

@@ -48,8 +48,11 @@ export class BucketOwnership implements DeliveryOwnership {
   /** Seqs claimed and not yet marked or released, and how many per bucket. */
   private readonly inFlight = new Set<number>();
   private readonly inFlightPerBucket = new Map<number, number>();
-  /** Keys held back from a seq on: read from the database, plus this relay's own failures. */
+  /** Keys held back from a seq on by a retry not due yet: this relay's failures, and what it found when it took buckets. */
   private blocked: BlockedKeys = new Map();
+  /** Under `onDead: 'hold'`, keys held back by a DEAD message: read again at each maintenance (an operator may discard it). */
+  private deadBlocked: BlockedKeys = new Map();
+  private maintenances = 0;
   private readonly failures = new Map<string, Failure>();
   /** Failure writes finished so far (a re-read of the blocked keys that overlapped one merges). */
   private failureWrites = 0;
@@ -86,6 +89,7 @@ export class BucketOwnership implements DeliveryOwnership {
     for (const row of messages) {
       // A message that held its key back is due again (it was read): its key goes on behind it.
       if (row.key !== null && this.blocked.get(row.key) === row.seq) this.blocked.delete(row.key);
+      if (row.key !== null && this.deadBlocked.get(row.key) === row.seq) this.deadBlocked.delete(row.key); // replayed
       this.inFlight.add(row.seq);
       this.inFlightPerBucket.set(row.bucket, (this.inFlightPerBucket.get(row.bucket) ?? 0) + 1);
     }
@@ -147,7 +151,8 @@ export class BucketOwnership implements DeliveryOwnership {
         failure.writing = false;
         // From now on a read sees the failure: a retry not due, a DEAD message (which under
         // 'skip' lets its key go on at once).
-        if (!dead || this.options.relay.onDead === 'hold') this.blocked.set(row.key!, Math.min(failure.seq, this.blocked.get(row.key!) ?? Infinity));
+        if (!dead) setMin(this.blocked, row.key!, failure.seq);
+        else if (this.options.relay.onDead === 'hold') setMin(this.deadBlocked, row.key!, failure.seq);
         this.failures.delete(row.key!);
       }
     }
@@ -188,9 +193,10 @@ export class BucketOwnership implements DeliveryOwnership {
 
   /** The keys a read leaves out: the database's blocked keys and this relay's failures. */
   private blockedNow(): BlockedKeys {
-    if (this.failures.size === 0) return this.blocked;
+    if (this.failures.size === 0 && this.deadBlocked.size === 0) return this.blocked;
     const all = new Map(this.blocked);
-    for (const [key, failure] of this.failures) all.set(key, Math.min(failure.seq, all.get(key) ?? Infinity));
+    for (const [key, seq] of this.deadBlocked) setMin(all, key, seq);
+    for (const [key, failure] of this.failures) setMin(all, key, failure.seq);
     return all;
   }
 
@@ -240,14 +246,24 @@ export class BucketOwnership implements DeliveryOwnership {
         if (this.owned.size === taken.length) this.confirmedAt = startedAt;
       }
     }
-    // Taking buckets, read their blocked keys before their first read; the others' now and again.
+    // Retries not due are known to this relay (its own failures); the database is asked for them
+    // when it takes buckets (before their first read), and now and again in case a row changed
+    // under it. DEAD messages are asked for at each maintenance under 'hold' (on their index).
+    const full = taken.length > 0 || this.maintenances++ % 12 === 0;
+    if (!full && this.options.relay.onDead !== 'hold') return;
     const writesBefore = this.failureWrites;
     const pendingBefore = this.failures.size;
-    const blocked = await this.runner.autocommit('relay.claim', (m) => this.store.blockedKeys(m, new Set(this.owned.keys())));
+    const found = await this.runner.autocommit('relay.claim', (m) => this.store.blockedKeys(m, new Set(this.owned.keys()), full));
     // Replaced only when no failure was being written meanwhile; otherwise merged (a block too many
     // lasts until the next maintenance; one too few would let a key's later messages pass).
-    if (pendingBefore === 0 && this.failures.size === 0 && writesBefore === this.failureWrites) this.blocked = blocked;
-    else for (const [key, seq] of blocked) this.blocked.set(key, Math.min(seq, this.blocked.get(key) ?? Infinity));
+    const clean = pendingBefore === 0 && this.failures.size === 0 && writesBefore === this.failureWrites;
+    const refresh = (current: BlockedKeys, read: BlockedKeys): BlockedKeys => {
+      if (clean) return read;
+      for (const [key, seq] of read) setMin(current, key, seq);
+      return current;
+    };
+    if (full) this.blocked = refresh(this.blocked, found.notDue);
+    if (this.options.relay.onDead === 'hold') this.deadBlocked = refresh(this.deadBlocked, found.dead);
   }
 
   /** Renews every owned bucket's lease; buckets another relay took over are forgotten. */
@@ -267,6 +283,10 @@ export class BucketOwnership implements DeliveryOwnership {
     }
     this.confirmedAt = startedAt;
   }
+}
+
+function setMin(map: BlockedKeys, key: string, seq: number): void {
+  map.set(key, Math.min(seq, map.get(key) ?? Infinity));
 }
 
 /** Up to `n` of `items`, spread at random (relays taking buckets at once rarely want the same ones). */
