@@ -2,7 +2,7 @@
 # The project's test command: `bash scripts/test.sh [jest args...]`.
 # Installs Node 24 and the dependencies when missing, starts the real services (PostgreSQL,
 # MariaDB, Kafka), type-checks, builds the package, runs every Jest project (unit, integration,
-# sample app, TypeORM 0.3), runs the compatibility matrix (the packed library in NestJS 11/12,
+# sample app, TypeORM 0.3), the relay suites again on key buckets, runs the compatibility matrix (the packed library in NestJS 11/12,
 # CommonJS/ESM apps on Node 24 and 22), and stops what it started.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
@@ -26,5 +26,12 @@ if [[ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]]; then
 fi
 echo "[test] jest"
 NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 "$@"
+if [[ $# -eq 0 ]]; then
+  # The relay's ordering and failure suites again on its second design (relay.ownership 'buckets';
+  # test/buckets.e2e-spec.ts above covers what is its own).
+  echo "[test] relay suites on key buckets (TM_RELAY_OWNERSHIP=buckets)"
+  TM_RELAY_OWNERSHIP=buckets NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 --selectProjects integration -- \
+    test/relay.e2e test/relay-instances test/publish-failures test/request-limits test/broker-restart
+fi
 echo "[test] compatibility matrix (scripts/compat.mjs)"
 node scripts/compat.mjs

@@ -169,6 +169,37 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     for (const [key, ids] of written) expect(keyedIds(topic.fail, key)).toEqual(ids);
   });
 
+  it('a claim that ends in an unexpected error gives its messages back: the later messages of their keys do not pass them', async () => {
+    // A publisher whose classify() throws once: the relay cycle fails outside publishing, as a
+    // database error while renewing or recording a failure would make it.
+    class ClassifyThrowsOnce extends ControlledPublisher {
+      thrown = false;
+      override classify(error: unknown) {
+        if (!this.thrown) {
+          this.thrown = true;
+          throw new Error('classify broke');
+        }
+        return super.classify(error);
+      }
+    }
+    const publisher = new ClassifyThrowsOnce();
+    const key = 'unexpected-key';
+    let failFirst = true;
+    publisher.inject = (messages) => {
+      if (failFirst && messages.some((m) => m.key === key)) {
+        failFirst = false;
+        return new InjectedFailure('injected', { kind: 'message', retriable: true });
+      }
+      return undefined;
+    };
+    const { producer } = await instance({ publisher, relay: { batchSize: 2 } });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await send(producer, topic.fail, key, i));
+    await consumer.waitFor('the six', () => keyedIds(topic.fail, key).length >= 6);
+    expect(publisher.thrown).toBe(true);
+    expect(keyedIds(topic.fail, key)).toEqual(ids);
+  });
+
   (several ? it : it.skip)('relays share the buckets as they come and go: one holds all, two half each, three a third; one that stops gives its own back', async () => {
     const one = await instance();
     await eventually('one relay holds every bucket', async () => (await shares()).join() === '256');

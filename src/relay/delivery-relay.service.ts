@@ -253,71 +253,79 @@ export class DeliveryRelay {
     // request fails, find the culprit(s) among its messages one message at a time, then go on.
     let pending = withoutSome(claim.messages, release);
     let isolating = 0;
-    while (pending.length > 0) {
-      if (!this.active && isolating === 0) {
-        letGo(pending);
-        break;
-      }
-      // Never start a publish on a lease that may have run out: re-confirm it in the database.
-      if (performance.now() - leaseConfirmedAt > leaseMs / 2) {
-        const still = await this.ownership.renew(claim, pending.map((r) => r.seq));
-        leaseConfirmedAt = performance.now();
-        const lost = pending.filter((r) => !still.has(r.seq));
-        if (lost.length > 0) {
-          emitEvent('lease.lost', () => ({ producerGroup: this.options.producerGroup, count: lost.length, during: 'before-publish' }));
-          // A key that lost a message to another relay is left whole: its later messages, still
-          // ours, would otherwise go out before the one the other relay holds. Released, they are
-          // claimed again behind it.
-          const lostKeys = new Set(lost.map((r) => r.key).filter((k): k is string => k !== null));
-          const ofLostKey = (r: MessageRow) => r.key !== null && lostKeys.has(r.key);
-          const left = pending.filter((r) => still.has(r.seq) && ofLostKey(r));
-          letGo(left);
-          pending = pending.filter((r) => still.has(r.seq) && !ofLostKey(r));
-          isolating = Math.min(isolating, pending.length);
-          this.logger.warn(
-            `Lease lost on ${lost.length} message(s) (another relay took them over); not publishing them` +
-              (left.length > 0 ? `, nor the ${left.length} later message(s) of their key(s), released` : ''),
-          );
+    try {
+      while (pending.length > 0) {
+        if (!this.active && isolating === 0) {
+          letGo(pending);
+          break;
+        }
+        // Never start a publish on a lease that may have run out: re-confirm it in the database.
+        if (performance.now() - leaseConfirmedAt > leaseMs / 2) {
+          const still = await this.ownership.renew(claim, pending.map((r) => r.seq));
+          leaseConfirmedAt = performance.now();
+          const lost = pending.filter((r) => !still.has(r.seq));
+          if (lost.length > 0) {
+            emitEvent('lease.lost', () => ({ producerGroup: this.options.producerGroup, count: lost.length, during: 'before-publish' }));
+            // A key that lost a message to another relay is left whole: its later messages, still
+            // ours, would otherwise go out before the one the other relay holds. Released, they are
+            // claimed again behind it.
+            const lostKeys = new Set(lost.map((r) => r.key).filter((k): k is string => k !== null));
+            const ofLostKey = (r: MessageRow) => r.key !== null && lostKeys.has(r.key);
+            const left = pending.filter((r) => still.has(r.seq) && ofLostKey(r));
+            letGo(left);
+            pending = pending.filter((r) => still.has(r.seq) && !ofLostKey(r));
+            isolating = Math.min(isolating, pending.length);
+            this.logger.warn(
+              `Lease lost on ${lost.length} message(s) (another relay took them over); not publishing them` +
+                (left.length > 0 ? `, nor the ${left.length} later message(s) of their key(s), released` : ''),
+            );
+            continue;
+          }
+        }
+        // A key whose message failed keeps its later messages back (released, retried behind it).
+        if (pending[0].key !== null && blockedKeys.has(pending[0].key)) {
+          letGo([pending[0]]);
+          pending = pending.slice(1);
+          if (isolating > 0) isolating--;
           continue;
         }
-      }
-      // A key whose message failed keeps its later messages back (released, retried behind it).
-      if (pending[0].key !== null && blockedKeys.has(pending[0].key)) {
-        letGo([pending[0]]);
-        pending = pending.slice(1);
-        if (isolating > 0) isolating--;
-        continue;
-      }
-      let batch: MessageRow[];
-      if (isolating > 0) {
-        batch = pending.slice(0, 1);
-      } else {
-        const candidates = blockedKeys.size === 0 ? pending : pending.filter((r) => r.key === null || !blockedKeys.has(r.key));
-        batch = candidates.slice(0, countWithinBytes(candidates, maxBatchBytes, (r) => this.sizeOf(r)));
-      }
-      try {
-        leaseConfirmedAt = await this.publishUnderLease(claim, batch, pending, leaseConfirmedAt);
-        delivered.push(...batch.map((r) => r.seq));
-        pending = withoutSome(pending, batch);
-        if (isolating > 0) isolating--;
-      } catch (error) {
-        const failure = await this.classify(error, batch);
-        if (failure.kind === 'transport' || failure.kind === 'config' || !this.active) {
-          // Not the messages' fault (when stopping: the publish was cut short by the shutdown).
-          await this.finish(claim, delivered, [...release, ...pending]);
-          throw this.transportError(error, failure);
+        let batch: MessageRow[];
+        if (isolating > 0) {
+          batch = pending.slice(0, 1);
+        } else {
+          const candidates = blockedKeys.size === 0 ? pending : pending.filter((r) => r.key === null || !blockedKeys.has(r.key));
+          batch = candidates.slice(0, countWithinBytes(candidates, maxBatchBytes, (r) => this.sizeOf(r)));
         }
-        if (isolating === 0 && batch.length > 1) {
-          // Isolate: the same messages again, one by one, in order (then requests again).
-          pending = [...batch, ...withoutSome(pending, batch)];
-          isolating = batch.length;
-          continue;
+        try {
+          leaseConfirmedAt = await this.publishUnderLease(claim, batch, pending, leaseConfirmedAt);
+          delivered.push(...batch.map((r) => r.seq));
+          pending = withoutSome(pending, batch);
+          if (isolating > 0) isolating--;
+        } catch (error) {
+          const failure = await this.classify(error, batch);
+          if (failure.kind === 'transport' || failure.kind === 'config' || !this.active) {
+            // Not the messages' fault (when stopping: the publish was cut short by the shutdown).
+            await this.finish(claim, delivered, [...release, ...pending]);
+            throw this.transportError(error, failure);
+          }
+          if (isolating === 0 && batch.length > 1) {
+            // Isolate: the same messages again, one by one, in order (then requests again).
+            pending = [...batch, ...withoutSome(pending, batch)];
+            isolating = batch.length;
+            continue;
+          }
+          await this.fail(claim, batch[0], error, failure);
+          if (batch[0].key !== null) blockedKeys.add(batch[0].key);
+          pending = pending.slice(1);
+          if (isolating > 0) isolating--;
         }
-        await this.fail(claim, batch[0], error, failure);
-        if (batch[0].key !== null) blockedKeys.add(batch[0].key);
-        pending = pending.slice(1);
-        if (isolating > 0) isolating--;
       }
+    } catch (error) {
+      // Anything that ends the claim unexpectedly (a database error while renewing or recording a
+      // failure, after its retries): its messages are let go, or (key buckets) they would stay out of
+      // every read while the later messages of their keys went out (found by the soak on buckets).
+      this.ownership.letGo(claim, claim.messages);
+      throw error;
     }
     // Published: from here on, shutdown must wait for the mark, never release (a release would
     // un-fence the mark and the batch would be published again).
