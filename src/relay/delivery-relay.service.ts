@@ -273,6 +273,9 @@ export class DeliveryRelay {
             const ofLostKey = (r: MessageRow) => r.key !== null && lostKeys.has(r.key);
             const left = pending.filter((r) => still.has(r.seq) && ofLostKey(r));
             letGo(left);
+            // The lost ones are another relay's now (their release is fenced off); they still leave
+            // this relay's in-flight set, or a bucket taken back later would never read them again.
+            this.ownership.letGo(claim, lost);
             pending = pending.filter((r) => still.has(r.seq) && !ofLostKey(r));
             isolating = Math.min(isolating, pending.length);
             this.logger.warn(
@@ -433,16 +436,21 @@ export class DeliveryRelay {
 
   private async finish(claim: DeliveryClaim, delivered: number[], release: MessageRow[]): Promise<void> {
     this.held.delete(claim);
-    if (delivered.length > 0) {
-      const marked = await this.bookkeeping('relay.mark', () => this.ownership.markDelivered(claim, delivered));
-      if (marked < delivered.length) {
-        this.logger.warn(
-          `${delivered.length - marked} published message(s) had been taken over by another relay before they were marked; ` +
-            `they may be delivered twice (the consumer inbox makes that harmless)`,
-        );
+    try {
+      if (delivered.length > 0) {
+        const marked = await this.bookkeeping('relay.mark', () => this.ownership.markDelivered(claim, delivered));
+        if (marked < delivered.length) {
+          this.logger.warn(
+            `${delivered.length - marked} published message(s) had been taken over by another relay before they were marked; ` +
+              `they may be delivered twice (the consumer inbox makes that harmless)`,
+          );
+        }
       }
+    } finally {
+      // Released even when the mark failed: (key buckets) a message left in flight stays out of
+      // every read while the later messages of its key go out.
+      await this.release(claim, release);
     }
-    await this.release(claim, release);
   }
 
   private async release(claim: DeliveryClaim, rows: MessageRow[]): Promise<void> {
