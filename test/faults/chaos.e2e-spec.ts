@@ -46,7 +46,8 @@ interface Slot {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('fault injection: chaos', () => {
-  const broker = new OwnBroker(19292);
+  // TM_FAULT_BROKER_PORT: another port, to run two soaks (PostgreSQL and MariaDB) side by side.
+  const broker = new OwnBroker(Number(process.env.TM_FAULT_BROKER_PORT ?? 19292));
 
   beforeAll(() => broker.start());
   afterAll(() => broker.stop());
