@@ -26,7 +26,10 @@ if [[ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]]; then
 fi
 echo "[test] jest"
 NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 "$@"
-if [[ $# -eq 0 ]]; then
+# Not when the arguments name tests of their own (flags such as --ci still run it).
+only_flags=1
+for arg in "$@"; do [[ "$arg" == -* ]] || only_flags=0; done
+if [[ $only_flags -eq 1 ]]; then
   # The relay's ordering and failure suites again on its second design (relay.ownership 'buckets';
   # test/buckets.e2e-spec.ts above covers what is its own).
   echo "[test] relay suites on key buckets (TM_RELAY_OWNERSHIP=buckets)"
