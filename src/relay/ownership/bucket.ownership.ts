@@ -11,13 +11,6 @@ import type { MessageRow } from '../../store/message-row.js';
 import { LOGGER_CONTEXT } from '../../transactional-message.constants.js';
 import { rowsOf, type DeliveryOwnership } from './delivery-ownership.js';
 
-/** A key held back by a failure of this relay, from `seq` on. */
-interface Failure {
-  seq: number;
-  /** The failure's write has not finished: a read cannot know it yet. */
-  writing: boolean;
-}
-
 /** A claim of this ownership: its messages' buckets and the tokens they were held under when read. */
 interface BucketClaim extends DeliveryClaim {
   messages: BucketRow[];
@@ -53,7 +46,8 @@ export class BucketOwnership implements DeliveryOwnership {
   /** Under `onDead: 'hold'`, keys held back by a DEAD message: read again at each maintenance (an operator may discard it). */
   private deadBlocked: BlockedKeys = new Map();
   private maintenances = 0;
-  private readonly failures = new Map<string, Failure>();
+  /** Keys held back by a failure whose write has not finished (a read cannot know it yet), from the seq on. */
+  private readonly failures: BlockedKeys = new Map();
   /** Failure writes finished so far (a re-read of the blocked keys that overlapped one merges). */
   private failureWrites = 0;
   private lastMaintenanceAt = -Infinity;
@@ -68,11 +62,6 @@ export class BucketOwnership implements DeliveryOwnership {
     private readonly runner: BackgroundWork,
     private readonly store: BucketStore,
   ) {}
-
-  /** Buckets this relay holds (for tests and operators). */
-  get buckets(): number[] {
-    return [...this.owned.keys()].sort((a, b) => a - b);
-  }
 
   private get maintenanceIntervalMs(): number {
     return Math.max(10, Math.min(Math.floor(this.options.relay.leaseMs / 3), 5_000));
@@ -124,7 +113,6 @@ export class BucketOwnership implements DeliveryOwnership {
     return still;
   }
 
-
   async markDelivered(claim: DeliveryClaim, seqs: number[]): Promise<number> {
     try {
       return await this.runner.autocommit('relay.mark', (m) => this.store.markDelivered(m, rowsOf(claim, seqs)));
@@ -136,23 +124,19 @@ export class BucketOwnership implements DeliveryOwnership {
   async markFailed(claim: DeliveryClaim, row: MessageRow, error: string, dead: boolean, retryInMs: number): Promise<boolean> {
     const bucketRow = row as BucketRow;
     const token = this.owned.get(bucketRow.bucket);
-    if (row.key !== null) {
-      const known = this.failures.get(row.key);
-      this.failures.set(row.key, { seq: Math.min(row.seq, known?.seq ?? Infinity), writing: true });
-    }
+    if (row.key !== null) setMin(this.failures, row.key, row.seq);
     try {
       if (token === undefined) return false;
       return await this.runner.autocommit('relay.fail', (m) => this.store.markFailed(m, bucketRow, token, error, dead, retryInMs));
     } finally {
       this.settle(claim, [row.seq]);
       this.failureWrites++;
-      const failure = row.key === null ? undefined : this.failures.get(row.key);
-      if (failure) {
-        failure.writing = false;
+      const failedSeq = row.key === null ? undefined : this.failures.get(row.key);
+      if (failedSeq !== undefined) {
         // From now on a read sees the failure: a retry not due, a DEAD message (which under
         // 'skip' lets its key go on at once).
-        if (!dead) setMin(this.blocked, row.key!, failure.seq);
-        else if (this.options.relay.onDead === 'hold') setMin(this.deadBlocked, row.key!, failure.seq);
+        if (!dead) setMin(this.blocked, row.key!, failedSeq);
+        else if (this.options.relay.onDead === 'hold') setMin(this.deadBlocked, row.key!, failedSeq);
         this.failures.delete(row.key!);
       }
     }
@@ -196,7 +180,7 @@ export class BucketOwnership implements DeliveryOwnership {
     if (this.failures.size === 0 && this.deadBlocked.size === 0) return this.blocked;
     const all = new Map(this.blocked);
     for (const [key, seq] of this.deadBlocked) setMin(all, key, seq);
-    for (const [key, failure] of this.failures) setMin(all, key, failure.seq);
+    for (const [key, seq] of this.failures) setMin(all, key, seq);
     return all;
   }
 
