@@ -86,11 +86,13 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     },
     {
       provide: DELIVERY_OWNERSHIP,
-      useFactory: (options: ResolvedOptions, identity: string, runner: BackgroundWork, store: MessageStore, rows: DeliveryStore): DeliveryOwnership =>
-        options.relay.ownership === 'buckets'
-          ? new BucketOwnership(options, identity, runner, new BucketStore(store, options.relay.onDead === 'hold', options.relay.retentionMs === 0))
-          : new RowLeaseOwnership(options, identity, runner, rows),
-      inject: [RESOLVED_OPTIONS, RELAY_IDENTITY, BackgroundWork, MessageStore, DeliveryStore],
+      useFactory: (options: ResolvedOptions, identity: string, runner: BackgroundWork, store: MessageStore, rows: DeliveryStore, schema: SchemaCheck): DeliveryOwnership => {
+        const buckets = new BucketStore(store, options.relay.onDead === 'hold', options.relay.retentionMs === 0);
+        return options.relay.ownership === 'buckets'
+          ? new BucketOwnership(options, identity, runner, buckets, rows)
+          : new RowLeaseOwnership(options, identity, runner, rows, buckets, schema);
+      },
+      inject: [RESOLVED_OPTIONS, RELAY_IDENTITY, BackgroundWork, MessageStore, DeliveryStore, SchemaCheck],
     },
     { provide: CheckStore, useFactory: (store: MessageStore) => new CheckStore(store), inject: [MessageStore] },
     { provide: AdminStore, useFactory: (store: MessageStore) => new AdminStore(store), inject: [MessageStore] },

@@ -34,6 +34,7 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     stuck: uniqueTopic(`${kind}.bucket-stuck`),
     slow: uniqueTopic(`${kind}.bucket-slow`),
     upgrade: uniqueTopic(`${kind}.bucket-upgrade`),
+    mixed: uniqueTopic(`${kind}.bucket-mixed`),
   };
   let db: TestDatabase;
   let consumer: TestConsumer;
@@ -271,6 +272,66 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     await consumer.waitFor('the six', () => keyedIds(topic.upgrade, 'mixed-key').length >= 6);
     expect(keyedIds(topic.upgrade, 'mixed-key')).toEqual(ids);
     expect(relays.flatMap((r) => r.publisher.sentIds()).filter((id) => ids.includes(id))).toHaveLength(6);
+  });
+
+  (several ? it : it.skip)("a relay on 'rows' holds off while a relay on 'buckets' is alive, and goes on once that one has stopped", async () => {
+    const bucketRelay = await instance();
+    await eventually('the relay on buckets holds them all', async () => (await shares()).join() === '256');
+    const error = jest.spyOn(Logger.prototype, 'error');
+    try {
+      const rowsRelay = await instance({ relay: { ownership: 'rows' } });
+      await eventually('the relay on rows says it holds off', () =>
+        error.mock.calls.some(([text]) => /on relay\.ownership 'rows' holds off: 1 relay\(s\) on 'buckets'/.test(String(text))),
+      );
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) ids.push(await send(rowsRelay.producer, topic.mixed, `mixed-${i % 2}`, i));
+      await consumer.waitFor('the four', () => ids.every((id) => consumer.of(topic.mixed).some((r) => r.headers['tm-message-id'] === id)));
+      await eventually('marked', async () => (await messageRows(db)).filter((r) => ids.includes(r.id)).every((r) => r.status === 'DELIVERED'));
+      expect(rowsRelay.publisher.sentIds().filter((id) => ids.includes(id))).toEqual([]);
+      expect(bucketRelay.publisher.sentIds().filter((id) => ids.includes(id))).toEqual(ids);
+      // The relay on buckets stops (its announcement goes with it): the relay on rows goes on.
+      await bucketRelay.app.close();
+      apps.splice(apps.indexOf(bucketRelay.app), 1);
+      const later = await send(rowsRelay.producer, topic.mixed, 'mixed-0', 'later');
+      await consumer.waitFor('the later one', () => consumer.of(topic.mixed).some((r) => r.headers['tm-message-id'] === later));
+      expect(rowsRelay.publisher.sentIds().filter((id) => id === later || ids.includes(id))).toEqual([later]);
+      expect(keyedIds(topic.mixed, 'mixed-0')).toEqual([ids[0], ids[2], later]);
+    } finally {
+      error.mockRestore();
+    }
+  });
+
+  (several ? it : it.skip)("a relay on 'buckets' takes no bucket while a relay on 'rows' holds committed messages under a lease", async () => {
+    const writer = await instance({ relay: { enabled: false } });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await send(writer.producer, topic.mixed, 'leased-key', i));
+    // A relay on 'rows' claimed them and has not finished (its lease, written here as it writes it).
+    const lease = (owner: string, until: string) =>
+      db.dataSource.query(
+        `UPDATE ${q(db.tableName)} SET ${q('lease_owner')} = ${owner}, ${q('lease_token')} = ${owner}, ${q('lease_expires_at')} = ${until} ` +
+          `WHERE ${q('id')} IN (${ids.map((id) => `'${id}'`).join(', ')})`,
+      );
+    await lease("'relay on rows'", "'2999-01-01 00:00:00.000'");
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    try {
+      const relay = await instance({ relay: { leaseMs: 300 } });
+      await eventually('the relay on buckets says it waits', () =>
+        warn.mock.calls.some(([text]) => /on relay\.ownership 'buckets' waits: relays on 'rows' hold committed messages/.test(String(text))),
+      );
+      // Announced (a relay on 'rows' would hold off), several maintenances in, and no bucket taken.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const announced: Array<{ n: number | string }> = await db.dataSource.query(`SELECT COUNT(*) AS n FROM ${q(`${db.tableName}_relay`)}`);
+      expect(Number(announced[0].n)).toBe(1);
+      expect(await shares()).toEqual([]);
+      expect(relay.publisher.publishCalls).toBe(0);
+      // The relay on rows gives them back: the relay on buckets takes its buckets and delivers them, in order.
+      await lease('NULL', 'NULL');
+      await consumer.waitFor('the three', () => keyedIds(topic.mixed, 'leased-key').length >= 3);
+      expect(keyedIds(topic.mixed, 'leased-key')).toEqual(ids);
+      expect(await shares()).toEqual([256]);
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it.each(['rows', 'buckets'] as const)("with retentionMs 0 the relay's mark deletes a delivered message (ownership '%s'), not the pruner", async (ownership) => {

@@ -53,7 +53,9 @@ export interface RelayOptions {
    * consumer group, rebalanced as relays come and go) and read their buckets' committed messages
    * in seq order, with no per-message lease. Needs the fourth migration
    * (`AddTransactionalMessageKeyBuckets`). All relays of one message table must use the same
-   * ownership: switch them together (stop the old ones first).
+   * ownership; the relays guard against a mix (a relay on `'rows'` claims nothing while a relay on
+   * `'buckets'` is alive, and a relay on `'buckets'` waits for the row leases to end), so a rolling
+   * deploy switches them.
    */
   ownership?: RelayOwnership;
   /** First retry delay in ms, doubled on each attempt up to `backoffMaxMs`, with ±20 % jitter. Default `1000`. */

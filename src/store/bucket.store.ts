@@ -51,8 +51,13 @@ export class BucketStore {
     const p = new SqlParams(d);
     await manager.query(d.upsert(this.relayTable, ['owner', 'expires_at'], `${p.add(owner)}, ${d.nowPlusMs(p.add(leaseMs))}`, 'owner', ['expires_at']), p.values);
     await manager.query(`DELETE FROM ${this.relayTable} WHERE expires_at <= ${d.now()}`);
-    const rows: Array<{ n: number | string }> = await manager.query(`SELECT COUNT(*) AS n FROM ${this.relayTable} WHERE expires_at > ${d.now()}`);
-    return Math.max(1, Number(rows[0].n));
+    return Math.max(1, await this.liveRelays(manager));
+  }
+
+  /** How many relays on \`'buckets'\` announce themselves now (their announcement has not run out). */
+  async liveRelays(manager: EntityManager): Promise<number> {
+    const rows: Array<{ n: number | string }> = await manager.query(`SELECT COUNT(*) AS n FROM ${this.relayTable} WHERE expires_at > ${this.d.now()}`);
+    return Number(rows[0].n);
   }
 
   /**

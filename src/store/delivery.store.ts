@@ -326,6 +326,18 @@ export class DeliveryStore {
     return (await affected(manager, sql, p.values)) > 0;
   }
 
+  /**
+   * Whether a relay on `relay.ownership: 'rows'` holds a committed message now (a lease not run
+   * out): what a relay on `'buckets'` waits for before it reads (see BucketOwnership). A walk of
+   * the committed messages' index, done only until it finds none.
+   */
+  async rowLeasesLive(manager: EntityManager): Promise<boolean> {
+    const rows: unknown[] = await manager.query(
+      `SELECT seq FROM ${this.store.t} WHERE status = ${COMMITTED} AND lease_expires_at > ${this.d.now()} LIMIT 1`,
+    );
+    return rows.length > 0;
+  }
+
   /** Gives messages back without counting an attempt (not tried, or the downstream was unreachable). */
   async release(manager: EntityManager, token: string, seqs: number[]): Promise<number> {
     if (seqs.length === 0) return 0;

@@ -8,6 +8,12 @@ import { MessageStore } from './message.store.js';
 /** @internal Fails the bootstrap, with the fix, when the DataSource or the message table is not ready. */
 @Injectable()
 export class SchemaCheck {
+  /**
+   * Whether the fourth migration's tables exist (found by \`verify\`): a relay on \`'rows'\` then
+   * watches \`<table>_relay\` for relays on \`'buckets'\` and holds off while any is alive.
+   */
+  keyBucketTables = false;
+
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     private readonly store: MessageStore,
@@ -29,14 +35,15 @@ export class SchemaCheck {
       } catch (error) {
         throw new MessageTableMissingError(tableName, (error as Error).message);
       }
-      if (this.options.relay.ownership === 'buckets') {
-        // The fourth migration: the key bucket column and the bucket lease tables.
-        const q = this.store.dialect.quote;
-        try {
-          await dataSource.query(`SELECT ${q('bucket')} FROM ${q(tableName)} WHERE 1 = 0`);
-          await dataSource.query(`SELECT ${q('bucket')}, ${q('token')} FROM ${q(`${tableName}_bucket`)} WHERE 1 = 0`);
-          await dataSource.query(`SELECT ${q('owner')} FROM ${q(`${tableName}_relay`)} WHERE 1 = 0`);
-        } catch (error) {
+      // The fourth migration: the key bucket column and the bucket lease tables.
+      const q = this.store.dialect.quote;
+      try {
+        await dataSource.query(`SELECT ${q('bucket')} FROM ${q(tableName)} WHERE 1 = 0`);
+        await dataSource.query(`SELECT ${q('bucket')}, ${q('token')} FROM ${q(`${tableName}_bucket`)} WHERE 1 = 0`);
+        await dataSource.query(`SELECT ${q('owner')} FROM ${q(`${tableName}_relay`)} WHERE 1 = 0`);
+        this.keyBucketTables = true;
+      } catch (error) {
+        if (this.options.relay.ownership === 'buckets') {
           throw new MessageTableMissingError(
             `${tableName}_bucket`,
             `relay.ownership 'buckets' needs the migration AddTransactionalMessageKeyBuckets: ${(error as Error).message}`,

@@ -6,7 +6,7 @@ import type { BackgroundWork } from '../../lifecycle/background-work.js';
 import type { ResolvedOptions } from '../../options/transactional-message-options.interface.js';
 import type { BlockedKeys, BucketRow, BucketStore } from '../../store/bucket.store.js';
 import { KEY_BUCKETS } from '../../store/dialects/bucket-tables.js';
-import type { DeliveryClaim } from '../../store/delivery.store.js';
+import type { DeliveryClaim, DeliveryStore } from '../../store/delivery.store.js';
 import type { MessageRow } from '../../store/message-row.js';
 import { LOGGER_CONTEXT } from '../../transactional-message.constants.js';
 import { rowsOf, type DeliveryOwnership } from './delivery-ownership.js';
@@ -55,12 +55,17 @@ export class BucketOwnership implements DeliveryOwnership {
   private confirmedAt = -Infinity;
   private maintaining: Promise<void> | undefined;
   private stopped = false;
+  /** No relay on `'rows'` held a committed message when this relay last looked (it looks until then). */
+  private rowLeasesGone = false;
+  private waitingForRowLeases = false;
 
   constructor(
     private readonly options: ResolvedOptions,
     private readonly identity: string,
     private readonly runner: BackgroundWork,
     private readonly store: BucketStore,
+    /** The row leases of relays on `'rows'`, waited for before the first read. */
+    private readonly rows: DeliveryStore,
   ) {}
 
   private get maintenanceIntervalMs(): number {
@@ -199,6 +204,7 @@ export class BucketOwnership implements DeliveryOwnership {
     const { leaseMs } = this.options.relay;
     this.lastMaintenanceAt = performance.now();
     const relays = await this.runner.autocommit('relay.buckets', (m) => this.store.heartbeat(m, this.identity, leaseMs));
+    if (!(await this.noRowLeases())) return;
     await this.renewLeases();
     const share = Math.ceil(KEY_BUCKETS / relays);
     if (this.owned.size - this.leaving.size > share) {
@@ -248,6 +254,32 @@ export class BucketOwnership implements DeliveryOwnership {
     };
     if (full) this.blocked = refresh(this.blocked, found.notDue);
     if (this.options.relay.onDead === 'hold') this.deadBlocked = refresh(this.deadBlocked, found.dead);
+  }
+
+  /**
+   * All relays of one table must use the same ownership. A relay on `'rows'` holds off while this
+   * one announces itself (it asks before each claim); this relay, once announced, takes no bucket
+   * while a relay on `'rows'` still holds committed messages under a lease (a batch it claimed
+   * before it saw this relay, or a relay left on `'rows'` by mistake), so the two never publish
+   * a key at once. Asked at each maintenance until no such lease is found, then never again.
+   */
+  private async noRowLeases(): Promise<boolean> {
+    if (this.rowLeasesGone) return true;
+    const live = await this.runner.autocommit('relay.buckets', (m) => this.rows.rowLeasesLive(m));
+    if (live) {
+      if (!this.waitingForRowLeases) {
+        this.logger.warn(
+          `Relay ${this.identity} on relay.ownership 'buckets' waits: relays on 'rows' hold committed messages under a lease. ` +
+            `All relays of one table must use the same ownership; a relay on 'rows' holds off while this one is alive, and this one ` +
+            `takes its key buckets once those leases have ended (at most relay.leaseMs of theirs).`,
+        );
+      }
+      this.waitingForRowLeases = true;
+      return false;
+    }
+    if (this.waitingForRowLeases) this.logger.log(`Relay ${this.identity} on relay.ownership 'buckets' goes on: no row lease is left`);
+    this.rowLeasesGone = true;
+    return true;
   }
 
   /** Renews every owned bucket's lease; buckets another relay took over are forgotten. */

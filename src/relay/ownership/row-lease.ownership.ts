@@ -4,8 +4,10 @@ import { performance } from 'node:perf_hooks';
 import type { EntityManager } from 'typeorm';
 import type { BackgroundWork } from '../../lifecycle/background-work.js';
 import type { ResolvedOptions } from '../../options/transactional-message-options.interface.js';
+import type { BucketStore } from '../../store/bucket.store.js';
 import type { DeliveryClaim, DeliveryStore } from '../../store/delivery.store.js';
 import type { MessageRow } from '../../store/message-row.js';
+import type { SchemaCheck } from '../../store/schema-check.service.js';
 import { LOGGER_CONTEXT } from '../../transactional-message.constants.js';
 import { rowsOf, type DeliveryOwnership } from './delivery-ownership.js';
 
@@ -16,12 +18,17 @@ import { rowsOf, type DeliveryOwnership } from './delivery-ownership.js';
 export class RowLeaseOwnership implements DeliveryOwnership {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private lastFullScanAt = -Infinity;
+  /** Relays on `'buckets'` were alive at the last claim: this relay holds off. */
+  private holdingOff = false;
 
   constructor(
     private readonly options: ResolvedOptions,
     private readonly identity: string,
     private readonly runner: BackgroundWork,
     private readonly store: DeliveryStore,
+    /** `<table>_relay`, where relays on `'buckets'` announce themselves (when the fourth migration ran). */
+    private readonly buckets: BucketStore,
+    private readonly schema: SchemaCheck,
   ) {}
 
   /**
@@ -31,6 +38,7 @@ export class RowLeaseOwnership implements DeliveryOwnership {
    * (the fault soak's idle relays did, and slowed the one that held the keys).
    */
   async claim(exhaustive: boolean, force: boolean): Promise<DeliveryClaim> {
+    if (await this.bucketRelaysAlive()) return { token: '', messages: [] };
     const { batchSize, leaseMs, pollIntervalMs } = this.options.relay;
     const scanAll = exhaustive && (force || performance.now() - this.lastFullScanAt >= Math.max(pollIntervalMs, 250));
     const work = (m: EntityManager) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs, scanAll);
@@ -49,6 +57,29 @@ export class RowLeaseOwnership implements DeliveryOwnership {
       }
     }
     return claim;
+  }
+
+  /**
+   * All relays of one table must use the same ownership: a relay on `'buckets'` does not see row
+   * leases, and this one does not see bucket leases, so both would publish the same keys. While a
+   * relay on `'buckets'` announces itself, this one claims nothing (the messages wait for that
+   * relay; nothing is lost), and says so once. Asked before every claim, so a relay on
+   * `'buckets'` that starts finds this one's leases at most one claim later (it waits for them to end).
+   */
+  private async bucketRelaysAlive(): Promise<boolean> {
+    if (!this.schema.keyBucketTables) return false;
+    const alive = await this.runner.autocommit('relay.claim', (m) => this.buckets.liveRelays(m));
+    if (alive > 0 && !this.holdingOff) {
+      this.logger.error(
+        `Relay ${this.identity} on relay.ownership 'rows' holds off: ${alive} relay(s) on 'buckets' announce themselves in ` +
+          `${this.buckets.relayTable}. All relays of one table must use the same ownership: set relay.ownership: 'buckets' on ` +
+          `this instance, or stop the relays on 'buckets' (this relay goes on once their announcements are gone). No message is lost meanwhile.`,
+      );
+    } else if (alive === 0 && this.holdingOff) {
+      this.logger.log(`Relay ${this.identity} on relay.ownership 'rows' goes on: no relay on 'buckets' is alive anymore`);
+    }
+    this.holdingOff = alive > 0;
+    return this.holdingOff;
   }
 
   heldBack(): MessageRow[] {
