@@ -20,6 +20,7 @@ const workloads: Array<[string, (quick: boolean) => Promise<{ lines: string[] }>
   ['5', (await import('./workloads/checks.js')).checkThroughput],
   ['6', (await import('./workloads/deep-backlog.js')).deepBacklog],
   ['7', (await import('./workloads/relay-only.js')).relayOnly],
+  ['8', (await import('./workloads/peer.js')).peer],
 ];
 
 const probe = await benchDatabase();
