@@ -297,7 +297,7 @@ export class DeliveryRelay {
           batch = pending.slice(0, 1);
         } else {
           const candidates = blockedKeys.size === 0 ? pending : pending.filter((r) => r.key === null || !blockedKeys.has(r.key));
-          batch = candidates.slice(0, countWithinBytes(candidates, maxBatchBytes, (r) => this.sizeOf(r)));
+          batch = candidates.slice(0, countWithinBytes(candidates, maxBatchBytes, (r) => this.record(claim, r).bytes));
         }
         try {
           leaseConfirmedAt = await this.publishUnderLease(claim, batch, pending, leaseConfirmedAt);
@@ -305,7 +305,7 @@ export class DeliveryRelay {
           pending = withoutSome(pending, batch);
           if (isolating > 0) isolating--;
         } catch (error) {
-          const failure = await this.classify(error, batch);
+          const failure = await this.classify(error, claim, batch);
           if (failure.kind === 'transport' || failure.kind === 'config' || !this.active) {
             // Not the messages' fault (when stopping: the publish was cut short by the shutdown).
             await this.finish(claim, delivered, [...release, ...pending]);
@@ -378,7 +378,7 @@ export class DeliveryRelay {
     }, Math.max(1, Math.floor(leaseMs / 3)));
     try {
       const started = performance.now();
-      const traced = startPublishSpans(batch.map((r) => this.outgoing(r)));
+      const traced = startPublishSpans(batch.map((r) => this.record(claim, r).message));
       try {
         await this.publisher.publish(traced.messages);
         traced.end();
@@ -389,7 +389,7 @@ export class DeliveryRelay {
       emitEvent('batch.published', () => ({
         producerGroup: this.options.producerGroup,
         count: batch.length,
-        bytes: batch.reduce((sum, r) => sum + this.sizeOf(r), 0),
+        bytes: batch.reduce((sum, r) => sum + this.record(claim, r).bytes, 0),
         durationMs: performance.now() - started,
         perTopic: batch.reduce<Record<string, number>>((counts, r) => ((counts[r.topic] = (counts[r.topic] ?? 0) + 1), counts), {}),
         oldestCreatedAt: new Date(Math.min(...batch.map((r) => r.createdAt.getTime()))),
@@ -401,19 +401,15 @@ export class DeliveryRelay {
     return lastConfirmed;
   }
 
-  private readonly outgoingOf = new WeakMap<MessageRow, OutgoingMessage>();
-  private readonly sizes = new WeakMap<MessageRow, number>();
-
-  private outgoing(row: MessageRow): OutgoingMessage {
-    let message = this.outgoingOf.get(row);
-    if (!message) this.outgoingOf.set(row, (message = toOutgoingMessage(row)));
-    return message;
-  }
-
-  private sizeOf(row: MessageRow): number {
-    let size = this.sizes.get(row);
-    if (size === undefined) this.sizes.set(row, (size = recordBytes(this.outgoing(row))));
-    return size;
+  /** The record `row` of `claim` is published as, and its size, built once per claim. */
+  private record(claim: DeliveryClaim, row: MessageRow): { message: OutgoingMessage; bytes: number } {
+    const records = (claim.records ??= new Map());
+    let record = records.get(row);
+    if (!record) {
+      const message = toOutgoingMessage(row);
+      records.set(row, (record = { message, bytes: recordBytes(message) }));
+    }
+    return record;
   }
 
   /**
@@ -422,9 +418,9 @@ export class DeliveryRelay {
    * refused the request for its size (over `socket.request.max.bytes` it closes the connection),
    * so it is the message's fault, retried and eventually DEAD, never an outage that stalls every topic.
    */
-  private async classify(error: unknown, batch: readonly MessageRow[]): Promise<PublishFailure> {
+  private async classify(error: unknown, claim: DeliveryClaim, batch: readonly MessageRow[]): Promise<PublishFailure> {
     const failure = this.publisher.classify(error);
-    if (failure.kind !== 'transport' || batch.length !== 1 || this.sizeOf(batch[0]) <= this.options.relay.maxBatchBytes || !this.active) {
+    if (failure.kind !== 'transport' || batch.length !== 1 || this.record(claim, batch[0]).bytes <= this.options.relay.maxBatchBytes || !this.active) {
       return failure;
     }
     const answers = await this.publisher.connect().then(

@@ -2,6 +2,7 @@ import type { EntityManager } from 'typeorm';
 import { MessageStatus } from '../message/message-status.enum.js';
 import { affected, type MessageStore } from './message.store.js';
 import { deliveryColumns, toStoredMessage, type MessageRow } from './message-row.js';
+import type { OutgoingMessage } from '../publisher/message-publisher.interface.js';
 import type { SqlDialect } from './dialects/sql-dialect.interface.js';
 import { SqlParams } from './sql-params.js';
 
@@ -14,6 +15,11 @@ export interface DeliveryClaim {
   scannedAll?: boolean;
   /** When the claim's hold was last confirmed in the database (performance.now()), if before the claim. */
   confirmedAt?: number;
+  /**
+   * The relay's cache of what it builds from each message once: the record it publishes and that
+   * record's size. Lives and dies with the claim (a `WeakMap` per row cost the relay 6 % of its CPU).
+   */
+  records?: Map<MessageRow, { message: OutgoingMessage; bytes: number }>;
 }
 
 const COMMITTED = `'${MessageStatus.COMMITTED}'`;
