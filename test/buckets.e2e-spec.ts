@@ -88,14 +88,23 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     return (await producer.sendMessageInTransaction({ topic: topicName, key: key ?? undefined, body }, () => TransactionStatus.COMMIT)).messageId;
   }
 
+  const now = kind === 'postgres' ? 'statement_timestamp()' : kind === 'mariadb' ? 'UTC_TIMESTAMP(3)' : `strftime('%Y-%m-%d %H:%M:%f', 'now')`;
+
   /** Buckets held per relay, from the lease table. */
   async function shares(): Promise<number[]> {
     const rows: Array<{ n: number | string }> = await db.dataSource.query(
-      `SELECT COUNT(*) AS n FROM ${q(`${db.tableName}_bucket`)} WHERE ${q('owner')} IS NOT NULL ` +
-        `AND ${q('expires_at')} > ${kind === 'postgres' ? 'statement_timestamp()' : kind === 'mariadb' ? 'UTC_TIMESTAMP(3)' : `strftime('%Y-%m-%d %H:%M:%f', 'now')`} ` +
+      `SELECT COUNT(*) AS n FROM ${q(`${db.tableName}_bucket`)} WHERE ${q('owner')} IS NOT NULL AND ${q('expires_at')} > ${now} ` +
         `GROUP BY ${q('owner')}`,
     );
     return rows.map((r) => Number(r.n)).sort((a, b) => a - b);
+  }
+
+  /** Relays on 'buckets' whose announcement has not run out. */
+  async function announced(): Promise<number> {
+    const rows: Array<{ n: number | string }> = await db.dataSource.query(
+      `SELECT COUNT(*) AS n FROM ${q(`${db.tableName}_relay`)} WHERE ${q('expires_at')} > ${now}`,
+    );
+    return Number(rows[0].n);
   }
 
   const keyedIds = (topicName: string, key: string) =>
@@ -233,7 +242,7 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     const warn = jest.spyOn(Logger.prototype, 'warn');
     try {
       stuck.open();
-      await eventually('A found its buckets taken over', () => warn.mock.calls.some(([text]) => /Lost \d+ key bucket\(s\) to another relay/.test(String(text))));
+      await eventually('A found its buckets taken over', () => warn.mock.calls.some(([text]) => /Lost \d+ key bucket\(s\)/.test(String(text))));
       await eventually('A left the batch', () => warn.mock.calls.some(([text]) => /Lease lost on \d+ message\(s\)/.test(String(text))));
     } finally {
       warn.mockRestore();
@@ -320,8 +329,7 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
       );
       // Announced (a relay on 'rows' would hold off), several maintenances in, and no bucket taken.
       await new Promise((resolve) => setTimeout(resolve, 500));
-      const announced: Array<{ n: number | string }> = await db.dataSource.query(`SELECT COUNT(*) AS n FROM ${q(`${db.tableName}_relay`)}`);
-      expect(Number(announced[0].n)).toBe(1);
+      expect(await announced()).toBe(1);
       expect(await shares()).toEqual([]);
       expect(relay.publisher.publishCalls).toBe(0);
       // The relay on rows gives them back: the relay on buckets takes its buckets and delivers them, in order.
@@ -332,6 +340,47 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     } finally {
       warn.mockRestore();
     }
+  });
+
+  (several ? it : it.skip)("a relay on 'buckets' paused past its lease while a relay on 'rows' claimed its messages publishes none of them and waits", async () => {
+    const writer = await instance({ relay: { enabled: false } });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push(await send(writer.producer, topic.mixed, `paused-${i % 2}`, i));
+    // A reads them, then hangs in connect() (a broker that does not answer) past its lease: its
+    // bucket leases and its announcement run out.
+    const stuck = gate();
+    const publisherA = new ControlledPublisher();
+    publisherA.connectGate = stuck.wait;
+    await instance({ publisher: publisherA, relay: { leaseMs: 400 } });
+    await eventually('A is stuck connecting', () => publisherA.connectCalls === 1);
+    await eventually("A's announcement ran out", async () => (await announced()) === 0);
+    // A relay on 'rows' starts (no relay on 'buckets' is alive) and claims them; its publish hangs.
+    const slow = gate();
+    const publisherR = new ControlledPublisher();
+    publisherR.publishGate = slow.wait;
+    await instance({ publisher: publisherR, relay: { ownership: 'rows', leaseMs: 60_000 } });
+    await eventually('R claimed them', async () => (await messageRows(db)).filter((r) => ids.includes(r.id) && r.lease_token !== null).length === 4);
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    try {
+      stuck.open();
+      // A wakes: its buckets' leases ran out, nobody took them, and still it does not publish what it read.
+      await eventually('A found its buckets lost', () => warn.mock.calls.some(([text]) => /Lost \d+ key bucket\(s\)/.test(String(text))));
+      await eventually('A waits for the row leases', () =>
+        warn.mock.calls.some(([text]) => /on relay\.ownership 'buckets' waits: relays on 'rows' hold committed messages/.test(String(text))),
+      );
+      expect(publisherA.publishCalls).toBe(0);
+      slow.open();
+      await consumer.waitFor('the four', () => ids.every((id) => consumer.of(topic.mixed).some((r) => r.headers['tm-message-id'] === id)));
+      await eventually('marked', async () => (await messageRows(db)).filter((r) => ids.includes(r.id)).every((r) => r.status === 'DELIVERED'));
+    } finally {
+      warn.mockRestore();
+      // Whatever failed above, no publish is left hanging (its lease heartbeat would keep Jest alive).
+      stuck.open();
+      slow.open();
+    }
+    expect(publisherA.sentIds().filter((id) => ids.includes(id))).toEqual([]);
+    expect(publisherR.sentIds().filter((id) => ids.includes(id))).toEqual(ids);
+    expect(keyedIds(topic.mixed, 'paused-0')).toEqual([ids[0], ids[2]]);
   });
 
   it.each(['rows', 'buckets'] as const)("with retentionMs 0 the relay's mark deletes a delivered message (ownership '%s'), not the pruner", async (ownership) => {

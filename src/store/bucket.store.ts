@@ -48,40 +48,51 @@ export class BucketStore {
    */
   async heartbeat(manager: EntityManager, owner: string, leaseMs: number): Promise<number> {
     const { d } = this;
-    const p = new SqlParams(d);
-    await manager.query(d.upsert(this.relayTable, ['owner', 'expires_at'], `${p.add(owner)}, ${d.nowPlusMs(p.add(leaseMs))}`, 'owner', ['expires_at']), p.values);
+    await this.announce(manager, owner, leaseMs);
     await manager.query(`DELETE FROM ${this.relayTable} WHERE expires_at <= ${d.now()}`);
     return Math.max(1, await this.liveRelays(manager));
   }
 
-  /** How many relays on \`'buckets'\` announce themselves now (their announcement has not run out). */
+  /** Announces `owner` alive for `leaseMs` (a relay on `'rows'` holds off meanwhile). */
+  private async announce(manager: EntityManager, owner: string, leaseMs: number): Promise<void> {
+    const { d } = this;
+    const p = new SqlParams(d);
+    await manager.query(d.upsert(this.relayTable, ['owner', 'expires_at'], `${p.add(owner)}, ${d.nowPlusMs(p.add(leaseMs))}`, 'owner', ['expires_at']), p.values);
+  }
+
+  /** How many relays on `'buckets'` announce themselves now (their announcement has not run out). */
   async liveRelays(manager: EntityManager): Promise<number> {
     const rows: Array<{ n: number | string }> = await manager.query(`SELECT COUNT(*) AS n FROM ${this.relayTable} WHERE expires_at > ${this.d.now()}`);
     return Number(rows[0].n);
   }
 
   /**
-   * Extends the leases of the buckets `owner` holds under the given tokens, and returns the ones
-   * it still holds (bucket → token). A bucket another relay took over (its lease had run out) is
-   * not among them.
+   * Extends the leases of the buckets `owner` holds under the given tokens, and its announcement,
+   * and returns the buckets it still holds (bucket → token). A bucket whose lease ran out is not
+   * among them, whether or not another relay took it over meanwhile: while it was out, a relay on
+   * `'buckets'` may have taken it, or (the announcement run out too) a relay on `'rows'` may have
+   * claimed its messages; the relay takes it again through a maintenance.
    */
   async renew(manager: EntityManager, owner: string, tokens: ReadonlySet<string>, leaseMs: number): Promise<Map<number, string>> {
     if (tokens.size === 0) return new Map();
     const { d } = this;
     const p = new SqlParams(d);
     await manager.query(
-      `UPDATE ${this.bucketTable} SET expires_at = ${d.nowPlusMs(p.add(leaseMs))} WHERE owner = ${p.add(owner)} AND token IN (${p.list([...tokens])})`,
+      `UPDATE ${this.bucketTable} SET expires_at = ${d.nowPlusMs(p.add(leaseMs))} WHERE owner = ${p.add(owner)} ` +
+        `AND token IN (${p.list([...tokens])}) AND expires_at > ${d.now()}`,
       p.values,
     );
+    await this.announce(manager, owner, leaseMs);
     return this.held(manager, owner, tokens);
   }
 
-  /** The buckets `owner` holds under the given tokens. */
+  /** The buckets `owner` holds under the given tokens, with a lease that has not run out. */
   async held(manager: EntityManager, owner: string, tokens: ReadonlySet<string>): Promise<Map<number, string>> {
     if (tokens.size === 0) return new Map();
     const p = new SqlParams(this.d);
     const rows: Array<{ bucket: number | string; token: string }> = await manager.query(
-      `SELECT bucket, token FROM ${this.bucketTable} WHERE owner = ${p.add(owner)} AND token IN (${p.list([...tokens])})`,
+      `SELECT bucket, token FROM ${this.bucketTable} WHERE owner = ${p.add(owner)} AND token IN (${p.list([...tokens])}) ` +
+        `AND expires_at > ${this.d.now()}`,
       p.values,
     );
     return new Map(rows.map((r) => [Number(r.bucket), r.token]));

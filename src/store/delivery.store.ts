@@ -6,6 +6,15 @@ import type { OutgoingMessage } from '../publisher/message-publisher.interface.j
 import type { SqlDialect } from './dialects/sql-dialect.interface.js';
 import { SqlParams } from './sql-params.js';
 
+/**
+ * @internal How the background work runs a store's statements: one statement in autocommit, or
+ * several in a transaction of their own (BackgroundWork).
+ */
+export interface StatementRunner {
+  autocommit<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T>;
+  independent<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T>;
+}
+
 /** @internal A batch of committed messages claimed for publishing, under one lease token. */
 export interface DeliveryClaim {
   token: string;
@@ -141,11 +150,21 @@ export class DeliveryStore {
   }
 
   /**
-   * Whether `claim` is a single statement (PostgreSQL) that may run in autocommit; elsewhere it is
-   * several statements whose row locks must hold until the lease is written, so a transaction.
+   * Claims through `runner`, which this store tells how: where the claim is one statement
+   * (PostgreSQL), in autocommit; elsewhere its statements' row locks must hold until the lease is
+   * written, so in a transaction of its own. The caller does not need to know which.
    */
-  get claimIsOneStatement(): boolean {
-    return this.d.claimInOneStatement;
+  claimWith(
+    runner: StatementRunner,
+    label: string,
+    owner: string,
+    token: string,
+    limit: number,
+    leaseMs: number,
+    exhaustive = true,
+  ): Promise<DeliveryClaim> {
+    const work = (m: EntityManager) => this.claim(m, owner, token, limit, leaseMs, exhaustive);
+    return this.d.claimInOneStatement ? runner.autocommit(label, work) : runner.independent(label, work);
   }
 
   /**
@@ -156,7 +175,7 @@ export class DeliveryStore {
     // First among the oldest committed messages only (bounded work whatever the backlog); the
     // whole queue only when that finds nothing (idle, or every head there blocked) and the caller
     // wants it (`exhaustive`: not for the relay's prefetch, which runs while a batch is in flight).
-    if (this.claimIsOneStatement) {
+    if (this.d.claimInOneStatement) {
       const first = await this.claimInOneStatement(manager, owner, token, limit, leaseMs, true);
       if (first.messages.length > 0 || !exhaustive) return first;
       return { ...(await this.claimInOneStatement(manager, owner, token, limit, leaseMs, false)), scannedAll: true };

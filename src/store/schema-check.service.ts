@@ -9,8 +9,8 @@ import { MessageStore } from './message.store.js';
 @Injectable()
 export class SchemaCheck {
   /**
-   * Whether the fourth migration's tables exist (found by \`verify\`): a relay on \`'rows'\` then
-   * watches \`<table>_relay\` for relays on \`'buckets'\` and holds off while any is alive.
+   * Whether the fourth migration's tables exist (found by `verify`): a relay on `'rows'` then
+   * watches `<table>_relay` for relays on `'buckets'` and holds off while any is alive.
    */
   keyBucketTables = false;
 

@@ -58,6 +58,8 @@ export class BucketOwnership implements DeliveryOwnership {
   /** No relay on `'rows'` held a committed message when this relay last looked (it looks until then). */
   private rowLeasesGone = false;
   private waitingForRowLeases = false;
+  /** When this relay's announcement was last written (performance.now()). */
+  private announcedAt = -Infinity;
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -74,6 +76,8 @@ export class BucketOwnership implements DeliveryOwnership {
 
   async claim(_exhaustive: boolean, force: boolean): Promise<DeliveryClaim> {
     if (force || performance.now() - this.lastMaintenanceAt >= this.maintenanceIntervalMs) await this.maintain();
+    // Waiting for the row leases of relays on 'rows' to end: nothing is read meanwhile.
+    if (!this.rowLeasesGone) return { token: '', messages: [] };
     const readable = new Set([...this.owned.keys()].filter((b) => !this.leaving.has(b)));
     const confirmedAt = this.confirmedAt;
     const blocked = this.blockedNow();
@@ -203,7 +207,9 @@ export class BucketOwnership implements DeliveryOwnership {
     if (this.stopped) return;
     const { leaseMs } = this.options.relay;
     this.lastMaintenanceAt = performance.now();
+    const announcing = performance.now();
     const relays = await this.runner.autocommit('relay.buckets', (m) => this.store.heartbeat(m, this.identity, leaseMs));
+    this.announced(announcing);
     if (!(await this.noRowLeases())) return;
     await this.renewLeases();
     const share = Math.ceil(KEY_BUCKETS / relays);
@@ -282,12 +288,23 @@ export class BucketOwnership implements DeliveryOwnership {
     return true;
   }
 
+  /**
+   * This relay announced itself by a statement started at `at`. When the announcement before had
+   * run out by then (this relay paused, or its database calls stalled, past its lease), a relay on
+   * `'rows'` may have started and claimed meanwhile: look for row leases again before reading.
+   */
+  private announced(at: number): void {
+    if (at - this.announcedAt > this.options.relay.leaseMs) this.rowLeasesGone = false;
+    this.announcedAt = at;
+  }
+
   /** Renews every owned bucket's lease; buckets another relay took over are forgotten. */
   private async renewLeases(): Promise<void> {
     if (this.owned.size === 0) return;
     const startedAt = performance.now();
     const tokens = new Set(this.owned.values());
     const held = await this.runner.autocommit('relay.renew', (m) => this.store.renew(m, this.identity, tokens, this.options.relay.leaseMs));
+    this.announced(startedAt);
     const lost = [...this.owned.keys()].filter((b) => held.get(b) !== this.owned.get(b));
     for (const bucket of lost) {
       this.owned.delete(bucket);
@@ -295,7 +312,7 @@ export class BucketOwnership implements DeliveryOwnership {
     }
     if (lost.length > 0) {
       emitEvent('lease.lost', () => ({ producerGroup: this.options.producerGroup, count: lost.length, during: 'renewal' }));
-      this.logger.warn(`Lost ${lost.length} key bucket(s) to another relay (their lease ran out before this relay renewed it)`);
+      this.logger.warn(`Lost ${lost.length} key bucket(s) (their lease ran out before this relay renewed it; another relay may hold them now)`);
     }
     this.confirmedAt = startedAt;
   }

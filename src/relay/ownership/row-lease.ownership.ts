@@ -1,7 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { EntityManager } from 'typeorm';
 import type { BackgroundWork } from '../../lifecycle/background-work.js';
 import type { ResolvedOptions } from '../../options/transactional-message-options.interface.js';
 import type { BucketStore } from '../../store/bucket.store.js';
@@ -41,10 +40,7 @@ export class RowLeaseOwnership implements DeliveryOwnership {
     if (await this.bucketRelaysAlive()) return { token: '', messages: [] };
     const { batchSize, leaseMs, pollIntervalMs } = this.options.relay;
     const scanAll = exhaustive && (force || performance.now() - this.lastFullScanAt >= Math.max(pollIntervalMs, 250));
-    const work = (m: EntityManager) => this.store.claim(m, this.identity, randomUUID(), batchSize, leaseMs, scanAll);
-    const claim = this.store.claimIsOneStatement
-      ? await this.runner.autocommit('relay.claim', work)
-      : await this.runner.independent('relay.claim', work);
+    const claim = await this.store.claimWith(this.runner, 'relay.claim', this.identity, randomUUID(), batchSize, leaseMs, scanAll);
     if (claim.scannedAll) this.lastFullScanAt = performance.now();
     if (claim.messages.some((m) => m.key !== null)) {
       // Another relay claiming at the same moment may hold part of one of our keys: leave such keys.
