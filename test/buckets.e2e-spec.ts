@@ -107,6 +107,22 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     return Number(rows[0].n);
   }
 
+  /**
+   * `count` messages of two keys (`<prefix>-0`, `<prefix>-1`) on `topicName`, then relay A, which
+   * reads them and hangs in connect() (a broker that does not answer) until `stuck` opens.
+   */
+  async function relayStuckOnMessages(topicName: string, prefix: string, count: number) {
+    const writer = await instance({ relay: { enabled: false } });
+    const ids: string[] = [];
+    for (let i = 0; i < count; i++) ids.push(await send(writer.producer, topicName, `${prefix}-${i % 2}`, i));
+    const stuck = gate();
+    const publisherA = new ControlledPublisher();
+    publisherA.connectGate = stuck.wait;
+    await instance({ publisher: publisherA, relay: { leaseMs: 400 } });
+    await eventually('A is stuck connecting', () => publisherA.connectCalls === 1);
+    return { ids, stuck, publisherA };
+  }
+
   const keyedIds = (topicName: string, key: string) =>
     consumer
       .of(topicName)
@@ -225,15 +241,8 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
   });
 
   (several ? it : it.skip)('a relay stuck past its bucket lease neither publishes nor marks what another relay took over', async () => {
-    const writer = await instance({ relay: { enabled: false } });
-    const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push(await send(writer.producer, topic.stuck, `stuck-${i % 2}`, i));
-    // Relay A reads the batch, then hangs in connect() past its lease (a broker that does not answer).
-    const stuck = gate();
-    const publisherA = new ControlledPublisher();
-    publisherA.connectGate = stuck.wait;
-    await instance({ publisher: publisherA, relay: { leaseMs: 400 } });
-    await eventually('A is stuck connecting', () => publisherA.connectCalls === 1);
+    // Relay A reads the batch, then hangs in connect() past its lease.
+    const { ids, stuck, publisherA } = await relayStuckOnMessages(topic.stuck, 'stuck', 5);
     // B waits out A's leases, takes the buckets over and delivers.
     const b = await instance({ relay: { leaseMs: 400 } });
     await consumer.waitFor('the messages, from B', () => ids.every((id) => consumer.of(topic.stuck).some((r) => r.headers['tm-message-id'] === id)));
@@ -343,16 +352,8 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
   });
 
   (several ? it : it.skip)("a relay on 'buckets' paused past its lease while a relay on 'rows' claimed its messages publishes none of them and waits", async () => {
-    const writer = await instance({ relay: { enabled: false } });
-    const ids: string[] = [];
-    for (let i = 0; i < 4; i++) ids.push(await send(writer.producer, topic.mixed, `paused-${i % 2}`, i));
-    // A reads them, then hangs in connect() (a broker that does not answer) past its lease: its
-    // bucket leases and its announcement run out.
-    const stuck = gate();
-    const publisherA = new ControlledPublisher();
-    publisherA.connectGate = stuck.wait;
-    await instance({ publisher: publisherA, relay: { leaseMs: 400 } });
-    await eventually('A is stuck connecting', () => publisherA.connectCalls === 1);
+    // A reads them, then hangs in connect() past its lease: its bucket leases and its announcement run out.
+    const { ids, stuck, publisherA } = await relayStuckOnMessages(topic.mixed, 'paused', 4);
     await eventually("A's announcement ran out", async () => (await announced()) === 0);
     // A relay on 'rows' starts (no relay on 'buckets' is alive) and claims them; its publish hangs.
     const slow = gate();
