@@ -67,13 +67,13 @@ export class BucketStore {
   }
 
   /**
-   * Extends the leases of the buckets `owner` holds under the given tokens, and its announcement,
-   * and returns the buckets it still holds (bucket → token). A bucket whose lease ran out is not
+   * Extends the leases of the buckets `owner` holds under the given tokens, and (`announce`) its
+   * announcement, and returns the buckets it still holds (bucket → token). A bucket whose lease ran out is not
    * among them, whether or not another relay took it over meanwhile: while it was out, a relay on
    * `'buckets'` may have taken it, or (the announcement run out too) a relay on `'rows'` may have
    * claimed its messages; the relay takes it again through a maintenance.
    */
-  async renew(manager: EntityManager, owner: string, tokens: ReadonlySet<string>, leaseMs: number): Promise<Map<number, string>> {
+  async renew(manager: EntityManager, owner: string, tokens: ReadonlySet<string>, leaseMs: number, announce = true): Promise<Map<number, string>> {
     if (tokens.size === 0) return new Map();
     const { d } = this;
     const p = new SqlParams(d);
@@ -82,7 +82,7 @@ export class BucketStore {
         `AND token IN (${p.list([...tokens])}) AND expires_at > ${d.now()}`,
       p.values,
     );
-    await this.announce(manager, owner, leaseMs);
+    if (announce) await this.announce(manager, owner, leaseMs);
     return this.held(manager, owner, tokens);
   }
 

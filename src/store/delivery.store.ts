@@ -1,8 +1,8 @@
 import type { EntityManager } from 'typeorm';
 import { MessageStatus } from '../message/message-status.enum.js';
+import type { OutgoingMessage } from '../publisher/message-publisher.interface.js';
 import { affected, type MessageStore } from './message.store.js';
 import { deliveryColumns, toStoredMessage, type MessageRow } from './message-row.js';
-import type { OutgoingMessage } from '../publisher/message-publisher.interface.js';
 import type { SqlDialect } from './dialects/sql-dialect.interface.js';
 import { SqlParams } from './sql-params.js';
 

@@ -206,12 +206,11 @@ export class BucketOwnership implements DeliveryOwnership {
   private async doMaintain(): Promise<void> {
     if (this.stopped) return;
     const { leaseMs } = this.options.relay;
-    this.lastMaintenanceAt = performance.now();
-    const announcing = performance.now();
+    const announcing = (this.lastMaintenanceAt = performance.now());
     const relays = await this.runner.autocommit('relay.buckets', (m) => this.store.heartbeat(m, this.identity, leaseMs));
     this.announced(announcing);
     if (!(await this.noRowLeases())) return;
-    await this.renewLeases();
+    await this.renewLeases(false); // the heartbeat just announced this relay
     const share = Math.ceil(KEY_BUCKETS / relays);
     if (this.owned.size - this.leaving.size > share) {
       // The highest buckets go first, so relays keep stable shares across rebalances.
@@ -298,13 +297,16 @@ export class BucketOwnership implements DeliveryOwnership {
     this.announcedAt = at;
   }
 
-  /** Renews every owned bucket's lease; buckets another relay took over are forgotten. */
-  private async renewLeases(): Promise<void> {
+  /**
+   * Renews every owned bucket's lease (and, with `announce`, this relay's announcement); buckets
+   * whose lease ran out are forgotten.
+   */
+  private async renewLeases(announce = true): Promise<void> {
     if (this.owned.size === 0) return;
     const startedAt = performance.now();
     const tokens = new Set(this.owned.values());
-    const held = await this.runner.autocommit('relay.renew', (m) => this.store.renew(m, this.identity, tokens, this.options.relay.leaseMs));
-    this.announced(startedAt);
+    const held = await this.runner.autocommit('relay.renew', (m) => this.store.renew(m, this.identity, tokens, this.options.relay.leaseMs, announce));
+    if (announce) this.announced(startedAt);
     const lost = [...this.owned.keys()].filter((b) => held.get(b) !== this.owned.get(b));
     for (const bucket of lost) {
       this.owned.delete(bucket);
