@@ -1,3 +1,4 @@
+import { lockingReadRowClaim } from './locking-read.row-claim.js';
 import { hash32 } from '../sql-params.js';
 import { createBucketTables, dropBucketTables } from './bucket-tables.js';
 import { KEY_LOCK_BUCKETS, type SqlDialect } from './sql-dialect.interface.js';
@@ -12,7 +13,7 @@ export const mysqlDialect: SqlDialect = {
   // InnoDB's default REPEATABLE READ makes the relay's locking reads take gap locks, which
   // deadlock with the INSERTs of business transactions; READ COMMITTED takes none.
   ownIsolation: 'READ COMMITTED',
-  claimInOneStatement: false,
+  rowClaim: lockingReadRowClaim,
   inBigints: (column, values, p) => `${column} IN (${p.list(values)})`,
   pairsTable: (pairs, p) => `(${pairs.map(([k, m], i) => (i === 0 ? `SELECT ${p.add(k)} AS k, ${p.add(m)} AS m` : `SELECT ${p.add(k)}, ${p.add(m)}`)).join(' UNION ALL ')})`,
   insertIgnore: (table, columns, values) => `INSERT IGNORE INTO ${table} (${columns}) VALUES ${values}`,

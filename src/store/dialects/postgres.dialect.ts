@@ -1,3 +1,4 @@
+import { oneStatementRowClaim } from './one-statement.row-claim.js';
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
 import { hash32 } from '../sql-params.js';
 import { createBucketTables, dropBucketTables } from './bucket-tables.js';
@@ -11,7 +12,7 @@ export const postgresDialect: SqlDialect = {
   singleConnection: false,
   notifications: true,
   ownIsolation: undefined,
-  claimInOneStatement: true,
+  rowClaim: oneStatementRowClaim,
   // One array parameter: a batch of 500 is one bind, not 500.
   inBigints: (column, values, p) => `${column} = ANY(${p.add(values)}::bigint[])`,
   pairsTable: (pairs, p) => `(SELECT * FROM unnest(${p.add(pairs.map(([k]) => k))}::text[], ${p.add(pairs.map(([, m]) => m))}::bigint[]) AS u(k, m))`,

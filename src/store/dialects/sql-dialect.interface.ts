@@ -1,4 +1,5 @@
 import type { SqlParams } from '../sql-params.js';
+import type { RowClaimQueries } from './row-claim.interface.js';
 
 /** What a keyed message's INSERT locks: its key, in the lock space of one message table. */
 export interface KeyLock {
@@ -25,10 +26,10 @@ export interface SqlDialect {
   /** The isolation level of the library's own transactions; `undefined`: the database's default. */
   readonly ownIsolation: 'READ COMMITTED' | undefined;
   /**
-   * The delivery claim is one statement that may run in autocommit (PostgreSQL); elsewhere it is
-   * several statements whose row locks must hold until the lease is written: a transaction.
+   * How a relay on `relay.ownership: 'rows'` claims messages here: one statement in autocommit
+   * (PostgreSQL), or locking reads and a lease write in a transaction of their own.
    */
-  readonly claimInOneStatement: boolean;
+  readonly rowClaim: RowClaimQueries;
   /** `column IN (...)` for row numbers (bigint), bound through `p`. */
   inBigints(column: string, values: readonly number[], p: SqlParams): string;
   /** A derived table of (text `k`, bigint `m`) rows, bound through `p` in text order. */

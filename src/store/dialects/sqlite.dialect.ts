@@ -1,3 +1,4 @@
+import { lockingReadRowClaim } from './locking-read.row-claim.js';
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
 import { createBucketTables, dropBucketTables } from './bucket-tables.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
@@ -11,7 +12,7 @@ export const sqliteDialect: SqlDialect = {
   singleConnection: true,
   notifications: false,
   ownIsolation: undefined,
-  claimInOneStatement: false,
+  rowClaim: lockingReadRowClaim,
   inBigints: (column, values, p) => `${column} IN (${p.list(values)})`,
   pairsTable: (pairs, p) => `(${pairs.map(([k, m], i) => (i === 0 ? `SELECT ${p.add(k)} AS k, ${p.add(m)} AS m` : `SELECT ${p.add(k)}, ${p.add(m)}`)).join(' UNION ALL ')})`,
   insertIgnore: (table, columns, values) => `INSERT INTO ${table} (${columns}) VALUES ${values} ON CONFLICT DO NOTHING`,
