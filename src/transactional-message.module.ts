@@ -75,7 +75,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
       useFactory: (options: ResolvedOptions) => {
         const dialect = resolveDialect(options.dataSource);
         const notify = dialect.notifications && options.relay.listenNotify;
-        return new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null, options.relay.ownership === 'buckets');
+        return new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null, options.relay.ownership === 'buckets', options.preparedStatements);
       },
       inject: [RESOLVED_OPTIONS],
     },

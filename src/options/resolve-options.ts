@@ -63,6 +63,7 @@ export const DEFAULT_OPTIONS = {
   queriesOutsideTransaction: 'error',
   joinClsTransactions: true,
   acquireTimeoutMs: 10_000,
+  preparedStatements: true,
   relay: DEFAULT_RELAY_OPTIONS,
   check: DEFAULT_CHECK_OPTIONS,
   inbox: DEFAULT_INBOX_OPTIONS,
@@ -78,6 +79,7 @@ const KNOWN_OPTIONS = [
   'joinClsTransactions',
   'clsConnectionName',
   'acquireTimeoutMs',
+  'preparedStatements',
   'kafka',
   'publisher',
   'relay',
@@ -140,6 +142,8 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
   const tableName = validateTableName(options.tableName ?? DEFAULT_OPTIONS.tableName);
   const checkImmunityMs = integerOption('checkImmunityMs', options.checkImmunityMs ?? DEFAULT_OPTIONS.checkImmunityMs, 0, MAX_DURATION_MS);
   const acquireTimeoutMs = integerOption('acquireTimeoutMs', options.acquireTimeoutMs ?? DEFAULT_OPTIONS.acquireTimeoutMs, 1, MAX_DURATION_MS);
+  const preparedStatements = options.preparedStatements ?? DEFAULT_OPTIONS.preparedStatements;
+  booleanOption('preparedStatements', preparedStatements);
   const maxMessageBytes = integerOption('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_OPTIONS.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT);
   const relay = resolveRelay(producer ? options.relay : { enabled: false, ...options.relay });
   const check = resolveCheck(options.check);
@@ -158,6 +162,7 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
     joinClsTransactions,
     clsConnectionName: options.clsConnectionName,
     acquireTimeoutMs,
+    preparedStatements,
     kafka: options.kafka,
     publisher: options.publisher,
     relay,

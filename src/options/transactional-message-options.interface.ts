@@ -161,6 +161,14 @@ export interface TransactionalMessageModuleOptions {
    */
   acquireTimeoutMs?: number;
   /**
+   * PostgreSQL: send the message INSERT, which every transactional method runs, as a named
+   * prepared statement, parsed and planned once per connection (node-postgres keeps it with the
+   * connection). Default `true`. Set `false` behind a pooler that does not keep prepared
+   * statements across transactions: PgBouncer in transaction mode before 1.21, or without
+   * `max_prepared_statements`. Ignored on MySQL/MariaDB and SQLite.
+   */
+  preparedStatements?: boolean;
+  /**
    * The built-in Kafka publisher: brokers, client id, TLS, SASL, timeouts (see KafkaOptions). It
    * uses the kafkajs package, an optional peer dependency loaded only when this option is given.
    * Required when the relay runs, unless `publisher` is given.
@@ -195,6 +203,7 @@ export interface ResolvedOptions {
   joinClsTransactions: boolean;
   clsConnectionName: string | undefined;
   acquireTimeoutMs: number;
+  preparedStatements: boolean;
   kafka: KafkaOptions | undefined;
   publisher: MessagePublisher | undefined;
   relay: Required<RelayOptions>;

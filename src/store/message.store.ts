@@ -34,6 +34,8 @@ export class MessageStore {
     readonly notifyChannel: string | null,
     /** Write each message's key bucket (`relay.ownership: 'buckets'`; the column exists from the fourth migration). */
     readonly writeBuckets = false,
+    /** `preparedStatements`: send the message INSERT as a prepared statement where the dialect can. */
+    private readonly preparedStatements = true,
   ) {
     this.t = dialect.quote(tableName);
     this.checkTable = dialect.quote(`${tableName}_check`);
@@ -78,8 +80,9 @@ export class MessageStore {
     const lock = message.key === null ? undefined : d.keyLock({ lockClass: this.lockClass, key: message.key, keyLockTable: this.keyLockTable }, p);
     for (const [statement, params] of lock?.before ?? []) await manager.query(statement, params);
     const sql = lock?.from ? `INSERT INTO ${this.t} (${columns}) SELECT ${allValues}${lock.from}` : `INSERT INTO ${this.t} (${columns}) VALUES (${allValues})`;
-    // No NOTIFY here: it would serialise concurrent commits (see CommitNotifier).
-    await manager.query(sql, p.values);
+    // No NOTIFY here: it would serialise concurrent commits (see CommitNotifier). Prepared: parsing
+    // and planning this INSERT was a fifth of a decorated transaction's cost (bench/RESULTS.md).
+    await manager.query(this.preparedStatements ? d.prepare(manager, sql) : sql, p.values);
   }
 
   /**

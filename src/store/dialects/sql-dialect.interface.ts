@@ -1,3 +1,4 @@
+import type { EntityManager } from 'typeorm';
 import type { SqlParams } from '../sql-params.js';
 import type { RowClaimQueries } from './row-claim.interface.js';
 
@@ -34,6 +35,12 @@ export interface SqlDialect {
   inBigints(column: string, values: readonly number[], p: SqlParams): string;
   /** A derived table of (text `k`, bigint `m`) rows, bound through `p` in text order. */
   pairsTable(pairs: ReadonlyArray<readonly [string, number]>, p: SqlParams): string;
+  /**
+   * Makes `text`, a statement sent on every business transaction (the message INSERT), run as a
+   * named prepared statement on the connection of `manager` where the driver keeps them per
+   * connection (PostgreSQL); returns the SQL to send.
+   */
+  prepare(manager: EntityManager, text: string): string;
   /** An INSERT of one row that does nothing when a unique key already has it. */
   insertIgnore(table: string, columns: string, values: string): string;
   /**

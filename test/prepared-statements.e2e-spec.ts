@@ -1,0 +1,133 @@
+import 'reflect-metadata';
+import type { INestApplicationContext } from '@nestjs/common';
+import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
+import { MessageStatus } from '../src/index.js';
+import { createTestDatabase, messageRows, type TestDatabase } from './support/databases.js';
+import { createShopApp, OrderService, ShopOrder } from './support/shop.fixture.js';
+
+/**
+ * PostgreSQL: the message INSERT every transactional method sends runs as a named prepared
+ * statement (`preparedStatements`, default true). The app's DataSource has one connection, so
+ * what the test reads from `pg_prepared_statements` is that connection's.
+ */
+describe('Prepared message INSERT on PostgreSQL', () => {
+  let db: TestDatabase;
+  const opened: Array<{ app: INestApplicationContext; dataSource: DataSource }> = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres', { entities: [ShopOrder] });
+  });
+
+  afterAll(async () => {
+    for (const { app, dataSource } of opened) {
+      await app.close();
+      if (dataSource.isInitialized) await dataSource.destroy();
+    }
+    await db?.drop();
+  });
+
+  /** An app on its own one-connection DataSource (or `shared`'s), and what TypeORM's logger was given. */
+  async function openApp(preparedStatements?: boolean, shared?: DataSource) {
+    const logged: unknown[] = [];
+    const logger: TypeOrmLogger = {
+      logQuery: (query) => void logged.push(query),
+      logQueryError: () => undefined,
+      logQuerySlow: () => undefined,
+      logSchemaBuild: () => undefined,
+      logMigration: () => undefined,
+      log: () => undefined,
+    };
+    const dataSource = shared ?? await new DataSource({
+      ...db.options,
+      entities: [ShopOrder],
+      extra: { max: 1 },
+      logging: true,
+      logger,
+    } as never).initialize();
+    const app = await createShopApp({ ...db, dataSource }, preparedStatements === undefined ? {} : { preparedStatements });
+    opened.push({ app, dataSource });
+    const prepared = async (): Promise<Array<{ name: string; statement: string }>> =>
+      dataSource.query(`SELECT name, statement FROM pg_prepared_statements WHERE name LIKE 'tm\\_%' ORDER BY name`);
+    /** How many times the connection ran its prepared statements. */
+    const executions = async (): Promise<number> =>
+      Number((await dataSource.query(`SELECT COALESCE(SUM(generic_plans + custom_plans), 0) AS n FROM pg_prepared_statements WHERE name LIKE 'tm\\_%'`))[0].n);
+    return { app, dataSource, logged, prepared, executions, orders: app.get(OrderService) };
+  }
+
+  it('prepares the INSERT once per connection and per statement text, and the messages are stored as without it', async () => {
+    const { prepared, orders, logged } = await openApp();
+    expect(await prepared()).toEqual([]);
+    await orders.pay({ id: 'p-1', amount: 1 });
+    const afterOne = await prepared();
+    expect(afterOne).toHaveLength(1);
+    expect(afterOne[0].statement).toMatch(/^INSERT INTO "transactional_message" \(id, producer_group, topic, message_key/);
+    await orders.pay({ id: 'p-2', amount: 2 });
+    await orders.pay({ id: 'p-3', amount: 3 });
+    // The same text again: the same statement, not one per call.
+    expect(await prepared()).toEqual(afterOne);
+    const rows = (await messageRows(db)).filter((r) => ['p-1', 'p-2', 'p-3'].includes(r.message_key));
+    expect(rows.map((r) => [r.message_key, r.status])).toEqual([
+      ['p-1', MessageStatus.COMMITTED],
+      ['p-2', MessageStatus.COMMITTED],
+      ['p-3', MessageStatus.COMMITTED],
+    ]);
+    // TypeORM's logger (and its query events) still get the statement as a string, its SQL text.
+    const inserts = logged.filter((q): q is string => typeof q === 'string' && q.startsWith('INSERT INTO "transactional_message"'));
+    expect(inserts).toHaveLength(3);
+    expect(inserts[0]).toBe(afterOne[0].statement);
+  });
+
+  it('keeps working on a connection whose prepared INSERT predates a change of the table (a migration run meanwhile)', async () => {
+    const { prepared, orders, dataSource } = await openApp();
+    await orders.pay({ id: 'm-1', amount: 1 });
+    expect(await prepared()).toHaveLength(1);
+    await dataSource.query(`ALTER TABLE "transactional_message" ADD COLUMN "probe_column" INTEGER NULL`);
+    try {
+      await orders.pay({ id: 'm-2', amount: 2 });
+      await orders.pay({ id: 'm-3', amount: 3, outcome: 'rollback' });
+    } finally {
+      await dataSource.query(`ALTER TABLE "transactional_message" DROP COLUMN "probe_column"`);
+    }
+    await orders.pay({ id: 'm-4', amount: 4 });
+    const rows = (await messageRows(db)).filter((r) => String(r.message_key).startsWith('m-'));
+    expect(rows.map((r) => [r.message_key, r.status])).toEqual([
+      ['m-1', MessageStatus.COMMITTED],
+      ['m-2', MessageStatus.COMMITTED],
+      ['m-3', MessageStatus.ROLLED_BACK],
+      ['m-4', MessageStatus.COMMITTED],
+    ]);
+  });
+
+  it('a failed business transaction leaves no message and the prepared statement usable', async () => {
+    const { orders, prepared } = await openApp();
+    await orders.pay({ id: 'f-1', amount: 1 });
+    await expect(orders.pay({ id: 'f-2', amount: 2, fail: true })).rejects.toThrow('payment f-2 failed');
+    // The same order id again: the business INSERT fails inside the transaction, nothing is kept.
+    await expect(orders.pay({ id: 'f-1', amount: 9 })).rejects.toThrow();
+    await orders.pay({ id: 'f-3', amount: 3 });
+    expect(await prepared()).toHaveLength(1);
+    const rows = (await messageRows(db)).filter((r) => String(r.message_key).startsWith('f-'));
+    expect(rows.map((r) => r.message_key)).toEqual(['f-1', 'f-3']);
+  });
+
+  it('with preparedStatements: false, sends the INSERT as a plain query (for poolers that drop prepared statements)', async () => {
+    const { prepared, orders } = await openApp(false);
+    await orders.pay({ id: 'n-1', amount: 1 });
+    await orders.pay({ id: 'n-2', amount: 2 });
+    expect(await prepared()).toEqual([]);
+    expect((await messageRows(db)).filter((r) => String(r.message_key).startsWith('n-'))).toHaveLength(2);
+  });
+
+  it('an instance with preparedStatements: false on a DataSource another instance prepares on still sends plain queries', async () => {
+    const preparing = await openApp();
+    const plain = await openApp(false, preparing.dataSource);
+    await preparing.orders.pay({ id: 's-1', amount: 1 });
+    expect(await preparing.executions()).toBe(1);
+    await plain.orders.pay({ id: 's-2', amount: 2 });
+    await plain.orders.pay({ id: 's-3', amount: 3 });
+    expect(await preparing.executions()).toBe(1);
+    await preparing.orders.pay({ id: 's-4', amount: 4 });
+    expect(await preparing.executions()).toBe(2);
+    expect((await messageRows(db)).filter((r) => String(r.message_key).startsWith('s-')).map((r) => r.message_key)).toEqual(['s-1', 's-2', 's-3', 's-4']);
+  });
+});
