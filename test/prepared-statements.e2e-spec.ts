@@ -1,9 +1,22 @@
 import 'reflect-metadata';
 import type { INestApplicationContext } from '@nestjs/common';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
-import { MessageStatus } from '../src/index.js';
+import { Injectable } from '@nestjs/common';
+import { MessageStatus, TransactionalMessage, TransactionContext } from '../src/index.js';
+import { eventually } from './support/kafka.js';
+import { gate } from './support/relay.fixture.js';
 import { createTestDatabase, messageRows, type TestDatabase } from './support/databases.js';
 import { createShopApp, OrderService, ShopOrder } from './support/shop.fixture.js';
+
+/** Writes a message of key `key` (and nothing else) in its transaction. */
+@Injectable()
+class KeyWriter {
+  @TransactionalMessage<[string, string]>({ topic: 'order.keyed', key: ([key]) => key, body: ([, label]) => ({ label }) })
+  async write(key: string, label: string): Promise<void> {
+    void key;
+    void label;
+  }
+}
 
 /**
  * PostgreSQL: the message INSERT every transactional method sends runs as a named prepared
@@ -27,7 +40,7 @@ describe('Prepared message INSERT on PostgreSQL', () => {
   });
 
   /** An app on its own one-connection DataSource (or `shared`'s), and what TypeORM's logger was given. */
-  async function openApp(preparedStatements?: boolean, shared?: DataSource) {
+  async function openApp(preparedStatements?: boolean, shared?: DataSource, connections = 1) {
     const logged: unknown[] = [];
     const logger: TypeOrmLogger = {
       logQuery: (query) => void logged.push(query),
@@ -40,11 +53,11 @@ describe('Prepared message INSERT on PostgreSQL', () => {
     const dataSource = shared ?? await new DataSource({
       ...db.options,
       entities: [ShopOrder],
-      extra: { max: 1 },
+      extra: { max: connections },
       logging: true,
       logger,
     } as never).initialize();
-    const app = await createShopApp({ ...db, dataSource }, preparedStatements === undefined ? {} : { preparedStatements });
+    const app = await createShopApp({ ...db, dataSource }, preparedStatements === undefined ? {} : { preparedStatements }, [KeyWriter]);
     opened.push({ app, dataSource });
     const prepared = async (): Promise<Array<{ name: string; statement: string }>> =>
       dataSource.query(`SELECT name, statement FROM pg_prepared_statements WHERE name LIKE 'tm\\_%' ORDER BY name`);
@@ -116,6 +129,52 @@ describe('Prepared message INSERT on PostgreSQL', () => {
     await orders.pay({ id: 'n-2', amount: 2 });
     expect(await prepared()).toEqual([]);
     expect((await messageRows(db)).filter((r) => String(r.message_key).startsWith('n-'))).toHaveLength(2);
+  });
+
+  it("still takes the key's lock once PostgreSQL runs the prepared INSERT with its generic plan: a second writer of the key waits for the first's commit", async () => {
+    const { app, dataSource } = await openApp(undefined, undefined, 2);
+    const writer = app.get(KeyWriter);
+    // Six executions on each of the two connections: from the sixth on, PostgreSQL may plan the
+    // prepared statement once for all parameters (a generic plan); the lock must still be taken.
+    for (let round = 0; round < 6; round++) {
+      await Promise.all([writer.write(`w-${round}-a`, 'warm'), writer.write(`w-${round}-b`, 'warm')]);
+    }
+    const runners = [dataSource.createQueryRunner(), dataSource.createQueryRunner()];
+    try {
+      for (const runner of runners) {
+        const [{ generic, custom }] = await runner.query(
+          `SELECT SUM(generic_plans) AS generic, SUM(custom_plans) AS custom FROM pg_prepared_statements WHERE name LIKE 'tm\\_%'`,
+        );
+        expect(Number(generic) + Number(custom)).toBeGreaterThanOrEqual(6);
+        expect(Number(generic)).toBeGreaterThan(0);
+      }
+    } finally {
+      for (const runner of runners) await runner.release();
+    }
+    const context = app.get(TransactionContext);
+    const release = gate();
+    const firstWritten = gate();
+    // Transaction A writes key K's message and stays open; B writes a message of K too.
+    const first = context.runInTransaction(async () => {
+      await writer.write('k', 'first');
+      firstWritten.open();
+      await release.wait;
+    });
+    await firstWritten.wait;
+    let secondDone = false;
+    const second = writer.write('k', 'second').finally(() => (secondDone = true));
+    // B's INSERT waits on the key's advisory lock (seen from another connection), not done.
+    await eventually('the second writer waiting on the key lock', async () => {
+      const [{ n }] = await db.dataSource.query(`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`);
+      return Number(n) === 1;
+    });
+    expect(secondDone).toBe(false);
+    release.open();
+    await first;
+    await second;
+    // Numbered (seq) in commit order: A's message first.
+    const rows = (await messageRows(db)).filter((r) => r.message_key === 'k');
+    expect(rows.map((r) => JSON.parse(Buffer.from(r.body).toString()).label)).toEqual(['first', 'second']);
   });
 
   it('an instance with preparedStatements: false on a DataSource another instance prepares on still sends plain queries', async () => {
