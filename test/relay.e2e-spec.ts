@@ -15,6 +15,7 @@ import {
   type HalfMessage,
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
+import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure } from './support/relay.fixture.js';
@@ -388,15 +389,27 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     expect(await producer.getCheckHistory(id)).toEqual([]);
   });
 
-  it('shutdown in the middle of a publish releases the batch: nothing stays leased, and another instance delivers it', async () => {
+  it('shutdown in the middle of a publish releases the batch: nothing stays leased, nothing renews it, and another instance delivers it', async () => {
     const publisher = new ControlledPublisher();
     const held = gate();
     publisher.publishGate = held.wait;
-    const { app, producer } = await boot([], { publisher, relay: { shutdownTimeoutMs: 200 } });
+    // A lease renewed every 100 ms while the publish lasts.
+    const { app, producer } = await boot([], { publisher, relay: { shutdownTimeoutMs: 200, leaseMs: 300 } });
     const { messageId } = await producer.sendMessageInTransaction({ topic: topic.shutdown, key: 's', body: {} }, () => TransactionStatus.COMMIT);
     await eventually('the publish started', () => publisher.publishCalls > 0);
+    const ownership = app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP);
+    const renew = ownership.renew.bind(ownership);
+    let renewals = 0;
+    ownership.renew = (claim, seqs) => (renewals++, renew(claim, seqs));
+    await eventually('the lease renewed during the publish', () => renewals > 0);
     await app.close();
     apps.splice(apps.indexOf(app), 1);
+    // The publish still hangs: its lease renewal stopped with the relay (its timer went on every
+    // 100 ms after the shutdown released the batch, and kept the process alive).
+    const atClose = renewals;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(renewals).toBe(atClose);
+    expect(publisher.publishSettled).toBe(0);
     held.open();
     const [row] = (await messageRows(db)).filter((r) => r.id === messageId);
     expect(row).toMatchObject({ status: 'COMMITTED', lease_token: null, lease_owner: null, lease_expires_at: null });

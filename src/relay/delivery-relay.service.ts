@@ -45,6 +45,8 @@ class TransportUnavailable extends Error {
 export class DeliveryRelay {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private running = false;
+  /** The lease renewals of the publishes in flight (see publishUnderLease). */
+  private readonly heartbeats = new Set<NodeJS.Timeout>();
   /** drain() calls in progress (they publish whether or not the loop runs). */
   private draining = 0;
   private loop: Promise<void> | undefined;
@@ -128,6 +130,12 @@ export class DeliveryRelay {
       new Promise<false>((resolve) => (timer = setTimeout(resolve, this.options.relay.shutdownTimeoutMs, false))),
     ]);
     clearTimeout(timer);
+    if (!finished) {
+      // A publish that never settles (a client without a timeout) must not keep renewing the
+      // lease of what is released below, nor keep the process alive with its timer.
+      for (const heartbeat of this.heartbeats) clearInterval(heartbeat);
+      this.heartbeats.clear();
+    }
     if (!finished && this.held.size > 0) {
       let released = 0;
       for (const claim of this.held) {
@@ -376,6 +384,7 @@ export class DeliveryRelay {
         }
       });
     }, Math.max(1, Math.floor(leaseMs / 3)));
+    this.heartbeats.add(heartbeat);
     try {
       const started = performance.now();
       const traced = startPublishSpans(batch.map((r) => this.record(claim, r).message));
@@ -396,6 +405,7 @@ export class DeliveryRelay {
       }));
     } finally {
       clearInterval(heartbeat);
+      this.heartbeats.delete(heartbeat);
       await renewing;
     }
     return lastConfirmed;
