@@ -5,6 +5,7 @@
 // - raw/<indexes>: the message INSERT the library sends (key lock included), written by hand into
 //   a copy of the message table that has only some of its indexes;
 // - raw/all pg client, raw/all named: the same INSERT on node-postgres directly, unnamed and named;
+// - peer: pg-transactional-outbox's own storage function (its outbox table and polling indexes);
 // - decorated: `@TransactionalMessage` itself (all indexes; prepared, and with preparedStatements: false).
 // Rounds rotate the variants' order so drift hits all of them; medians are printed.
 // node bench/dist/probes/write-attribution.js [transactions per variant] [rounds]
@@ -24,6 +25,16 @@ const unprepared = await benchApp(ds, { relay: { enabled: false, listenNotify: f
 const unpreparedWriter = unprepared.get(OrderWriter);
 await ds.query(`CREATE TABLE bench_note (id VARCHAR(40) PRIMARY KEY)`);
 await ds.query(`CREATE TABLE bench_note_identity (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id UUID NOT NULL)`);
+
+// The best peer measured here, set up as its docs say (table and polling indexes).
+const peer = await import('pg-transactional-outbox');
+const peerSetup = { outboxOrInbox: 'outbox' as const, database: '', schema: 'public', table: 'outbox', listenerRole: 'postgres', nextMessagesName: 'next_outbox_messages' };
+await ds.query(peer.DatabaseSetup.dropAndCreateTable(peerSetup));
+await ds.query(peer.DatabaseSetup.setupPollingIndexes(peerSetup));
+const storePeer = peer.initializeMessageStorage(
+  { outboxOrInbox: 'outbox', settings: { dbSchema: 'public', dbTable: 'outbox' } } as never,
+  peer.getDisabledLogger(),
+);
 
 // Copies of the message table with fewer indexes (same columns, identity, fillfactor).
 const INDEXES: Record<string, string[]> = {
@@ -120,6 +131,15 @@ const variants: Record<string, Variant> = {
     ds.transaction(async (m) => {
       await m.insert(BenchOrder, orderRow(i, run));
       await (m.queryRunner as unknown as { databaseConnection: PgClient }).databaseConnection.query({ name: 'tm_insert', text: insert('transactional_message'), values: params(i, run) });
+    }),
+  peer: (i, run) =>
+    ds.transaction(async (m) => {
+      await m.insert(BenchOrder, orderRow(i, run));
+      const client = (m.queryRunner as unknown as { databaseConnection: never }).databaseConnection;
+      await storePeer(
+        { id: randomUUID(), aggregateType: 'order', aggregateId: `${run}-${i}`, messageType: 'order_paid', segment: `key-${i % 1000}`, payload: { ...body(i), i, run } },
+        client,
+      );
     }),
   'decorated, unprepared': (i, run) => unpreparedWriter.decorated(i, run),
   decorated: (i, run) => writer.decorated(i, run),
