@@ -13,6 +13,14 @@ describe('uuidV7', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
+  it('keeps its random bits fresh across refills of its random pool (no two ids share them)', () => {
+    // 10,000 ids use 160,000 random bytes: the 4 KiB pool is refilled about 40 times.
+    const ids = Array.from({ length: 10_000 }, (_, i) => uuidV7(1_950_000_000_000 + i));
+    const randomParts = ids.map((id) => id.replace(/-/g, '').slice(16));
+    expect(new Set(randomParts).size).toBe(ids.length);
+    expect(ids.every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id))).toBe(true);
+  });
+
   it('never goes backwards when the clock does', () => {
     const later = uuidV7(1_900_000_000_000);
     const earlierClock = uuidV7(1_899_999_999_000);

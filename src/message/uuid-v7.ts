@@ -1,7 +1,26 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 let lastMs = 0;
 let sequence = 0;
+
+/**
+ * Random bytes are taken from a pool filled 4 KiB at a time (as Node's own `randomUUID` does):
+ * `randomBytes(16)` per id was a system call per message, about 2 % of a decorated write's CPU.
+ */
+const POOL_BYTES = 4096;
+const pool = Buffer.alloc(POOL_BYTES);
+let poolOffset = POOL_BYTES;
+
+/** `length` fresh random bytes, copied out of the pool (never handed out twice). */
+function randomBytesFromPool(length: number): Buffer {
+  if (poolOffset + length > POOL_BYTES) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const bytes = Buffer.from(pool.subarray(poolOffset, poolOffset + length));
+  poolOffset += length;
+  return bytes;
+}
 
 /**
  * @internal A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then a 12-bit counter that
@@ -11,7 +30,7 @@ let sequence = 0;
 export function uuidV7(now: number = Date.now()): string {
   if (now > lastMs) {
     lastMs = now;
-    sequence = randomBytes(2).readUInt16BE(0) & 0x1ff; // start low so the counter rarely overflows
+    sequence = randomBytesFromPool(2).readUInt16BE(0) & 0x1ff; // start low so the counter rarely overflows
   } else {
     sequence++;
     if (sequence > 0xfff) {
@@ -19,7 +38,7 @@ export function uuidV7(now: number = Date.now()): string {
       sequence = 0;
     }
   }
-  const bytes = randomBytes(16);
+  const bytes = randomBytesFromPool(16);
   const ms = lastMs;
   bytes[0] = Math.floor(ms / 2 ** 40) & 0xff;
   bytes[1] = Math.floor(ms / 2 ** 32) & 0xff;
