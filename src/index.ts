@@ -107,6 +107,7 @@ export { MessageTableMissingError } from './errors/message-table-missing.error.j
 export { NestedIndependentTransactionError } from './errors/nested-independent-transaction.error.js';
 export { TransactionRollbackOnlyError } from './errors/transaction-rollback-only.error.js';
 export { ConnectionAcquireTimeoutError } from './errors/connection-acquire-timeout.error.js';
+export { PreparedStatementUnavailableError } from './errors/prepared-statement-unavailable.error.js';
 export { PublisherConfigurationError } from './errors/publisher-configuration.error.js';
 export { DuplicateModuleError } from './errors/duplicate-module.error.js';
 export { OptionalDependencyMissingError } from './errors/optional-dependency-missing.error.js';

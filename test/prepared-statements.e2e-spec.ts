@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import type { INestApplicationContext } from '@nestjs/common';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
 import { Injectable } from '@nestjs/common';
-import { MessageStatus, TransactionalMessage, TransactionContext } from '../src/index.js';
+import { MessageStatus, PreparedStatementUnavailableError, TransactionalMessage, TransactionContext } from '../src/index.js';
 import { eventually } from './support/kafka.js';
 import { gate } from './support/relay.fixture.js';
 import { createTestDatabase, messageRows, type TestDatabase } from './support/databases.js';
@@ -121,6 +121,22 @@ describe('Prepared message INSERT on PostgreSQL', () => {
     expect(await prepared()).toHaveLength(1);
     const rows = (await messageRows(db)).filter((r) => String(r.message_key).startsWith('f-'));
     expect(rows.map((r) => r.message_key)).toEqual(['f-1', 'f-3']);
+  });
+
+  it('a connection whose server lost the statement (a pooler in transaction mode, DEALLOCATE): a clear error, nothing stored, the next call prepares it again', async () => {
+    const { orders, dataSource, prepared } = await openApp();
+    await orders.pay({ id: 'd-1', amount: 1 });
+    // What a pooler in transaction mode does: the client's next transaction runs on a server
+    // session that never saw the statement.
+    await dataSource.query('DEALLOCATE ALL');
+    const failed = orders.pay({ id: 'd-2', amount: 2 });
+    await expect(failed).rejects.toThrow(PreparedStatementUnavailableError);
+    await expect(failed).rejects.toThrow(/prepared statement "tm_[0-9a-f]+" does not exist.*Set the module option preparedStatements: false/);
+    await orders.pay({ id: 'd-3', amount: 3 });
+    expect(await prepared()).toHaveLength(1);
+    const rows = (await messageRows(db)).filter((r) => String(r.message_key).startsWith('d-'));
+    expect(rows.map((r) => r.message_key)).toEqual(['d-1', 'd-3']);
+    expect(await dataSource.query(`SELECT id FROM shop_order WHERE id LIKE 'd-%' ORDER BY id`)).toEqual([{ id: 'd-1' }, { id: 'd-3' }]);
   });
 
   it('with preparedStatements: false, sends the INSERT as a plain query (for poolers that drop prepared statements)', async () => {

@@ -165,7 +165,8 @@ export interface TransactionalMessageModuleOptions {
    * prepared statement, parsed and planned once per connection (node-postgres keeps it with the
    * connection). Default `true`. Set `false` behind a pooler that does not keep prepared
    * statements across transactions: PgBouncer in transaction mode before 1.21, or without
-   * `max_prepared_statements`. Ignored on MySQL/MariaDB and SQLite.
+   * `max_prepared_statements` (there the INSERT fails with PreparedStatementUnavailableError,
+   * which says so). Ignored on MySQL/MariaDB and SQLite.
    */
   preparedStatements?: boolean;
   /**

@@ -82,7 +82,7 @@ export class MessageStore {
     const sql = lock?.from ? `INSERT INTO ${this.t} (${columns}) SELECT ${allValues}${lock.from}` : `INSERT INTO ${this.t} (${columns}) VALUES (${allValues})`;
     // No NOTIFY here: it would serialise concurrent commits (see CommitNotifier). Prepared: parsing
     // and planning this INSERT was a fifth of a decorated transaction's cost (bench/RESULTS.md).
-    await manager.query(this.preparedStatements ? d.prepare(manager, sql) : sql, p.values);
+    await (this.preparedStatements ? d.queryPrepared(manager, sql, p.values) : manager.query(sql, p.values));
   }
 
   /**

@@ -1,7 +1,7 @@
 import { oneStatementRowClaim } from './one-statement.row-claim.js';
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
 import { hash32 } from '../sql-params.js';
-import { preparePg } from './prepared-sql.js';
+import { queryPreparedPg } from './prepared-sql.js';
 import { createBucketTables, dropBucketTables } from './bucket-tables.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
@@ -17,7 +17,7 @@ export const postgresDialect: SqlDialect = {
   // One array parameter: a batch of 500 is one bind, not 500.
   inBigints: (column, values, p) => `${column} = ANY(${p.add(values)}::bigint[])`,
   pairsTable: (pairs, p) => `(SELECT * FROM unnest(${p.add(pairs.map(([k]) => k))}::text[], ${p.add(pairs.map(([, m]) => m))}::bigint[]) AS u(k, m))`,
-  prepare: preparePg,
+  queryPrepared: queryPreparedPg,
   insertIgnore: (table, columns, values) => `INSERT INTO ${table} (${columns}) VALUES ${values} ON CONFLICT DO NOTHING`,
   // A transaction-scoped advisory lock on (table, key), taken by the INSERT itself: one round trip.
   keyLock: (lock, p) => ({

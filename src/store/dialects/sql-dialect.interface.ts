@@ -36,11 +36,11 @@ export interface SqlDialect {
   /** A derived table of (text `k`, bigint `m`) rows, bound through `p` in text order. */
   pairsTable(pairs: ReadonlyArray<readonly [string, number]>, p: SqlParams): string;
   /**
-   * Makes `text`, a statement sent on every business transaction (the message INSERT), run as a
-   * named prepared statement on the connection of `manager` where the driver keeps them per
-   * connection (PostgreSQL); returns the SQL to send.
+   * Runs `text`, a statement sent on every business transaction (the message INSERT), as a named
+   * prepared statement on the connection of `manager` where the driver keeps them per connection
+   * (PostgreSQL; PreparedStatementUnavailableError when the server lost it); elsewhere as a query.
    */
-  prepare(manager: EntityManager, text: string): string;
+  queryPrepared(manager: EntityManager, text: string, values: unknown[]): Promise<unknown>;
   /** An INSERT of one row that does nothing when a unique key already has it. */
   insertIgnore(table: string, columns: string, values: string): string;
   /**

@@ -16,7 +16,7 @@ export const sqliteDialect: SqlDialect = {
   inBigints: (column, values, p) => `${column} IN (${p.list(values)})`,
   pairsTable: (pairs, p) => `(${pairs.map(([k, m], i) => (i === 0 ? `SELECT ${p.add(k)} AS k, ${p.add(m)} AS m` : `SELECT ${p.add(k)}, ${p.add(m)}`)).join(' UNION ALL ')})`,
   // mysql2 prepares through execute(), which TypeORM does not use; better-sqlite3 caches statements itself.
-  prepare: (_manager, text) => text,
+  queryPrepared: (manager, text, values) => manager.query(text, values),
   insertIgnore: (table, columns, values) => `INSERT INTO ${table} (${columns}) VALUES ${values} ON CONFLICT DO NOTHING`,
   // One writer at a time: transactions commit in the order they write.
   keyLock: () => ({ before: [], from: '' }),
