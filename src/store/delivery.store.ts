@@ -3,7 +3,7 @@ import { MessageStatus } from '../message/message-status.enum.js';
 import type { OutgoingMessage } from '../publisher/message-publisher.interface.js';
 import { affected, type MessageStore } from './message.store.js';
 import type { MessageRow } from './message-row.js';
-import { RowClaimSql } from './dialects/row-claim.interface.js';
+import { COMMITTED, RowClaimSql } from './dialects/row-claim.interface.js';
 import type { SqlDialect } from './dialects/sql-dialect.interface.js';
 import { SqlParams } from './sql-params.js';
 
@@ -32,7 +32,6 @@ export interface DeliveryClaim {
   records?: Map<MessageRow, { message: OutgoingMessage; bytes: number }>;
 }
 
-const COMMITTED = `'${MessageStatus.COMMITTED}'`;
 const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL';
 
 /** @internal The SET list of a published message's mark (whoever owns it). */

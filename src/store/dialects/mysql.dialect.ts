@@ -1,6 +1,6 @@
-import { lockingReadRowClaim } from './locking-read.row-claim.js';
 import { hash32 } from '../sql-params.js';
 import { createBucketTables, dropBucketTables } from './bucket-tables.js';
+import { lockingReadRowClaim } from './locking-read.row-claim.js';
 import { KEY_LOCK_BUCKETS, type SqlDialect } from './sql-dialect.interface.js';
 
 const q = (identifier: string): string => `\`${identifier}\``;
@@ -16,7 +16,7 @@ export const mysqlDialect: SqlDialect = {
   rowClaim: lockingReadRowClaim,
   inBigints: (column, values, p) => `${column} IN (${p.list(values)})`,
   pairsTable: (pairs, p) => `(${pairs.map(([k, m], i) => (i === 0 ? `SELECT ${p.add(k)} AS k, ${p.add(m)} AS m` : `SELECT ${p.add(k)}, ${p.add(m)}`)).join(' UNION ALL ')})`,
-  // mysql2 prepares through execute(), which TypeORM does not use; better-sqlite3 caches statements itself.
+  // mysql2 prepares only through execute(), which TypeORM's query runner does not use.
   queryPrepared: (manager, text, values) => manager.query(text, values),
   insertIgnore: (table, columns, values) => `INSERT IGNORE INTO ${table} (${columns}) VALUES ${values}`,
   // No advisory lock that lasts a transaction: the row of the key's bucket in the lock table.

@@ -1,8 +1,8 @@
+import { hash32 } from '../sql-params.js';
+import { createBucketTables, dropBucketTables } from './bucket-tables.js';
 import { oneStatementRowClaim } from './one-statement.row-claim.js';
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
-import { hash32 } from '../sql-params.js';
 import { queryPreparedPg } from './prepared-sql.js';
-import { createBucketTables, dropBucketTables } from './bucket-tables.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
 const q = (identifier: string): string => `"${identifier}"`;

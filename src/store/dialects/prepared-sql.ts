@@ -62,6 +62,9 @@ export async function queryPreparedPg(manager: EntityManager, text: string, valu
     const name = names.get(text)!;
     delete (client as PgClientLike & { connection?: { parsedStatements?: Record<string, unknown> } }).connection?.parsedStatements?.[name];
     throw new PreparedStatementUnavailableError(name, driverError);
+  } finally {
+    // Named once, by this call only: if TypeORM failed before sending it, nothing later inherits it.
+    marked[NEXT] = undefined;
   }
 }
 

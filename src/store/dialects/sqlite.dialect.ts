@@ -1,6 +1,6 @@
+import { createBucketTables, dropBucketTables } from './bucket-tables.js';
 import { lockingReadRowClaim } from './locking-read.row-claim.js';
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
-import { createBucketTables, dropBucketTables } from './bucket-tables.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
 const q = (identifier: string): string => `"${identifier}"`;
@@ -15,7 +15,7 @@ export const sqliteDialect: SqlDialect = {
   rowClaim: lockingReadRowClaim,
   inBigints: (column, values, p) => `${column} IN (${p.list(values)})`,
   pairsTable: (pairs, p) => `(${pairs.map(([k, m], i) => (i === 0 ? `SELECT ${p.add(k)} AS k, ${p.add(m)} AS m` : `SELECT ${p.add(k)}, ${p.add(m)}`)).join(' UNION ALL ')})`,
-  // mysql2 prepares through execute(), which TypeORM does not use; better-sqlite3 caches statements itself.
+  // better-sqlite3 caches its prepared statements itself.
   queryPrepared: (manager, text, values) => manager.query(text, values),
   insertIgnore: (table, columns, values) => `INSERT INTO ${table} (${columns}) VALUES ${values} ON CONFLICT DO NOTHING`,
   // One writer at a time: transactions commit in the order they write.
