@@ -285,7 +285,7 @@ describe('bad input at boot: invalid module options fail the bootstrap with the 
     ['no dataSource', () => ({ producerGroup: 'shop' }), /option 'dataSource' is undefined; expected a TypeORM DataSource/],
     ['empty producerGroup', (dataSource) => ({ dataSource, producerGroup: '' }), /option 'producerGroup' is ""/],
     ['producerGroup with a space', (dataSource) => ({ dataSource, producerGroup: 'has space' }), /option 'producerGroup' is "has space"/],
-    ['negative checkImmunityMs', (dataSource) => ({ dataSource, producerGroup: 'shop', checkImmunityMs: -5 }), /option 'checkImmunityMs' is -5; expected a whole number from 0/],
+    ['negative checkImmunityMs', (dataSource) => ({ dataSource, producerGroup: 'shop', checkImmunityMs: -5 }), /option 'checkImmunityMs' is -5; expected a whole number of milliseconds from 0/],
     ['zero maxMessageBytes', (dataSource) => ({ dataSource, producerGroup: 'shop', maxMessageBytes: 0 }), /option 'maxMessageBytes' is 0/],
     ['tableName that is not an identifier', (dataSource) => ({ dataSource, producerGroup: 'shop', tableName: 'drop table;' }), /option 'tableName' is "drop table;"/],
     ['unknown queriesOutsideTransaction', (dataSource) => ({ dataSource, producerGroup: 'shop', queriesOutsideTransaction: 'maybe' }), /option 'queriesOutsideTransaction' is "maybe"/],

@@ -72,7 +72,7 @@ describe('resolveOptions', () => {
     [{ dataSource, producerGroup: 'shop', publisher: { publish() {} } }, 'a MessagePublisher (its connect() is missing)'],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { batchsize: 5 } }, "'relay.batchsize' is 5; expected no such option; known options of relay are"],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { leaseMs: 0 } }, "'relay.leaseMs' is 0"],
-    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { backoffInitialMs: 10, backoffMaxMs: 5 } }, "'relay.backoffMaxMs' is 5; expected a whole number from 10"],
+    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { backoffInitialMs: 10, backoffMaxMs: 5 } }, "'relay.backoffMaxMs' is 5; expected a whole number of milliseconds from 10"],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, check: { onExhausted: 'drop' } }, "'check.onExhausted' is \"drop\"; expected 'rollback' or 'park'"],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { onDead: 'drop' } }, "'relay.onDead' is \"drop\"; expected 'hold' or 'skip'"],
     [
@@ -84,4 +84,52 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions(options as never)).toThrow(InvalidModuleOptionsError);
     expect(() => resolveOptions(options as never)).toThrow(expected);
   });
+
+  describe('durations of 30 days and a year', () => {
+    const DAY = 86_400_000;
+    /** Every duration option: where it sits, and whether it reaches past 2^31 ms (only compared with the database clock). */
+    const DURATIONS: Array<[path: string, long: boolean]> = [
+      ['checkImmunityMs', false],
+      ['acquireTimeoutMs', false],
+      ['relay.pollIntervalMs', false],
+      ['relay.leaseMs', false],
+      ['relay.backoffInitialMs', false],
+      ['relay.backoffMaxMs', false],
+      ['relay.retentionMs', true],
+      ['relay.pruneIntervalMs', false],
+      ['relay.shutdownTimeoutMs', false],
+      ['check.intervalMs', false],
+      ['check.maxAgeMs', true],
+      ['check.handlerTimeoutMs', false],
+      ['inbox.retentionMs', true],
+      ['inbox.pruneIntervalMs', false],
+      ['kafka.connectionTimeoutMs', false],
+      ['kafka.requestTimeoutMs', false],
+    ];
+    const withValue = (path: string, value: number) => {
+      const [group, name] = path.includes('.') ? path.split('.') : [undefined, path];
+      const base: Record<string, unknown> = { dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], client: 'kafkajs' } };
+      if (!group) return { ...base, [name]: value };
+      return { ...base, [group]: { ...(base[group] as object), [name]: value } };
+    };
+    const read = (resolved: Record<string, unknown>, path: string) => path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], resolved);
+
+    it.each(DURATIONS.flatMap(([path, long]) => [30, 365].map((days) => [path, days, long] as const)))('%s at %i days (compared with the database clock only: %p)', (path, days, long) => {
+      const options = withValue(path, days * DAY);
+      if (long) {
+        expect(read(resolveOptions(options as never) as never, path)).toBe(days * DAY);
+      } else {
+        // A timer or an int column: refused at boot, naming the option, the value and the limit.
+        expect(() => resolveOptions(options as never)).toThrow(
+          `option '${path}' is ${days * DAY}; expected a whole number of milliseconds from`,
+        );
+        expect(() => resolveOptions(options as never)).toThrow('to 2147483647 (2^31 - 1: about 24.8 days)');
+      }
+    });
+
+    it('refuses a long duration past a year, saying so', () => {
+      expect(() => resolveOptions(withValue('relay.retentionMs', 366 * DAY) as never)).toThrow('to 31536000000 (365 days)');
+    });
+  });
 });
+

@@ -140,8 +140,8 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
     throw new InvalidModuleOptionsError('clsConnectionName', options.clsConnectionName, 'a non-empty string, or leave it out');
   }
   const tableName = validateTableName(options.tableName ?? DEFAULT_OPTIONS.tableName);
-  const checkImmunityMs = integerOption('checkImmunityMs', options.checkImmunityMs ?? DEFAULT_OPTIONS.checkImmunityMs, 0, MAX_DURATION_MS);
-  const acquireTimeoutMs = integerOption('acquireTimeoutMs', options.acquireTimeoutMs ?? DEFAULT_OPTIONS.acquireTimeoutMs, 1, MAX_DURATION_MS);
+  const checkImmunityMs = durationOption('checkImmunityMs', options.checkImmunityMs ?? DEFAULT_OPTIONS.checkImmunityMs, 0, MAX_DURATION_MS);
+  const acquireTimeoutMs = durationOption('acquireTimeoutMs', options.acquireTimeoutMs ?? DEFAULT_OPTIONS.acquireTimeoutMs, 1, MAX_DURATION_MS);
   const preparedStatements = options.preparedStatements ?? DEFAULT_OPTIONS.preparedStatements;
   booleanOption('preparedStatements', preparedStatements);
   const maxMessageBytes = integerOption('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_OPTIONS.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT);
@@ -176,8 +176,8 @@ function resolveInbox(inbox: InboxOptions | undefined): Required<InboxOptions> {
   const merged = { ...DEFAULT_INBOX_OPTIONS, ...objectOption('inbox', inbox, Object.keys(DEFAULT_INBOX_OPTIONS)) };
   booleanOption('inbox.enabled', merged.enabled);
   validateTableName(merged.tableName, 'inbox.tableName');
-  integerOption('inbox.retentionMs', merged.retentionMs, 0, MAX_LONG_DURATION_MS);
-  integerOption('inbox.pruneIntervalMs', merged.pruneIntervalMs, 1, MAX_DURATION_MS);
+  durationOption('inbox.retentionMs', merged.retentionMs, 0, MAX_LONG_DURATION_MS);
+  durationOption('inbox.pruneIntervalMs', merged.pruneIntervalMs, 1, MAX_DURATION_MS);
   integerOption('inbox.pruneBatchSize', merged.pruneBatchSize, 1, 100_000);
   return merged;
 }
@@ -189,8 +189,8 @@ function resolveRelay(relay: RelayOptions | undefined): Required<RelayOptions> {
   booleanOption('relay.autoStart', merged.autoStart);
   integerOption('relay.batchSize', merged.batchSize, 1, 10_000);
   integerOption('relay.maxBatchBytes', merged.maxBatchBytes, 1_024, MAX_MESSAGE_BYTES_LIMIT);
-  integerOption('relay.pollIntervalMs', merged.pollIntervalMs, 1, MAX_DURATION_MS);
-  integerOption('relay.leaseMs', merged.leaseMs, 10, MAX_DURATION_MS);
+  durationOption('relay.pollIntervalMs', merged.pollIntervalMs, 1, MAX_DURATION_MS);
+  durationOption('relay.leaseMs', merged.leaseMs, 10, MAX_DURATION_MS);
   integerOption('relay.maxAttempts', merged.maxAttempts, 1, 1_000_000);
   if (merged.onDead !== 'hold' && merged.onDead !== 'skip') {
     throw new InvalidModuleOptionsError('relay.onDead', merged.onDead, "'hold' or 'skip'");
@@ -198,22 +198,22 @@ function resolveRelay(relay: RelayOptions | undefined): Required<RelayOptions> {
   if (merged.ownership !== 'rows' && merged.ownership !== 'buckets') {
     throw new InvalidModuleOptionsError('relay.ownership', merged.ownership, "'rows' (per-message leases) or 'buckets' (relays lease key buckets)");
   }
-  integerOption('relay.backoffInitialMs', merged.backoffInitialMs, 0, MAX_DURATION_MS);
-  integerOption('relay.backoffMaxMs', merged.backoffMaxMs, merged.backoffInitialMs, MAX_DURATION_MS);
-  integerOption('relay.retentionMs', merged.retentionMs, 0, MAX_LONG_DURATION_MS);
-  integerOption('relay.pruneIntervalMs', merged.pruneIntervalMs, 1, MAX_DURATION_MS);
+  durationOption('relay.backoffInitialMs', merged.backoffInitialMs, 0, MAX_DURATION_MS);
+  durationOption('relay.backoffMaxMs', merged.backoffMaxMs, merged.backoffInitialMs, MAX_DURATION_MS);
+  durationOption('relay.retentionMs', merged.retentionMs, 0, MAX_LONG_DURATION_MS);
+  durationOption('relay.pruneIntervalMs', merged.pruneIntervalMs, 1, MAX_DURATION_MS);
   integerOption('relay.pruneBatchSize', merged.pruneBatchSize, 1, 100_000);
-  integerOption('relay.shutdownTimeoutMs', merged.shutdownTimeoutMs, 0, MAX_DURATION_MS);
+  durationOption('relay.shutdownTimeoutMs', merged.shutdownTimeoutMs, 0, MAX_DURATION_MS);
   integerOption('relay.maxConnections', merged.maxConnections, 1, 100);
   return merged;
 }
 
 function resolveCheck(check: CheckOptions | undefined): Required<CheckOptions> {
   const merged = { ...DEFAULT_CHECK_OPTIONS, ...objectOption('check', check, Object.keys(DEFAULT_CHECK_OPTIONS)) };
-  integerOption('check.intervalMs', merged.intervalMs, 1, MAX_DURATION_MS);
+  durationOption('check.intervalMs', merged.intervalMs, 1, MAX_DURATION_MS);
   integerOption('check.maxChecks', merged.maxChecks, 1, 1_000_000);
-  integerOption('check.maxAgeMs', merged.maxAgeMs, 1, MAX_LONG_DURATION_MS);
-  integerOption('check.handlerTimeoutMs', merged.handlerTimeoutMs, 1, MAX_DURATION_MS);
+  durationOption('check.maxAgeMs', merged.maxAgeMs, 1, MAX_LONG_DURATION_MS);
+  durationOption('check.handlerTimeoutMs', merged.handlerTimeoutMs, 1, MAX_DURATION_MS);
   integerOption('check.batchSize', merged.batchSize, 1, 10_000);
   integerOption('check.concurrency', merged.concurrency, 1, 1_000);
   if (merged.onExhausted !== 'rollback' && merged.onExhausted !== 'park') {
@@ -292,7 +292,7 @@ function validateKafka(kafka: KafkaOptions): void {
     }
   }
   for (const name of ['connectionTimeoutMs', 'requestTimeoutMs', 'authenticationTimeoutMs'] as const) {
-    if (kafka[name] !== undefined) integerOption(`kafka.${name}`, kafka[name], 1, MAX_DURATION_MS);
+    if (kafka[name] !== undefined) durationOption(`kafka.${name}`, kafka[name], 1, MAX_DURATION_MS);
   }
 }
 
@@ -321,9 +321,19 @@ function booleanOption(name: string, value: unknown): void {
   if (typeof value !== 'boolean') throw new InvalidModuleOptionsError(name, value, 'true or false');
 }
 
-function integerOption(name: string, value: unknown, min: number, max: number): number {
+/**
+ * A duration in ms. The short ones end as Node timers (at most 2^31 - 1 ms, about 24.8 days: a
+ * longer timer fires at once); the long ones (retentions, the maximum age of a half message) are
+ * only compared with the database's clock, up to 365 days.
+ */
+function durationOption(name: string, value: unknown, min: number, max: number): number {
+  const why = max === MAX_LONG_DURATION_MS ? ' (365 days)' : max === MAX_DURATION_MS ? ' (2^31 - 1: about 24.8 days)' : '';
+  return integerOption(name, value, min, max, `a whole number of milliseconds from ${min} to ${max}${why}`);
+}
+
+function integerOption(name: string, value: unknown, min: number, max: number, expected = `a whole number from ${min} to ${max}`): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidModuleOptionsError(name, value, `a whole number from ${min} to ${max}`);
+    throw new InvalidModuleOptionsError(name, value, expected);
   }
   return value;
 }

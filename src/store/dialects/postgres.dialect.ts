@@ -33,7 +33,9 @@ export const postgresDialect: SqlDialect = {
   // it is constant, so created_at + immunity = next_check_at exactly.
   now: () => 'statement_timestamp()',
   ageMs: (column) => `(EXTRACT(EPOCH FROM (statement_timestamp() - ${column})) * 1000)`,
-  nowPlusMs: (param) => `(statement_timestamp() + ${param}::int * interval '1 millisecond')`,
+  // float8, not int: a duration of 2^31 ms (about 24.8 days) or more overflows int4, and a
+  // retention or a maximum age of 30 days is common. float8 holds every whole ms up to 2^53.
+  nowPlusMs: (param) => `(statement_timestamp() + ${param}::float8 * interval '1 millisecond')`,
   selectTime: (column) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS')`,
   createTables: (t) => [
     `CREATE TABLE "${t}" (
