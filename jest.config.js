@@ -1,4 +1,12 @@
-// Jest in ESM mode (run with NODE_OPTIONS=--experimental-vm-modules, see scripts/test.sh).
+// Jest in ESM mode, failing on any unhandled rejection (see scripts/test.sh): run with
+// NODE_OPTIONS="--experimental-vm-modules --unhandled-rejections=strict". Strict, because Jest
+// forgives a rejection that is handled late, while Node's default ends the process at once: a
+// library promise that rejects unobserved for a moment kills its host, so it must fail a test here.
+for (const flag of ['--experimental-vm-modules', '--unhandled-rejections=strict']) {
+  if (!(process.env.NODE_OPTIONS ?? '').includes(flag) && !process.execArgv.includes(flag)) {
+    throw new Error(`Run Jest with NODE_OPTIONS="--experimental-vm-modules --unhandled-rejections=strict" (missing: ${flag}); scripts/test.sh does.`);
+  }
+}
 // Unit specs live beside the code; integration tests under test/ talk to the real services.
 const transform = {
   '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],

@@ -8,4 +8,4 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 rm -rf dist && npx tsc -p tsconfig.build.json
 rm -rf test/faults/dist && npx tsc -p test/faults/worker/tsconfig.json
-TM_FAULT_SOAK=1 NODE_OPTIONS=--experimental-vm-modules npx jest test/faults/chaos --selectProjects integration "$@"
+TM_FAULT_SOAK=1 NODE_OPTIONS="--experimental-vm-modules --unhandled-rejections=strict" npx jest test/faults/chaos --selectProjects integration "$@"

@@ -25,7 +25,7 @@ if [[ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]]; then
   apt_get install -y -q chromium >/dev/null || { apt_get update -q >/dev/null && apt_get install -y -q chromium >/dev/null; }
 fi
 echo "[test] jest"
-NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 "$@"
+NODE_OPTIONS="--experimental-vm-modules --unhandled-rejections=strict" npx jest --maxWorkers=2 "$@"
 # Not when the arguments name tests of their own (flags such as --ci still run it).
 only_flags=1
 for arg in "$@"; do [[ "$arg" == -* ]] || only_flags=0; done
@@ -33,7 +33,7 @@ if [[ $only_flags -eq 1 ]]; then
   # The relay's ordering and failure suites again on its second design (relay.ownership 'buckets';
   # test/buckets.e2e-spec.ts above covers what is its own).
   echo "[test] relay suites on key buckets (TM_RELAY_OWNERSHIP=buckets)"
-  TM_RELAY_OWNERSHIP=buckets NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 --selectProjects integration -- \
+  TM_RELAY_OWNERSHIP=buckets NODE_OPTIONS="--experimental-vm-modules --unhandled-rejections=strict" npx jest --maxWorkers=2 --selectProjects integration -- \
     test/relay.e2e test/relay-instances test/publish-failures test/request-limits test/broker-restart
 fi
 echo "[test] compatibility matrix (scripts/compat.mjs)"

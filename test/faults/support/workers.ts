@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WORKER_ENV, type WorkerConfig, type WorkerEvent } from '../worker/protocol.js';
+import { CRASH_EXIT_CODE, WORKER_ENV, type WorkerConfig, type WorkerEvent } from '../worker/protocol.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The worker, compiled against the built package by scripts/test.sh (tsc -p test/faults/worker). */
@@ -17,6 +17,8 @@ export class WorkerProcess {
   readonly events: WorkerEvent[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exitStatus: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** The test ended or froze it (SIGKILL, SIGTERM, SIGSTOP): an exit after this is not the worker's doing. */
+  private signalled = false;
   private readonly child: ChildProcess;
   private readonly log: WriteStream;
 
@@ -72,7 +74,25 @@ export class WorkerProcess {
   }
 
   signal(signal: NodeJS.Signals): void {
-    if (this.alive) process.kill(this.pid, signal);
+    if (!this.alive) return;
+    if (signal === 'SIGKILL' || signal === 'SIGTERM') this.signalled = true;
+    process.kill(this.pid, signal);
+  }
+
+  /**
+   * Why the process ended when nothing the test injected ended it: an unhandled rejection or an
+   * uncaught exception (the library must never end its host), or an exit nobody asked for.
+   * Undefined while it runs, and for an injected kill (by the test, or a 'fault' seam of its own),
+   * a graceful stop, the worker script giving up ('failed') or kafkajs' consumer giving up.
+   */
+  get crash(): string | undefined {
+    const crash = this.events.find((e) => e.event === 'crash');
+    if (crash) return `${crash.kind}: ${crash.error}`;
+    if (this.alive || this.signalled) return undefined;
+    if (this.has('fault') || this.has('failed') || this.has('consumer-crashed')) return undefined;
+    const { code, signal } = this.exitStatus!;
+    if (code === 0 && this.has('closed')) return undefined;
+    return code === CRASH_EXIT_CODE ? 'exit code 70 (a crash whose report was lost)' : `ended by itself (${JSON.stringify({ code, signal })})`;
   }
 
   /** SIGKILL, and wait until it is gone. */
@@ -158,9 +178,25 @@ export class WorkerFleet {
     return supervised;
   }
 
+  /**
+   * Stops every worker, then fails if any of them crashed (see WorkerProcess.crash): a test passes
+   * only if no process of it was ended by the library.
+   */
   async stopAll(): Promise<void> {
     await Promise.all(this.supervised.map((s) => s.stop()));
     await Promise.all(this.all.map((w) => w.stop(5_000)));
+    const crashed = this.all.filter((w) => w.crash !== undefined);
+    if (crashed.length > 0) {
+      throw new Error(
+        `${crashed.length} worker process(es) crashed:\n` +
+          crashed.map((w) => `--- ${w.config.name} (pid ${w.pid}): ${w.crash}\n${w.tail(30)}`).join('\n'),
+      );
+    }
+  }
+
+  /** The workers that crashed so far (see WorkerProcess.crash). */
+  crashed(): WorkerProcess[] {
+    return this.all.filter((w) => w.crash !== undefined);
   }
 
   /** The last lines of every worker's log, for a failure message. */

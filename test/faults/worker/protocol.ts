@@ -15,7 +15,9 @@ export type Fault =
   /** Explicit API: SIGKILL itself after storing the `at`-th half message, before its local transaction. */
   | { kind: 'kill-after-half'; at: number }
   /** Explicit API: SIGKILL itself after the `at`-th local transaction committed, before commit(). */
-  | { kind: 'kill-after-local'; at: number };
+  | { kind: 'kill-after-local'; at: number }
+  /** The harness's own check: a rejection nobody handles, `afterMs` after 'ready' (what a library bug would do). */
+  | { kind: 'unhandled-rejection'; afterMs: number };
 
 /** How the worker's check handler answers. */
 export type CheckMode =
@@ -71,6 +73,13 @@ export type WorkerEvent =
   | { event: 'produced'; pid: number; count: number }
   | { event: 'closed'; pid: number }
   | { event: 'fault'; pid: number; kind: Fault['kind']; ids: string[] }
-  | { event: 'consumer-crashed'; pid: number; error: string };
+  | { event: 'consumer-crashed'; pid: number; error: string }
+  /** An unhandled rejection or uncaught exception reached the process (exit code CRASH_EXIT_CODE): always a test failure. */
+  | { event: 'crash'; pid: number; kind: 'unhandledRejection' | 'uncaughtException'; error: string }
+  /** The worker's own script gave up (its database never came up, the application did not boot): exit code 1. */
+  | { event: 'failed'; pid: number; error: string };
+
+/** The exit code of a worker that an unhandled rejection or uncaught exception ended. */
+export const CRASH_EXIT_CODE = 70;
 
 export const WORKER_ENV = 'TM_FAULT_WORKER';

@@ -25,7 +25,7 @@ import {
   type OutgoingMessage,
   type PublishFailure,
 } from 'nestjs-transactional-message';
-import { WORKER_ENV, type Intent, type WorkerConfig, type WorkerEvent } from './protocol.js';
+import { CRASH_EXIT_CODE, WORKER_ENV, type Intent, type WorkerConfig, type WorkerEvent } from './protocol.js';
 
 // Diagnostics (TM_FAULT_PG_TRACE=1): where a pg client that errors with no listener was checked out and released.
 if (process.env.TM_FAULT_PG_TRACE === '1') {
@@ -64,6 +64,15 @@ const emit = (event: WorkerEvent): void => {
   // Synchronous: a line printed just before a self-inflicted SIGKILL must not be lost.
   appendFileSync(1, `${JSON.stringify(event)}\n`);
 };
+
+// What Node would do by default (end the process), said on stdout first: the harness fails the test
+// on a 'crash' event, and tells it from an injected kill (SIGKILL by the test or a 'fault' seam).
+for (const kind of ['unhandledRejection', 'uncaughtException'] as const) {
+  process.on(kind, (error: unknown) => {
+    emit({ event: 'crash', pid: process.pid, kind, error: String((error as Error)?.stack ?? error) });
+    process.exit(CRASH_EXIT_CODE);
+  });
+}
 
 /** `$1` on PostgreSQL, `?` on MariaDB. */
 const P = (i: number): string => (config.database.type === 'postgres' ? `$${i}` : '?');
@@ -224,7 +233,8 @@ async function createApp(ds: DataSource, relay: boolean, providers: Function[]):
   });
   return NestFactory.createApplicationContext(
     { module: WorkerModule, imports: [library], providers: [...(providers as any[]), { provide: DataSource, useValue: ds }] },
-    { logger: process.env.TM_FAULT_LOGS === '0' ? false : ['error', 'warn', 'log'] },
+    // A boot failure rejects (and is reported as 'failed') instead of Nest's process.abort().
+    { logger: process.env.TM_FAULT_LOGS === '0' ? false : ['error', 'warn', 'log'], abortOnError: false },
   );
 }
 
@@ -378,11 +388,15 @@ async function main(): Promise<void> {
     })();
   });
   emit({ event: 'ready', pid: process.pid });
+  if (config.fault?.kind === 'unhandled-rejection') {
+    setTimeout(() => void Promise.reject(new Error('a rejection nobody handles (injected)')), config.fault.afterMs);
+  }
   if (config.role === 'app' && config.produce) await produce(app, ds);
   if (config.role === 'explicit') await explicit(app, ds);
 }
 
 main().catch((error: unknown) => {
   console.error(`worker ${config.name} failed: ${(error as Error)?.stack ?? error}`);
+  emit({ event: 'failed', pid: process.pid, error: String((error as Error)?.message ?? error) });
   process.exit(1);
 });
