@@ -104,6 +104,7 @@ export { NoTransactionContextError } from './errors/no-transaction-context.error
 export { TransactionAlreadyEndedError } from './errors/transaction-already-ended.error.js';
 export { MessageNotFoundError } from './errors/message-not-found.error.js';
 export { MessageTableMissingError } from './errors/message-table-missing.error.js';
+export { MessageTableSharedError } from './errors/message-table-shared.error.js';
 export { NestedIndependentTransactionError } from './errors/nested-independent-transaction.error.js';
 export { TransactionRollbackOnlyError } from './errors/transaction-rollback-only.error.js';
 export { ConnectionAcquireTimeoutError } from './errors/connection-acquire-timeout.error.js';

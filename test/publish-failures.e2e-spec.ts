@@ -7,6 +7,7 @@ import { KafkaJSNumberOfRetriesExceeded } from 'kafkajs';
 import {
   KafkaPublisher,
   MessageStatus,
+  onTransactionalMessageEvent,
   PublisherConfigurationError,
   TransactionalMessageModule,
   TransactionalMessageProducer,
@@ -128,6 +129,29 @@ describe('publish failures are classified by what they mean (PostgreSQL, real Ka
       expect(await stored(app, id)).toMatchObject({ status: MessageStatus.COMMITTED, deliveryAttempts: 0 });
       expect(errors.mock.calls.filter(([text]) => String(text).includes('The publisher is misconfigured (ILLEGAL_SASL_STATE')).length).toBeGreaterThanOrEqual(2);
     } finally {
+      errors.mockRestore();
+    }
+  });
+
+  it('an outage is not woken by commits (one connect and one log line per backoff step, none per commit), and backs off up to backoffMaxMs, past 30 s', async () => {
+    const publisher = new ControlledPublisher(new KafkaPublisher(MISCONFIGURED_KAFKA));
+    const errors = jest.spyOn(Logger.prototype, 'error');
+    const waits: number[] = [];
+    const off = onTransactionalMessageEvent('relay.unavailable', (event) => waits.push(event.retryInMs));
+    try {
+      const app = await boot({ publisher, relay: { backoffInitialMs: 40_000, backoffMaxMs: 60_000 } });
+      await commit(app, topic.config, 'outage');
+      await eventually('the first refused connect', () => waits.length >= 1);
+      // Each commit rings the relay's doorbell; the outage's wait must not answer it.
+      for (let i = 0; i < 30; i++) await commit(app, topic.config, `outage-${i}`);
+      expect(publisher.connectCalls).toBe(1);
+      expect(waits).toHaveLength(1);
+      expect(errors.mock.calls.filter(([text]) => String(text).includes('The publisher is misconfigured')).length).toBe(1);
+      // The first wait is backoffInitialMs ±20 %: more than the 30 s the relay used to cap an outage's wait at.
+      expect(waits[0]).toBeGreaterThanOrEqual(32_000);
+      expect(waits[0]).toBeLessThanOrEqual(48_000);
+    } finally {
+      off();
       errors.mockRestore();
     }
   });

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Injectable, type INestApplicationContext } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
+import { Test, type TestingModule } from '@nestjs/testing';
 import { randomUUID } from 'node:crypto';
 import {
   currentHalfMessage,
@@ -16,9 +16,12 @@ import {
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
 import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
+import { DeliveryRelay } from '../src/relay/delivery-relay.service.js';
+import { CheckStore } from '../src/store/check.store.js';
+import { DeliveryStore } from '../src/store/delivery.store.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
-import { ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure } from './support/relay.fixture.js';
+import { ClaimWatch, ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure, RELAY_OWNERSHIP } from './support/relay.fixture.js';
 import { ShopOrder } from './support/shop.fixture.js';
 
 describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)', (kind) => {
@@ -32,6 +35,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     checkHangs: uniqueTopic(`${kind}.check-hangs`),
     checkUnknown: uniqueTopic(`${kind}.check-unknown`),
     checkCommits: uniqueTopic(`${kind}.check-commits`),
+    checkBounded: uniqueTopic(`${kind}.check-bounded`),
     noHandler: uniqueTopic(`${kind}.no-handler`),
     park: uniqueTopic(`${kind}.park`),
     shutdown: uniqueTopic(`${kind}.shutdown`),
@@ -62,6 +66,8 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
   async function boot(
     providers: Function[],
     options: Partial<TransactionalMessageModuleOptions> = {},
+    /** Runs after the module is compiled, before it starts (to watch its parts from the beginning). */
+    beforeInit?: (moduleRef: TestingModule) => void,
   ): Promise<{ app: INestApplicationContext; publisher: ControlledPublisher; producer: TransactionalMessageProducer }> {
     const publisher = (options.publisher as ControlledPublisher | undefined) ?? new ControlledPublisher();
     const moduleRef = await Test.createTestingModule({
@@ -79,6 +85,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
       providers: providers as never[],
     }).compile();
     if (!process.env.TM_TEST_LOGS) moduleRef.useLogger(false);
+    beforeInit?.(moduleRef);
     const app = await moduleRef.init();
     apps.push(app);
     return { app, publisher, producer: app.get(TransactionalMessageProducer) };
@@ -365,6 +372,83 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     expect([...idsOf(topic.checkThrows), ...idsOf(topic.checkHangs), ...idsOf(topic.checkUnknown)]).toEqual([]);
   });
 
+  /** A check handler on topic.checkBounded that holds every call at `held` and records how many run at once. */
+  function boundedChecker(held: Promise<void>) {
+    const stats = { calls: [] as string[], running: new Map<string, number>(), runningNow: 0, maxRunning: 0, maxPerMessage: 0 };
+    @Injectable()
+    class SlowChecker {
+      @TransactionCheckHandler({ topic: topic.checkBounded })
+      async check(message: HalfMessage): Promise<TransactionStatus> {
+        stats.calls.push(message.id);
+        stats.runningNow++;
+        stats.running.set(message.id, (stats.running.get(message.id) ?? 0) + 1);
+        stats.maxRunning = Math.max(stats.maxRunning, stats.runningNow);
+        stats.maxPerMessage = Math.max(stats.maxPerMessage, stats.running.get(message.id)!);
+        try {
+          await held;
+          return TransactionStatus.COMMIT;
+        } finally {
+          stats.runningNow--;
+          stats.running.set(message.id, stats.running.get(message.id)! - 1);
+        }
+      }
+    }
+    return { SlowChecker, stats };
+  }
+
+  /** Counts the checker's rounds (each begins with the expiry query), to wait for it to have run. */
+  function countRounds(app: INestApplicationContext): { rounds: number } {
+    const store = app.get(CheckStore);
+    const counter = { rounds: 0 };
+    const expire = store.expire.bind(store);
+    store.expire = (...args: Parameters<CheckStore['expire']>) => {
+      counter.rounds++;
+      return expire(...args);
+    };
+    return counter;
+  }
+
+  it('check handler calls that do not return are bounded by check.concurrency until they really settle; the others are checked once they return', async () => {
+    const held = gate();
+    const { SlowChecker, stats } = boundedChecker(held.wait);
+    const { app, producer } = await boot([SlowChecker], { check: { concurrency: 2, handlerTimeoutMs: 100, intervalMs: 100, maxChecks: 1_000 } });
+    const rounds = countRounds(app);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await producer.sendHalfMessage({ topic: topic.checkBounded, key: `k${i}`, body: { i } }));
+    // Two calls start and are abandoned at the timeout; they hold both slots until they return.
+    await eventually('two checks timed out', async () => (await Promise.all(ids.map((id) => producer.getCheckHistory(id)))).flat().length >= 2);
+    const seen = rounds.rounds;
+    await eventually('ten more check rounds', () => rounds.rounds >= seen + 10);
+    expect(stats.calls).toHaveLength(2);
+    expect(stats.maxRunning).toBe(2);
+    held.open();
+    await eventually('all five committed by a check', async () =>
+      (await Promise.all(ids.map((id) => statusOf(producer, id)))).every((s) => s === MessageStatus.COMMITTED || s === MessageStatus.DELIVERED),
+    );
+    expect(new Set(stats.calls)).toEqual(new Set(ids));
+    expect(stats.maxRunning).toBe(2);
+    expect(stats.maxPerMessage).toBe(1);
+  });
+
+  it('a message whose check handler call has not returned is not called again: its later checks count as UNKNOWN until the call returns', async () => {
+    const held = gate();
+    const { SlowChecker, stats } = boundedChecker(held.wait);
+    const { producer } = await boot([SlowChecker], { check: { concurrency: 4, handlerTimeoutMs: 100, intervalMs: 100, maxChecks: 1_000 } });
+    const id = await producer.sendHalfMessage({ topic: topic.checkBounded, key: 'slow', body: {} });
+    await eventually('three checks recorded', async () => (await producer.getCheckHistory(id)).length >= 3);
+    expect(stats.calls).toEqual([id]);
+    const [first, ...later] = await producer.getCheckHistory(id);
+    expect(first.error).toBe('SlowChecker.check did not answer within 100 ms');
+    for (const check of later) {
+      expect(check.result).toBe(TransactionStatus.UNKNOWN);
+      expect(check.error).toBe('SlowChecker.check has not returned from the previous check of this message; not called again');
+    }
+    held.open();
+    await eventually('committed by the check after the call returned', async () => (await statusOf(producer, id)) !== MessageStatus.HALF);
+    expect(stats.calls).toEqual([id, id]);
+    expect(stats.maxPerMessage).toBe(1);
+  });
+
   it("check exhaustion with onExhausted 'park': CHECK_EXHAUSTED until an operator commits it", async () => {
     @Injectable()
     class Undecided {
@@ -455,6 +539,64 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     expect(await producer.getCheckHistory(checkedRollback)).toEqual([]); // its check record went with it
   });
 
+  // Row leases fence the mark by the lease token (key buckets mark whatever is still COMMITTED).
+  if (RELAY_OWNERSHIP === 'rows') {
+    it('a failed read of the contested keys after a committed claim gives the claimed messages back at once, not after the lease', async () => {
+      const writer = await boot([], { relay: { enabled: false } });
+      const ids: string[] = [];
+      for (const key of ['a', 'b', 'a']) {
+        ids.push((await writer.producer.sendMessageInTransaction({ topic: topic.order, key, body: { key } }, () => TransactionStatus.COMMIT)).messageId);
+      }
+      let failed = 0;
+      // A ten-minute lease: delivered within the test's time only if the claim was given back.
+      const { publisher, producer } = await boot([], { relay: { leaseMs: 600_000 } }, (m) => {
+        const store = m.get(DeliveryStore);
+        const contestedKeys = store.contestedKeys.bind(store);
+        store.contestedKeys = async (...args) => {
+          if (failed++ === 0) throw new Error('Connection terminated unexpectedly (injected)');
+          return contestedKeys(...args);
+        };
+      });
+      await eventually('all three delivered', async () => (await Promise.all(ids.map((id) => statusOf(producer, id)))).every((s) => s === MessageStatus.DELIVERED));
+      expect(failed).toBeGreaterThanOrEqual(2);
+      expect(publisher.sentIds()).toEqual(ids);
+    });
+
+
+    it('with retentionMs 0, a mark whose lease was taken over deletes neither the message nor its check history', async () => {
+      const held = gate();
+      const publisher = new ControlledPublisher();
+      publisher.publishGate = held.wait;
+      @Injectable()
+      class Committer {
+        @TransactionCheckHandler({ topic: topic.prune })
+        check(): TransactionStatus {
+          return TransactionStatus.COMMIT;
+        }
+      }
+      const { app, producer } = await boot([Committer], { publisher, relay: { retentionMs: 0 } });
+      const ownership = app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP);
+      const marks: number[] = [];
+      const markDelivered = ownership.markDelivered.bind(ownership);
+      ownership.markDelivered = async (...args) => {
+        const marked = await markDelivered(...args);
+        marks.push(marked);
+        return marked;
+      };
+      const id = await producer.sendMessageInTransaction({ topic: topic.prune, key: 'taken-over', body: {} }, () => TransactionStatus.UNKNOWN).then((r) => r.messageId);
+      await eventually('the checked message in its publish', () => publisher.publishCalls >= 1);
+      expect(await producer.getCheckHistory(id)).toHaveLength(1);
+      // Another relay takes the message over while the publish waits (a lease run out in a pause).
+      const q = (name: string) => (kind === 'mariadb' ? `\`${name}\`` : `"${name}"`);
+      await db.dataSource.query(`UPDATE ${q(db.tableName)} SET ${q('lease_token')} = 'another-relay' WHERE ${q('id')} = ${kind === 'postgres' ? '$1' : '?'}`, [id]);
+      held.open();
+      await eventually('the mark ran', () => marks.length >= 1);
+      expect(marks).toEqual([0]); // fenced off: the lease is another relay's
+      expect(await statusOf(producer, id)).toBe(MessageStatus.COMMITTED);
+      expect((await producer.getCheckHistory(id)).map((c) => c.result)).toEqual([TransactionStatus.COMMIT]);
+    });
+  }
+
   if (kind !== 'sqlite') {
     it('per key, a message waits for an earlier open transaction of the same key; other keys are not held back or skipped', async () => {
       const { app, producer } = await boot([]);
@@ -496,6 +638,42 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     });
   }
 
+  it('a database error while the next batch is read and a publish is held open leaves the process alive; the messages go out once the database answers', async () => {
+    // The backlog is written before the relay starts, so its first claim is full and it reads ahead.
+    const writer = await boot([], { relay: { enabled: false } });
+    const key = randomUUID();
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      ids.push((await writer.producer.sendMessageInTransaction({ topic: topic.order, key, body: { i } }, () => TransactionStatus.COMMIT)).messageId);
+    }
+    const held = gate();
+    const publisher = new ControlledPublisher();
+    publisher.publishGate = held.wait;
+    const { app, producer } = await boot([], { publisher, relay: { batchSize: 5, autoStart: false } });
+    const watch = new ClaimWatch(app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP));
+    let intercepted = false;
+    let failed = false;
+    watch.intercept = (exhaustive) => {
+      if (exhaustive || intercepted) return undefined;
+      intercepted = true;
+      // The read-ahead fails while the first batch's publish waits at the gate (unhandled, Node ends the process).
+      return (async () => {
+        await eventually('the first publish held open', () => publisher.publishCalls >= 1);
+        failed = true;
+        throw new Error('Connection terminated unexpectedly (injected)');
+      })();
+    };
+    app.get(DeliveryRelay).start();
+    await eventually('the read-ahead failed', () => failed);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // Node reports an unhandled rejection on the next ticks
+    expect(publisher.publishSettled).toBe(0); // the publish was still held open when the read failed
+    held.open();
+    await eventually('all twelve delivered', async () => (await Promise.all(ids.map((id) => statusOf(producer, id)))).every((s) => s === MessageStatus.DELIVERED));
+    const published = publisher.sentIds().filter((id) => ids.includes(id));
+    expect(published.filter((id, i) => published.indexOf(id) !== i)).toEqual([]);
+    expect([...new Set(published)]).toEqual(ids);
+  });
+
   it('wakes on a local commit without waiting for the poll', async () => {
     @Injectable()
     class Writer {
@@ -503,17 +681,19 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
       async write(): Promise<void> {}
     }
     // A ten-minute poll: a delivery within the test's time can only come from the wake-up.
-    const { app } = await boot([Writer], { relay: { pollIntervalMs: 600_000 } });
-    await new Promise((resolve) => setTimeout(resolve, 200)); // let the relay settle into its long wait
+    let watch!: ClaimWatch;
+    const { app } = await boot([Writer], { relay: { pollIntervalMs: 600_000 } }, (m) => (watch = new ClaimWatch(m.get<DeliveryOwnership>(DELIVERY_OWNERSHIP))));
+    await watch.idle(); // the relay looked, found nothing and waits: only a wake-up delivers now
     await app.get(Writer).write();
     await consumer.waitFor('the locally committed message', () => consumer.of(topic.wake).some((r) => (r.json as { local?: boolean }).local));
   });
 
   if (kind === 'postgres') {
     it('wakes on a commit of another instance through LISTEN/NOTIFY', async () => {
-      await boot([], { relay: { pollIntervalMs: 600_000 } });
+      let watch!: ClaimWatch;
+      await boot([], { relay: { pollIntervalMs: 600_000 } }, (m) => (watch = new ClaimWatch(m.get<DeliveryOwnership>(DELIVERY_OWNERSHIP))));
       const writer = await boot([], { relay: { enabled: false } });
-      await new Promise((resolve) => setTimeout(resolve, 200)); // let the first relay settle into its long wait
+      await watch.idle(); // the relay looked, found nothing and waits: only a NOTIFY delivers now
       const { messageId } = await writer.producer.sendMessageInTransaction(
         { topic: topic.wake, body: { remote: true } },
         () => TransactionStatus.COMMIT,

@@ -8,6 +8,7 @@ import type { ResolvedOptions } from '../options/transactional-message-options.i
 import { CommitNotifier } from '../relay/commit-notifier.js';
 import { Doorbell } from '../relay/doorbell.js';
 import { CheckStore } from '../store/check.store.js';
+import { poolSize } from '../store/dialects/pool-size.js';
 import type { MessageRow } from '../store/message-row.js';
 import { LOGGER_CONTEXT, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { decideCheck } from './check-decision.js';
@@ -42,6 +43,12 @@ export class CheckScheduler {
   private checking = 0;
   private loop: Promise<void> | undefined;
   private round: CheckRound | undefined;
+  /**
+   * Handler calls that have not settled, by message id: a call abandoned at handlerTimeoutMs stays
+   * here until it really returns or throws. They are what `check.concurrency` bounds, and no new
+   * call starts for a message whose previous call is still here.
+   */
+  private readonly calls = new Map<string, Promise<unknown>>();
 
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
@@ -55,8 +62,14 @@ export class CheckScheduler {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    this.warnAboutPoolSize();
     await this.warnAboutMissingHandlers();
     this.loop = this.run();
+  }
+
+  /** Handler calls that have not returned yet (including those abandoned at handlerTimeoutMs). */
+  get handlerCallsRunning(): number {
+    return this.calls.size;
   }
 
   private get active(): boolean {
@@ -136,23 +149,39 @@ export class CheckScheduler {
       );
     }
     if (this.handlers.isEmpty || !this.active) return { more: expired >= check.batchSize, checked: [] };
+    // Only as many as there are free handler slots: hung calls (abandoned, not returned) hold theirs.
+    const free = check.concurrency - this.calls.size;
+    if (free <= 0) {
+      this.logger.debug(`No check started: ${this.calls.size} handler call(s) have not returned (check.concurrency ${check.concurrency})`);
+      return { more: false, checked: [] };
+    }
+    const limit = Math.min(check.batchSize, free);
     const token = randomUUID();
     // A check must be decided before its lease runs out: the handler timeout bounds it.
     const leaseMs = Math.max(relay.leaseMs, check.handlerTimeoutMs * 2);
     const claimedAt = performance.now();
     const due = await this.runner.independent('check.claim', (m) =>
-      this.store.claim(m, producerGroup, this.handlers.topics(), this.identity, token, check.batchSize, leaseMs),
+      this.store.claim(m, producerGroup, this.handlers.topics(), this.identity, token, limit, leaseMs),
     );
     const round: CheckRound = { token, waiting: [...due] };
     this.round = round;
     // Stopped while claiming: give the whole claim back.
     if (!this.active) await this.releaseWaiting();
     const worker = async () => {
-      for (let row = round.waiting.shift(); row; row = round.waiting.shift()) await this.checkOne(row, token, claimedAt, leaseMs);
+      for (let row = round.waiting.shift(); row; row = round.waiting.shift()) {
+        if (this.calls.size >= check.concurrency && !this.calls.has(row.id)) {
+          // Every slot is held by a call that timed out and has not returned: what is left of the
+          // round is given back, not counted (checked once a call returns, here or elsewhere).
+          round.waiting.unshift(row);
+          await this.releaseWaiting();
+          return;
+        }
+        await this.checkOne(row, token, claimedAt, leaseMs);
+      }
     };
-    await Promise.all(Array.from({ length: Math.min(check.concurrency, due.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(free, due.length) }, worker));
     if (this.round === round) this.round = undefined;
-    return { more: due.length >= check.batchSize || expired >= check.batchSize, checked: due.map((row) => row.id) };
+    return { more: due.length >= limit || expired >= check.batchSize, checked: due.map((row) => row.id) };
   }
 
   private async checkOne(row: MessageRow, token: string, claimedAt: number, leaseMs: number): Promise<void> {
@@ -176,8 +205,10 @@ export class CheckScheduler {
     const started = performance.now();
     let answer = TransactionStatus.UNKNOWN;
     let error: string | null = null;
-    const outcome = await callWithTimeout(() => handler.invoke(toHalfMessage(row, checkNumber)), check.handlerTimeoutMs);
-    if (outcome.kind === 'timeout') error = `${handler.label} did not answer within ${check.handlerTimeoutMs} ms`;
+    const previous = this.calls.get(row.id);
+    const outcome: CallOutcome = previous ? { kind: 'still-running' } : await this.call(row.id, () => handler.invoke(toHalfMessage(row, checkNumber)));
+    if (outcome.kind === 'still-running') error = `${handler.label} has not returned from the previous check of this message; not called again`;
+    else if (outcome.kind === 'timeout') error = `${handler.label} did not answer within ${check.handlerTimeoutMs} ms`;
     else if (outcome.kind === 'error') error = `${handler.label} threw: ${outcome.error}`;
     else if (!STATUSES.has(outcome.value)) error = `${handler.label} returned ${String(outcome.value)}, not a TransactionStatus`;
     else answer = outcome.value as TransactionStatus;
@@ -221,6 +252,34 @@ export class CheckScheduler {
     }
   }
 
+  /**
+   * Calls a handler, bounded by handlerTimeoutMs; the call stays counted (`calls`) until it really
+   * settles, and its settling wakes the loop (a slot is free again).
+   */
+  private call(id: string, invoke: () => unknown): Promise<CallOutcome> {
+    const { answer, outcome } = callWithTimeout(invoke, this.options.check.handlerTimeoutMs);
+    this.calls.set(id, answer);
+    void answer.then(() => {
+      this.calls.delete(id);
+      this.wake.ring();
+    });
+    return outcome;
+  }
+
+  /** Check handlers often read the database: warn when they and the relay can take the whole pool. */
+  private warnAboutPoolSize(): void {
+    if (this.handlers.isEmpty) return;
+    const size = poolSize(this.options.dataSource);
+    const { concurrency } = this.options.check;
+    const { maxConnections } = this.options.relay;
+    if (size === undefined || concurrency + maxConnections < size) return;
+    this.logger.warn(
+      `Up to ${concurrency} check handler call(s) run at once (check.concurrency) beside up to ${maxConnections} connection(s) of the relay ` +
+        `(relay.maxConnections), and the DataSource's pool has ${size}: handlers that each hold a connection (or hang holding one) ` +
+        `can leave business requests without any. Lower check.concurrency or give the pool more connections.`,
+    );
+  }
+
   private async warnAboutMissingHandlers(): Promise<void> {
     const topics = await this.runner
       .independent('check.topics', (m) => this.store.halfTopics(m, this.options.producerGroup))
@@ -250,9 +309,17 @@ function toHalfMessage(row: MessageRow, checkCount: number): HalfMessage {
   };
 }
 
-type CallOutcome = { kind: 'value'; value: unknown } | { kind: 'error'; error: string } | { kind: 'timeout' };
+type CallOutcome =
+  | { kind: 'value'; value: unknown }
+  | { kind: 'error'; error: string }
+  | { kind: 'timeout' }
+  | { kind: 'still-running' };
 
-async function callWithTimeout(call: () => unknown, timeoutMs: number): Promise<CallOutcome> {
+/**
+ * `outcome`: the call's answer, or `timeout` after `timeoutMs`; `answer`: settles (never rejects)
+ * when the call really returns or throws, however long after the timeout.
+ */
+function callWithTimeout(call: () => unknown, timeoutMs: number): { answer: Promise<CallOutcome>; outcome: Promise<CallOutcome> } {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<CallOutcome>((resolve) => {
     timer = setTimeout(() => resolve({ kind: 'timeout' }), timeoutMs);
@@ -264,9 +331,5 @@ async function callWithTimeout(call: () => unknown, timeoutMs: number): Promise<
       return { kind: 'error', error: (error as Error)?.message ?? String(error) };
     }
   })();
-  try {
-    return await Promise.race([answer, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return { answer, outcome: Promise.race([answer, timeout]).finally(() => clearTimeout(timer)) };
 }

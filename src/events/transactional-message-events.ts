@@ -35,7 +35,7 @@ export interface TransactionalMessageEventMap {
   /** A message was refused; `dead` when it will not be retried. */
   'message.failed': EventSource & { id: string; topic: string; attempt: number; error: string; retryInMs: number; dead: boolean; unclassified: boolean };
   /** The downstream could not be reached (or refused the client's configuration); nothing counted. */
-  'relay.unavailable': EventSource & { error: string; config: boolean; failures: number };
+  'relay.unavailable': EventSource & { error: string; config: boolean; failures: number; retryInMs: number };
   /** The downstream is reachable again after `failures` failed attempts. */
   'relay.recovered': EventSource & { failures: number };
   /**

@@ -43,7 +43,7 @@ export const DEFAULT_CHECK_OPTIONS: Readonly<Required<CheckOptions>> = {
   onExhausted: 'rollback',
   handlerTimeoutMs: 5_000,
   batchSize: 50,
-  concurrency: 8,
+  concurrency: 4,
 };
 
 /** Defaults of the inbox options. */

@@ -99,7 +99,11 @@ export interface CheckOptions {
   handlerTimeoutMs?: number;
   /** Half messages claimed per check round. Default `50`. */
   batchSize?: number;
-  /** Check handlers running at once. Default `8`. */
+  /**
+   * Check handler calls running at once. A call abandoned at `handlerTimeoutMs` still counts until
+   * it really returns or throws, and a message whose call has not returned is not called again (its
+   * checks count as UNKNOWN meanwhile). Default `4`.
+   */
   concurrency?: number;
 }
 

@@ -52,6 +52,10 @@ export class DeliveryRelay {
   private loop: Promise<void> | undefined;
   /** Claims not yet marked or released (for shutdown). */
   private readonly held = new Set<DeliveryClaim>();
+  /** Producer groups other than this instance's whose messages were met (reported once each). */
+  private readonly foreignGroups = new Set<string>();
+  /** Rung only by a stop: the backoff after a failure waits on it, not on the commits' doorbell. */
+  private readonly stopBell = new Doorbell();
   private readonly claimedAt = new WeakMap<DeliveryClaim, number>();
   private pendingMark: Promise<void> = Promise.resolve();
   private transportFailures = 0;
@@ -124,6 +128,7 @@ export class DeliveryRelay {
     if (!this.running) return;
     this.running = false;
     this.doorbell.ring();
+    this.stopBell.ring();
     let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([
       this.loop!.then(() => true),
@@ -169,7 +174,13 @@ export class DeliveryRelay {
         }
         if (claim.messages.length > 0) {
           more = claim.messages.length >= batchSize;
-          if (more && this.running) prefetch = this.claim(false);
+          if (more && this.running) {
+            prefetch = this.claim(false);
+            // Handled from now on: it may reject (a failover, a killed connection, a saturated pool)
+            // while the publish below is awaited, before the next turn awaits it; unhandled, that
+            // rejection would end the process. The next turn still sees the error.
+            prefetch.catch(() => undefined);
+          }
           // A batch that fails outside publishing stays leased until its lease expires, then is taken again.
           await this.deliver(claim).finally(() => this.held.delete(claim));
           if (this.transportFailures > 0) {
@@ -189,8 +200,10 @@ export class DeliveryRelay {
           this.transportFailures++;
           this.unavailableSince ??= Date.now();
           const failures = this.transportFailures;
-          emitEvent('relay.unavailable', () => ({ producerGroup: this.options.producerGroup, error: error.message, config: error.config, failures }));
-          const delay = retryDelayMs(this.transportFailures, Math.max(backoffInitialMs, 100), Math.min(backoffMaxMs, 30_000));
+          // Backs off up to backoffMaxMs, woken only by a stop: a commit's doorbell must not turn an
+          // outage into one connect (and one authentication attempt, one error line) per commit.
+          const delay = retryDelayMs(this.transportFailures, Math.max(backoffInitialMs, 100), Math.max(backoffMaxMs, 100));
+          emitEvent('relay.unavailable', () => ({ producerGroup: this.options.producerGroup, error: error.message, config: error.config, failures, retryInMs: delay }));
           if (error.config) {
             this.logger.error(
               `The publisher is misconfigured (${error.message}): nothing can be published until its configuration is fixed. ` +
@@ -202,11 +215,12 @@ export class DeliveryRelay {
           } else {
             this.logger.debug(`Downstream still unavailable (${error.message}); retry ${this.transportFailures} in ${delay} ms`);
           }
-          await this.sleep(delay);
+          await this.pause(delay);
           continue;
         }
         this.logger.error(`Relay cycle failed: ${(error as Error)?.stack ?? error}`);
-        await this.sleep(pollIntervalMs);
+        // The database failed (an outage, a failover): also not woken by commits, which fail too.
+        await this.pause(pollIntervalMs);
         continue;
       }
       if (!more && this.running) await this.doorbell.wait(pollIntervalMs);
@@ -254,8 +268,16 @@ export class DeliveryRelay {
       release.push(...rows);
       this.ownership.letGo(claim, rows);
     };
+    // One table, one producer group (refused at boot; two services that booted together on an empty
+    // table can still meet here): another group's messages are never published with this
+    // instance's settings. Let go, with the later messages of their keys.
+    const foreign = claim.messages.filter((r) => r.producerGroup !== this.options.producerGroup && !release.includes(r));
+    const blockedKeys = new Set<string>(foreign.flatMap((r) => (r.key === null ? [] : [r.key])));
+    if (foreign.length > 0) {
+      release.push(...foreign);
+      this.reportForeign(foreign);
+    }
     this.ownership.letGo(claim, release);
-    const blockedKeys = new Set<string>();
     // Publish in requests of at most maxBatchBytes (a claim of large messages would otherwise be
     // one request over the broker's limit, which it answers by closing the connection); when a
     // request fails, find the culprit(s) among its messages one message at a time, then go on.
@@ -523,7 +545,19 @@ export class DeliveryRelay {
     return new TransportUnavailable(describeError(error), failure?.kind === 'config');
   }
 
-  private async sleep(ms: number): Promise<void> {
-    if (this.running) await this.doorbell.wait(ms);
+  private reportForeign(rows: readonly MessageRow[]): void {
+    const groups = [...new Set(rows.map((r) => r.producerGroup))].filter((g) => !this.foreignGroups.has(g));
+    if (groups.length === 0) return;
+    for (const group of groups) this.foreignGroups.add(group);
+    this.logger.error(
+      `The table ${JSON.stringify(this.options.tableName)} holds messages of producer group(s) ${groups.map((g) => JSON.stringify(g)).join(', ')}: ` +
+        `this relay (producer group ${JSON.stringify(this.options.producerGroup)}) does not publish them. One message table serves one ` +
+        `producer group: give each service its own tableName.`,
+    );
+  }
+
+  /** Waits `ms`, cut short only by a stop (never by a commit's doorbell). */
+  private async pause(ms: number): Promise<void> {
+    if (this.running) await this.stopBell.wait(ms);
   }
 }

@@ -19,7 +19,8 @@ export class Doorbell {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      // Node fires a timer of 2^31 ms or more at once (with a warning): a long wait is cut to the largest.
+      const timer = setTimeout(done, Math.min(ms, 2 ** 31 - 1));
       const self = this;
       function done() {
         clearTimeout(timer);

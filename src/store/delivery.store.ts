@@ -60,11 +60,19 @@ export async function finishDelivered(
     return affected(manager, `UPDATE ${store.t} SET ${deliveredSet(d)}${extraSet ? `, ${extraSet}` : ''} WHERE ${condition}`, p.values);
   }
   const checked = rows.filter((r) => r.checkCount > 0).map((r) => r.id);
-  if (checked.length > 0) {
+  if (checked.length === 0) return affected(manager, `DELETE FROM ${store.t} WHERE ${condition}`, p.values);
+  // The check history goes with its message, in one transaction, and only where the fenced delete
+  // took the message: a message still owned by another relay keeps its history.
+  return manager.transaction(async (m) => {
+    const deleted = await affected(m, `DELETE FROM ${store.t} WHERE ${condition}`, p.values);
     const c = new SqlParams(d);
-    await manager.query(`DELETE FROM ${store.checkTable} WHERE message_id IN (${c.list(checked)})`, c.values);
-  }
-  return affected(manager, `DELETE FROM ${store.t} WHERE ${condition}`, p.values);
+    await m.query(
+      `DELETE FROM ${store.checkTable} WHERE message_id IN (${c.list(checked)}) ` +
+        `AND NOT EXISTS (SELECT 1 FROM ${store.t} x WHERE x.id = ${store.checkTable}.message_id)`,
+      c.values,
+    );
+    return deleted;
+  });
 }
 
 /** @internal The SET list of a failed attempt: retried after `retryInMs`, or DEAD when `dead`. */

@@ -1,6 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import { MessageTableMissingError } from '../errors/message-table-missing.error.js';
+import { MessageTableSharedError } from '../errors/message-table-shared.error.js';
+import { MessageStatus } from '../message/message-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { MessageStore } from './message.store.js';
@@ -35,6 +37,7 @@ export class SchemaCheck {
       } catch (error) {
         throw new MessageTableMissingError(tableName, (error as Error).message);
       }
+      await this.refuseSharedTable();
       // The fourth migration: the key bucket column and the bucket lease tables.
       const q = this.store.dialect.quote;
       try {
@@ -59,5 +62,18 @@ export class SchemaCheck {
         throw new MessageTableMissingError(inbox, (error as Error).message, 'transactionalMessageInboxMigrations');
       }
     }
+  }
+
+  /** One table, one producer group: refuses a table that holds live messages of another group. */
+  private async refuseSharedTable(): Promise<void> {
+    const { dataSource, tableName, producerGroup } = this.options;
+    const q = this.store.dialect.quote;
+    const p = this.store.dialect.param;
+    const rows: Array<{ producer_group: string }> = await dataSource.query(
+      `SELECT DISTINCT ${q('producer_group')} AS producer_group FROM ${q(tableName)} ` +
+        `WHERE ${q('status')} IN ('${MessageStatus.HALF}', '${MessageStatus.COMMITTED}') AND ${q('producer_group')} <> ${p(1)}`,
+      [producerGroup],
+    );
+    if (rows.length > 0) throw new MessageTableSharedError(tableName, producerGroup, rows.map((r) => r.producer_group).sort());
   }
 }

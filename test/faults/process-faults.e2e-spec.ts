@@ -44,6 +44,21 @@ describe('fault injection: processes', () => {
     });
   });
 
+  it('0. the harness fails a test whose worker process crashed (an unhandled rejection), and tells it from an injected kill', async () => {
+    const { db, topic } = await setup('harness-crash');
+    const killed = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'killed', { relay: false }));
+    const crashing = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'crashing', { relay: false, fault: { kind: 'unhandled-rejection', afterMs: 100 } }));
+    await killed.waitFor('ready');
+    await killed.kill();
+    expect(killed.crash).toBeUndefined();
+    const crash = await crashing.waitFor('crash');
+    expect(crash).toMatchObject({ event: 'crash', kind: 'unhandledRejection' });
+    await crashing.exited;
+    expect(crashing.crash).toMatch(/^unhandledRejection: Error: a rejection nobody handles \(injected\)/);
+    await expect(fleet.stopAll()).rejects.toThrow(/1 worker process\(es\) crashed:\n--- crashing/);
+    fleet = new WorkerFleet('harness-crash-done'); // what afterEach stops: nothing is left running
+  });
+
   it('1. a producer killed between the database commit and the publish: after a restart everything committed is delivered once', async () => {
     const { db, topic } = await setup('producer-killed');
     const consumer = fleet.supervise(consumerConfig(db, topic, KAFKA_BROKERS));
@@ -234,6 +249,13 @@ describe('fault injection: processes', () => {
       if (history === undefined) {
         expect(attempts).toEqual([]); // no handler: nothing was checked; check.maxAgeMs ended them
         expect(calls).toEqual([]);
+      } else if (mode === 'hang') {
+        // Calls that never return hold their slot for good: check.concurrency (default 4) calls in
+        // all, none twice for a message, each counted UNKNOWN once; check.maxAgeMs ended the rest.
+        expect(calls).toHaveLength(4);
+        expect(new Set(calls.map((c: any) => c.message_id)).size).toBe(4);
+        expect(attempts.filter((a: any) => a.result === history).length).toBeGreaterThanOrEqual(4);
+        expect(attempts.every((a: any) => a.result === history)).toBe(true);
       } else {
         expect(attempts.length).toBe(10 * maxChecks);
         expect(attempts.every((a: any) => a.result === history)).toBe(true);

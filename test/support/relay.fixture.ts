@@ -90,3 +90,33 @@ export const FAST_CHECK = {
   handlerTimeoutMs: 300,
   maxChecks: 15,
 } as const;
+
+/**
+ * Watches the claims of a relay (its DeliveryOwnership): how many ran and how many found nothing.
+ * A test waits for an empty claim to know that the relay has looked and gone to its wait (a
+ * positive sign, instead of sleeping), and may replace a claim's outcome (`intercept`).
+ */
+export class ClaimWatch {
+  started = 0;
+  empty = 0;
+  /** Runs instead of the claim when it returns something (e.g. a rejection); undefined: the real claim. */
+  intercept: ((exhaustive: boolean) => Promise<never> | undefined) | undefined;
+
+  constructor(ownership: { claim(exhaustive: boolean, force: boolean): Promise<{ messages: unknown[] }> }) {
+    const claim = ownership.claim.bind(ownership);
+    ownership.claim = async (exhaustive: boolean, force: boolean) => {
+      this.started++;
+      const replaced = this.intercept?.(exhaustive);
+      if (replaced) return replaced;
+      const result = await claim(exhaustive, force);
+      if (result.messages.length === 0) this.empty++;
+      return result;
+    };
+  }
+
+  /** Resolves once a claim found nothing (since the watch began), and the relay went on to wait. */
+  async idle(): Promise<void> {
+    while (this.empty === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}

@@ -44,7 +44,17 @@ export class RowLeaseOwnership implements DeliveryOwnership {
     if (claim.scannedAll) this.lastFullScanAt = performance.now();
     if (claim.messages.some((m) => m.key !== null)) {
       // Another relay claiming at the same moment may hold part of one of our keys: leave such keys.
-      const contested = await this.runner.autocommit('relay.contested', (m) => this.store.contestedKeys(m, claim));
+      let contested: Set<string>;
+      try {
+        contested = await this.runner.autocommit('relay.contested', (m) => this.store.contestedKeys(m, claim));
+      } catch (error) {
+        // The claim is committed: give its messages back now, or they would wait out the whole
+        // lease (the release is best effort; the lease still ends by itself).
+        await this.runner
+          .autocommit('relay.release', (m) => this.store.release(m, claim.token, claim.messages.map((r) => r.seq)))
+          .catch(() => undefined);
+        throw error;
+      }
       if (contested.size > 0) {
         const drop = claim.messages.filter((m) => m.key !== null && contested.has(m.key));
         await this.runner.autocommit('relay.release', (m) => this.store.release(m, claim.token, drop.map((r) => r.seq)));
