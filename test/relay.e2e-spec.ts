@@ -18,6 +18,7 @@ import {
 import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
 import { DeliveryRelay } from '../src/relay/delivery-relay.service.js';
 import { CheckStore } from '../src/store/check.store.js';
+import { BackgroundWork } from '../src/lifecycle/background-work.js';
 import { DeliveryStore } from '../src/store/delivery.store.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
@@ -447,6 +448,38 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     await eventually('committed by the check after the call returned', async () => (await statusOf(producer, id)) !== MessageStatus.HALF);
     expect(stats.calls).toEqual([id, id]);
     expect(stats.maxPerMessage).toBe(1);
+  });
+
+  it('a message committed after its check was claimed and before the handler call is not asked about; one committed during the call keeps its commit and the answer is discarded', async () => {
+    const held = gate();
+    const { SlowChecker, stats } = boundedChecker(held.wait);
+    let commitBeforeCall: string | undefined;
+    const { producer } = await boot([SlowChecker], { check: { handlerTimeoutMs: 5_000 } }, (m) => {
+      // Between the claim (its own transaction, committed) and the handler call.
+      const work = m.get(BackgroundWork);
+      const independent = work.independent.bind(work);
+      work.independent = async (label, fn) => {
+        const result = await independent(label, fn);
+        if (label === 'check.claim' && commitBeforeCall && (result as Array<{ id: string }>).some((r) => r.id === commitBeforeCall)) {
+          await m.get(TransactionalMessageProducer).commit(commitBeforeCall);
+          commitBeforeCall = undefined;
+        }
+        return result;
+      };
+    });
+    const before = await producer.sendHalfMessage({ topic: topic.checkBounded, key: 'before', body: {} });
+    commitBeforeCall = before;
+    await eventually('committed before the call, delivered', async () => (await statusOf(producer, before)) === MessageStatus.DELIVERED);
+    expect(stats.calls).toEqual([]);
+    expect(await producer.getCheckHistory(before)).toEqual([]);
+
+    const during = await producer.sendHalfMessage({ topic: topic.checkBounded, key: 'during', body: {} });
+    await eventually('the handler called', () => stats.calls.includes(during));
+    await producer.commit(during);
+    held.open(); // the handler answers COMMIT too late: the message was decided during the call
+    await eventually('committed during the call, delivered', async () => (await statusOf(producer, during)) === MessageStatus.DELIVERED);
+    expect(await producer.getCheckHistory(during)).toEqual([]);
+    expect(stats.calls).toEqual([during]);
   });
 
   it("check exhaustion with onExhausted 'park': CHECK_EXHAUSTED until an operator commits it", async () => {

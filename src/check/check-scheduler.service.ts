@@ -159,7 +159,6 @@ export class CheckScheduler {
     const token = randomUUID();
     // A check must be decided before its lease runs out: the handler timeout bounds it.
     const leaseMs = Math.max(relay.leaseMs, check.handlerTimeoutMs * 2);
-    const claimedAt = performance.now();
     const due = await this.runner.independent('check.claim', (m) =>
       this.store.claim(m, producerGroup, this.handlers.topics(), this.identity, token, limit, leaseMs),
     );
@@ -176,7 +175,7 @@ export class CheckScheduler {
           await this.releaseWaiting();
           return;
         }
-        await this.checkOne(row, token, claimedAt, leaseMs);
+        await this.checkOne(row, token, leaseMs);
       }
     };
     await Promise.all(Array.from({ length: Math.min(free, due.length) }, worker));
@@ -184,22 +183,21 @@ export class CheckScheduler {
     return { more: due.length >= limit || expired >= check.batchSize, checked: due.map((row) => row.id) };
   }
 
-  private async checkOne(row: MessageRow, token: string, claimedAt: number, leaseMs: number): Promise<void> {
+  private async checkOne(row: MessageRow, token: string, leaseMs: number): Promise<void> {
     const { check } = this.options;
-    // Never call a handler on a lease that may have run out (a long batch, a paused process):
-    // another instance may have checked and decided the message meanwhile. Re-confirm it first.
-    if (performance.now() - claimedAt > leaseMs / 2) {
-      const still = await this.runner.autocommit('check.renew', (m) => this.store.renew(m, row, token, leaseMs)).catch(() => false);
-      if (!still) {
-        this.logger.debug(`Check of message ${row.id} skipped: it was decided meanwhile or another instance took it over`);
-        return;
-      }
-    }
     const checkNumber = row.checkCount + 1;
     const handler = this.handlers.find(row.topic);
     if (!handler) {
       // Claims only take topics with a handler here; a check that asks no one must not count.
       await this.runner.autocommit('check.release', (m) => this.store.release(m, [row], token)).catch(() => undefined);
+      return;
+    }
+    // Right before every call, re-confirm in the database that the message is still HALF and still
+    // this checker's: a commit(), rollback() or another instance may have decided it since the
+    // claim (commit() does not wait for a check lease), and a decided message is never asked about.
+    const still = await this.runner.autocommit('check.renew', (m) => this.store.renew(m, row, token, leaseMs)).catch(() => false);
+    if (!still) {
+      this.logger.debug(`Check of message ${row.id} skipped: it was decided meanwhile or another instance took it over`);
       return;
     }
     const started = performance.now();
