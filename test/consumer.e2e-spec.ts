@@ -3,7 +3,7 @@ import { Controller, type INestMicroservice } from '@nestjs/common';
 import { EventPattern, Payload, Transport } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, Entity, PrimaryGeneratedColumn, type EntityManager } from 'typeorm';
 import {
   Inbox,
   MessageInfo,
@@ -199,6 +199,41 @@ describe.each(DATABASE_KINDS)('consumer side on %s: inbox, tag filtering, messag
     expect(runs).toHaveLength(1);
     expect(await effects('plain')).toHaveLength(1);
     await expect(inbox.process('plain', '', async () => 1)).rejects.toThrow(/inbox message id ""/);
+  });
+
+  it('a message id in upper case is the same message: its effect runs once', async () => {
+    const inbox = microservice.get(TransactionalInbox);
+    const id = randomUUID();
+    const effect = (manager: EntityManager) => manager.getRepository(Effect).insert({ handler: 'case', messageId: id });
+    expect((await inbox.process('case', id.toUpperCase(), effect)).duplicate).toBe(false);
+    expect((await inbox.process('case', id, effect)).duplicate).toBe(true);
+    expect((await inbox.process('case', `${id.slice(0, 8).toUpperCase()}${id.slice(8)}`, effect)).duplicate).toBe(true);
+    expect(await effects('case')).toHaveLength(1);
+  });
+
+  it('twenty concurrent deliveries of one id whose first run throws: one effect, the one injected error, no deadlock reaches the caller', async () => {
+    const inbox = microservice.get(TransactionalInbox);
+    const id = randomUUID();
+    let runs = 0;
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 20 }, () =>
+        inbox.process('contended', id, async (manager) => {
+          if (runs++ === 0) {
+            // Hold the record a moment, so that the others wait on it, then fail.
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            throw new Error('the first run fails (injected)');
+          }
+          await manager.getRepository(Effect).insert({ handler: 'contended', messageId: id });
+          return runs;
+        }),
+      ),
+    );
+    const errors = outcomes.flatMap((o) => (o.status === 'rejected' ? [String((o.reason as Error)?.message ?? o.reason)] : []));
+    expect(errors).toEqual(['the first run fails (injected)']);
+    const done = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    expect(done.filter((r) => !r.duplicate)).toHaveLength(1);
+    expect(done.filter((r) => r.duplicate)).toHaveLength(18);
+    expect(await effects('contended')).toHaveLength(1);
   });
 
   it('inbox rows are pruned after inbox.retentionMs (then a redelivery would run again)', async () => {

@@ -5,6 +5,9 @@ import { PeriodicTask } from '../relay/periodic-task.js';
 import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { InboxStore } from './inbox.store.js';
 
+/** Below this deduplication window, the boot warns that redeliveries can run an effect again. */
+const SHORT_INBOX_WINDOW_MS = 24 * 60 * 60 * 1000;
+
 /** @internal Deletes inbox records older than `inbox.retentionMs`, in small batches. */
 @Injectable()
 export class InboxPruner {
@@ -20,6 +23,14 @@ export class InboxPruner {
   }
 
   start(): void {
+    const { retentionMs } = this.options.inbox;
+    if (retentionMs < SHORT_INBOX_WINDOW_MS) {
+      this.logger.warn(
+        `inbox.retentionMs is ${retentionMs} ms: a message delivered again after its inbox row is pruned runs its effect again. ` +
+          `Redeliveries come as late as a consumer's uncommitted offsets are read again (a consumer down for a day) and a relay's ` +
+          `republished batch (a lease after a lost mark). Keep it at least a day (default 14 days) unless the effects are idempotent themselves.`,
+      );
+    }
     this.task.start();
   }
 

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { emitEvent } from '../events/transactional-message-events.js';
 import type { EntityManager } from 'typeorm';
-import { TransactionRunner } from '../context/transaction-runner.service.js';
+import { retryDeadlocks, TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
@@ -12,6 +12,7 @@ import { InboxStore } from './inbox.store.js';
 export type InboxResult<T> = { duplicate: false; result: T } | { duplicate: true };
 
 const CONSUMER_PATTERN = /^.{1,255}$/s;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The consumer-side inbox: runs a message's effect at most once per consumer, in the same
@@ -43,14 +44,22 @@ export class TransactionalInbox {
     if (typeof messageId !== 'string' || messageId.length === 0 || messageId.length > 64) {
       throw new InvalidMessageError('inbox message id', messageId, 'the tm-message-id header of the record (1-64 characters)');
     }
-    return this.runner.run(`inbox ${consumer}`, {}, undefined, async (scope) => {
-      if (!(await this.store.record(scope.manager, consumer, messageId))) {
-        emitEvent('inbox.processed', () => ({ consumer, messageId, duplicate: true }));
-        return { duplicate: true };
-      }
-      const result = await work(scope.manager);
-      emitEvent('inbox.processed', () => ({ consumer, messageId, duplicate: false }));
-      return { duplicate: false, result };
-    });
+    // Message ids are UUIDs, which compare case-insensitively: one id in upper and lower case is
+    // one message (a transport or a tool may change its case).
+    const id = UUID_PATTERN.test(messageId) ? messageId.toLowerCase() : messageId;
+    const attempt = () =>
+      this.runner.run(`inbox ${consumer}`, {}, undefined, async (scope): Promise<InboxResult<T>> => {
+        if (!(await this.store.record(scope.manager, consumer, id))) {
+          emitEvent('inbox.processed', () => ({ consumer, messageId: id, duplicate: true }));
+          return { duplicate: true };
+        }
+        const result = await work(scope.manager);
+        emitEvent('inbox.processed', () => ({ consumer, messageId: id, duplicate: false }));
+        return { duplicate: false, result };
+      });
+    // Concurrent deliveries of one id wait on each other's record; when the first rolls back (its
+    // effect threw), MariaDB/MySQL may abort a waiter as a deadlock victim. Its transaction is
+    // rolled back whole, so, in a transaction of its own, it is simply run again.
+    return this.runner.joinsCallerTransaction() ? attempt() : retryDeadlocks(attempt);
   }
 }

@@ -33,7 +33,7 @@ function isDeadlock(error: unknown): boolean {
  * inserts) are idempotent, so a deadlock victim is simply run again (up to 4 tries) instead of
  * failing a relay cycle or a caller's commit().
  */
-async function retryDeadlocks<T>(attempt: () => Promise<T>): Promise<T> {
+export async function retryDeadlocks<T>(attempt: () => Promise<T>): Promise<T> {
   for (let tries = 1; ; tries++) {
     try {
       return await attempt();
@@ -192,6 +192,11 @@ export class TransactionRunner {
     }
     const foreignManager = this.foreignManager();
     return foreignManager ? { manager: foreignManager } : undefined;
+  }
+
+  /** Whether a call made now would join a transaction of the caller (this library's or another's) instead of opening one. */
+  joinsCallerTransaction(): boolean {
+    return this.currentScope() !== undefined || this.foreignManager() !== undefined;
   }
 
   /** The transaction of `@nestjs-cls/transactional` or typeorm-transactional in progress on the DataSource, if any. */
