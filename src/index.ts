@@ -26,6 +26,7 @@ export {
   type MessageQuery,
   type MessagePage,
   type MessageSummary,
+  type OperatorInfo,
 } from './admin/transactional-message-admin.service.js';
 export { TransactionalMessageAdminModule, type AdminHttpOptions } from './admin/admin-http.module.js';
 export {

@@ -2,6 +2,8 @@ import 'reflect-metadata';
 import { Injectable, Module, type CanActivate, type ExecutionContext, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -16,7 +18,7 @@ import {
   TransactionStatus,
 } from '../src/index.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { createTopics, uniqueTopic } from './support/kafka.js';
+import { createTopics, eventually, uniqueTopic } from './support/kafka.js';
 import { ControlledPublisher, InjectedFailure } from './support/relay.fixture.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -25,11 +27,30 @@ const SCREENSHOTS = join(ROOT, '.cache', 'screenshots');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const TOKEN = 'operator-token';
 
-/** The application's own guard (here: a bearer token). */
+/** The application's own guard (here: a bearer token); it names the operator on the request, as passport does. */
 @Injectable()
 class OperatorGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
-    return context.switchToHttp().getRequest<{ headers: Record<string, string> }>().headers.authorization === `Bearer ${TOKEN}`;
+    const request = context.switchToHttp().getRequest<{ headers: Record<string, string>; user?: unknown }>();
+    if (request.headers.authorization !== `Bearer ${TOKEN}`) return false;
+    request.user = { username: 'alice' };
+    return true;
+  }
+}
+
+const COOKIE = 'session-of-bob';
+/** Every request that reached the cookie guard with the operator's session (the cross-site ones too). */
+const cookieRequests: string[] = [];
+
+/** A session-cookie guard: what a browser sends by itself, also with requests that another site's page makes. */
+@Injectable()
+class SessionGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<{ headers: Record<string, string>; user?: unknown; method: string; url: string }>();
+    if (!(request.headers.cookie ?? '').split(/;\s*/).includes(`op=${COOKIE}`)) return false;
+    cookieRequests.push(`${request.method} ${request.url}`);
+    request.user = 'bob';
+    return true;
   }
 }
 
@@ -41,6 +62,7 @@ describe('the admin dashboard in a real headless Chromium (PostgreSQL)', () => {
   let browser: Browser;
   let page: Page;
   const refused = new Set<string>();
+  const dialogs: string[] = [];
   const ids: Record<'dead' | 'parked' | 'half', string> = { dead: '', parked: '', half: '' };
 
   @Injectable()
@@ -68,6 +90,7 @@ describe('the admin dashboard in a real headless Chromium (PostgreSQL)', () => {
           check: { maxChecks: 1, onExhausted: 'park' },
         }),
         TransactionalMessageAdminModule.forRoot({ path: 'ops/messages', guard: OperatorGuard }),
+        TransactionalMessageAdminModule.forRoot({ path: 'session/messages', guard: SessionGuard }),
       ],
       providers: [Undecided],
     })
@@ -91,6 +114,11 @@ describe('the admin dashboard in a real headless Chromium (PostgreSQL)', () => {
     });
     const context = await browser.newContext({ extraHTTPHeaders: { authorization: `Bearer ${TOKEN}` }, viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
+    // Every action asks first; the test reads what it says, then accepts.
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.accept();
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -120,6 +148,7 @@ describe('the admin dashboard in a real headless Chromium (PostgreSQL)', () => {
     refused.clear();
     await page.getByTestId('action-replay').click();
     await page.getByTestId('detail-status').filter({ hasText: 'COMMITTED' }).waitFor();
+    expect(dialogs.pop()).toMatch(new RegExp(`^Replay message ${ids.dead}\\?\\n\\nIt is published to ${topic.orders} again, and its consumers act on it`));
     expect(await page.getByTestId('notice').textContent()).toBe(`Message ${ids.dead}: replayed`);
     expect((await app.get(TransactionalMessageProducer).getMessage(ids.dead))?.status).toBe(MessageStatus.COMMITTED);
 
@@ -132,7 +161,15 @@ describe('the admin dashboard in a real headless Chromium (PostgreSQL)', () => {
     await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-3-parked.png'), fullPage: true });
     await page.getByTestId('action-commit').click();
     await page.getByTestId('detail-status').filter({ hasText: 'COMMITTED' }).waitFor();
+    expect(dialogs.pop()).toMatch(/^Commit message .*\n\nIt will be published to .* This does not change your business data: commit only if the business transaction behind it really committed/s);
     expect((await app.get(TransactionalMessageProducer).getMessage(ids.parked))?.status).toBe(MessageStatus.COMMITTED);
+    // Who decided it: the guard's user, in the check history (and shown there).
+    const history = await app.get(TransactionalMessageProducer).getCheckHistory(ids.parked);
+    expect(history.map((c) => [c.checkNumber, c.result, c.checker])).toEqual([
+      [1, 'UNKNOWN', expect.any(String)],
+      [2, 'COMMIT', 'operator alice'],
+    ]);
+    expect(await page.getByTestId('checks').textContent()).toContain('operator alice');
     await page.getByTestId('refresh').click();
     await page.getByTestId('count-COMMITTED').filter({ hasText: '2' }).waitFor();
     expect(await count('CHECK_EXHAUSTED')).toBe('0');
@@ -141,6 +178,76 @@ describe('the admin dashboard in a real headless Chromium (PostgreSQL)', () => {
 
     // Both are delivered now.
     expect(await app.get(TransactionalMessageRelay).drain()).toBe(2);
+  });
+
+  it("another site's page in the operator's browser cannot change anything (session cookie sent), the dashboard can; the page is never framed", async () => {
+    const producer = app.get(TransactionalMessageProducer);
+    const target = await producer.sendHalfMessage({ topic: topic.orders, key: 'order-9', body: { orderId: 'order-9' }, checkImmunityMs: 3_600_000 });
+    const admin = `${url}/session/messages`;
+    // Another origin (another port on the same machine: the same site, so the cookie goes along).
+    const evil = createServer((_request, response) => {
+      response.setHeader('content-type', 'text/html; charset=utf-8');
+      response.end(`<!doctype html><title>prize</title>
+<iframe name="sink"></iframe><iframe id="framed" src="${admin}"></iframe>
+<form id="form" method="POST" action="${admin}/api/messages/${target}/commit" enctype="text/plain" target="sink"><input name='{"a":"' value='"}'></form>
+<script>
+(async () => {
+  const api = '${admin}/api';
+  await fetch(api + '/messages/${target}/commit', { method: 'POST', mode: 'no-cors', credentials: 'include' }).catch(() => {});
+  await fetch(api + '/messages/${target}/rollback', { method: 'POST', mode: 'no-cors', credentials: 'include', headers: { 'content-type': 'text/plain' }, body: '{}' }).catch(() => {});
+  await fetch(api + '/replay-dead', { method: 'POST', mode: 'no-cors', credentials: 'include', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'topic=x' }).catch(() => {});
+  document.getElementById('form').submit();
+})();
+</script>`);
+    });
+    await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      await context.addCookies([{ name: 'op', value: COOKIE, domain: '127.0.0.1', path: '/' }]);
+      const victim = await context.newPage();
+      victim.on('dialog', (dialog) => void dialog.accept());
+      cookieRequests.length = 0;
+      await victim.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`);
+      // Positive sign that the attack ran: its four requests reached the guard with the session.
+      await eventually('the four cross-site requests', () => cookieRequests.filter((r) => r.startsWith('POST')).length >= 4);
+      expect((await producer.getMessage(target))?.status).toBe(MessageStatus.HALF);
+      expect(cookieRequests.filter((r) => r.startsWith('POST')).sort()).toEqual(
+        [`POST /session/messages/api/messages/${target}/commit`, `POST /session/messages/api/messages/${target}/commit`, `POST /session/messages/api/messages/${target}/rollback`, 'POST /session/messages/api/replay-dead'].sort(),
+      );
+      // The framed dashboard never loaded (frame-ancestors 'none', X-Frame-Options: DENY).
+      const framed = victim.frames().find((f) => f.url().startsWith(admin));
+      const loaded = framed ? await framed.evaluate('document.getElementById("cards") !== null').catch(() => false) : false;
+      expect(loaded).toBe(false);
+      await victim.screenshot({ path: join(SCREENSHOTS, 'dashboard-5-cross-site-refused.png'), fullPage: true });
+
+      // The dashboard itself, same origin, behind the same cookie: the commit goes through, recorded as bob's.
+      const operator = await context.newPage();
+      operator.on('dialog', (dialog) => void dialog.accept());
+      await operator.goto(admin);
+      await operator.getByTestId('view').selectOption('HALF');
+      await operator.locator(`tr[data-id="${target}"]`).click();
+      await operator.getByTestId('action-commit').click();
+      await operator.getByTestId('detail-status').filter({ hasText: 'COMMITTED' }).waitFor();
+      expect((await producer.getCheckHistory(target)).map((c) => [c.result, c.checker])).toEqual([['COMMIT', 'operator bob']]);
+      await operator.screenshot({ path: join(SCREENSHOTS, 'dashboard-6-session-commit.png'), fullPage: true });
+    } finally {
+      await context.close();
+      await new Promise((resolve) => evil.close(resolve));
+    }
+  });
+
+  it('the page is sent with X-Frame-Options and a Content-Security-Policy; bad filters answer 400, not 500', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const pageResponse = await fetch(`${url}/ops/messages`, { headers: auth });
+    expect(pageResponse.headers.get('x-frame-options')).toBe('DENY');
+    expect(pageResponse.headers.get('content-security-policy')).toMatch(/default-src 'none'; script-src 'sha256-[A-Za-z0-9+/=]+'.*frame-ancestors 'none'/);
+    for (const query of ['after=1e300', 'after=-1', 'topic=%00', 'key=a%00b', 'producerGroup=%00', 'olderThanMs=1e300', 'olderThanMs=99999999999999999']) {
+      const response = await fetch(`${url}/ops/messages/api/messages?${query}`, { headers: auth });
+      expect([query, response.status]).toEqual([query, 400]);
+    }
+    const post = await fetch(`${url}/ops/messages/api/replay-dead`, { method: 'POST', headers: auth });
+    expect(post.status).toBe(415);
+    expect(((await post.json()) as { message: string }).message).toMatch(/need "Content-Type: application\/json" \(got none\)/);
   });
 
   it('runs behind the application guard, and refuses to be mounted without one', async () => {

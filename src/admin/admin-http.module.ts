@@ -12,8 +12,11 @@ import {
   Param,
   Post,
   Query,
+  Req,
+  UnsupportedMediaTypeException,
   UseGuards,
   type CanActivate,
+  type ExecutionContext,
   type DynamicModule,
   type ModuleMetadata,
   type Type,
@@ -23,8 +26,8 @@ import { InvalidModuleOptionsError } from '../errors/invalid-module-options.erro
 import { MessageNotFoundError } from '../errors/message-not-found.error.js';
 import { TransactionAlreadyEndedError } from '../errors/transaction-already-ended.error.js';
 import type { MessageStatus } from '../message/message-status.enum.js';
-import { dashboardPage } from './dashboard.page.js';
-import { TransactionalMessageAdmin, type LiveStatus, type MessageQuery } from './transactional-message-admin.service.js';
+import { DASHBOARD_CSP, dashboardPage } from './dashboard.page.js';
+import { TransactionalMessageAdmin, type LiveStatus, type MessageQuery, type OperatorInfo } from './transactional-message-admin.service.js';
 
 /** Options of {@link TransactionalMessageAdminModule.forRoot}. */
 export interface AdminHttpOptions {
@@ -66,6 +69,39 @@ function toQuery(raw: Record<string, string | string[] | undefined>): MessageQue
     ...(one('producerGroup') ? { producerGroup: one('producerGroup') } : {}),
     ...(olderThan !== undefined ? { olderThanMs: Number(olderThan) } : {}),
   };
+}
+
+/**
+ * State-changing requests must say `Content-Type: application/json`: a page of another site can
+ * make a browser send a form or a "simple" request (text/plain, no body) with the operator's
+ * cookies, but not this header without a CORS preflight, which this API never answers. The
+ * dashboard sends it; so does any API client that posts JSON.
+ */
+class JsonRequestGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const headers = context.switchToHttp().getRequest<{ headers: Record<string, string | string[] | undefined> }>().headers;
+    const type = String(headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (type !== 'application/json') {
+      throw new UnsupportedMediaTypeException(
+        `State-changing admin requests need "Content-Type: application/json" (got ${type ? JSON.stringify(type) : 'none'}); send a JSON body ` +
+          `(e.g. {}). A cross-site form or no-cors request cannot, which is what protects the operator's session.`,
+      );
+    }
+    return true;
+  }
+}
+
+/** Who acts: the request's user as the application's guard left it (`req.user`), if any. */
+function operatorOf(request: { user?: unknown }): OperatorInfo {
+  const user = request?.user as Record<string, unknown> | string | undefined | null;
+  if (typeof user === 'string' && user) return { operator: user };
+  if (user && typeof user === 'object') {
+    for (const field of ['username', 'name', 'email', 'id', 'sub']) {
+      const value = user[field];
+      if ((typeof value === 'string' && value) || typeof value === 'number') return { operator: String(value) };
+    }
+  }
+  return {};
 }
 
 /** A message as JSON: a raw-bytes body as base64. */
@@ -110,6 +146,11 @@ export class TransactionalMessageAdminModule {
       @Get()
       @Header('content-type', 'text/html; charset=utf-8')
       @Header('cache-control', 'no-store')
+      // Never framed (clickjacking), only its own script, requests only to its own API.
+      @Header('x-frame-options', 'DENY')
+      @Header('content-security-policy', DASHBOARD_CSP)
+      @Header('x-content-type-options', 'nosniff')
+      @Header('referrer-policy', 'no-referrer')
       page(): string {
         if (!withDashboard) throw new ForbiddenException('The dashboard is turned off (dashboard: false); the API is under /api.');
         return dashboardPage();
@@ -137,44 +178,50 @@ export class TransactionalMessageAdminModule {
 
       @Post('api/messages/:id/commit')
       @HttpCode(200)
-      async commit(@Param('id') id: string) {
-        await http(() => this.admin.commit(id));
+      @UseGuards(JsonRequestGuard)
+      async commit(@Param('id') id: string, @Req() request: { user?: unknown }) {
+        await http(() => this.admin.commit(id, operatorOf(request)));
         return { id, done: 'committed' };
       }
 
       @Post('api/messages/:id/rollback')
       @HttpCode(200)
-      async rollback(@Param('id') id: string) {
-        await http(() => this.admin.rollback(id));
+      @UseGuards(JsonRequestGuard)
+      async rollback(@Param('id') id: string, @Req() request: { user?: unknown }) {
+        await http(() => this.admin.rollback(id, operatorOf(request)));
         return { id, done: 'rolled back' };
       }
 
       @Post('api/messages/:id/replay')
       @HttpCode(200)
-      async replay(@Param('id') id: string) {
-        if (!(await http(() => this.admin.replay(id)))) throw new ConflictException(`Message ${id} is not DEAD: nothing to replay`);
+      @UseGuards(JsonRequestGuard)
+      async replay(@Param('id') id: string, @Req() request: { user?: unknown }) {
+        if (!(await http(() => this.admin.replay(id, operatorOf(request))))) throw new ConflictException(`Message ${id} is not DEAD: nothing to replay`);
         return { id, done: 'replayed' };
       }
 
       @Post('api/messages/:id/discard')
       @HttpCode(200)
-      async discard(@Param('id') id: string) {
-        if (!(await http(() => this.admin.discard(id)))) throw new ConflictException(`Message ${id} is not DEAD: nothing to discard`);
+      @UseGuards(JsonRequestGuard)
+      async discard(@Param('id') id: string, @Req() request: { user?: unknown }) {
+        if (!(await http(() => this.admin.discard(id, operatorOf(request))))) throw new ConflictException(`Message ${id} is not DEAD: nothing to discard`);
         return { id, done: 'discarded' };
       }
 
       @Post('api/replay-dead')
       @HttpCode(200)
-      async replayDead(@Body() body: Record<string, string> = {}) {
+      @UseGuards(JsonRequestGuard)
+      async replayDead(@Body() body: Record<string, string> = {}, @Req() request: { user?: unknown } = {}) {
         const { status: _status, ...filter } = toQuery(body ?? {});
-        return { replayed: await http(() => this.admin.replayDead(filter)) };
+        return { replayed: await http(() => this.admin.replayDead(filter, operatorOf(request))) };
       }
 
       @Post('api/purge')
       @HttpCode(200)
-      async purge(@Body() body: Record<string, string> = {}) {
+      @UseGuards(JsonRequestGuard)
+      async purge(@Body() body: Record<string, string> = {}, @Req() request: { user?: unknown } = {}) {
         const { status: _status, ...filter } = toQuery(body ?? {});
-        return { purged: await http(() => this.admin.purge({ ...filter, status: body?.status as MessageStatus })) };
+        return { purged: await http(() => this.admin.purge({ ...filter, status: body?.status as MessageStatus }, operatorOf(request))) };
       }
     }
 

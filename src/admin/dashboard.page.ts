@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * @internal The admin dashboard: one self-contained page (no build step, no external assets)
  * over the JSON API next to it. What an operator needs at a glance: the counts and the relay's
@@ -78,7 +80,9 @@ const age = (iso) => { const s = Math.max(0, (Date.now() - Date.parse(iso)) / 10
 const ms = (n) => n < 1000 ? n + ' ms' : n < 120000 ? (n / 1000).toFixed(1) + ' s' : Math.round(n / 60000) + ' min';
 
 async function call(method, path, body) {
-  const response = await fetch(api + path, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+  // Every POST carries a JSON body: the API refuses state changes without Content-Type: application/json.
+  const post = method !== 'GET';
+  const response = await fetch(api + path, { method, headers: post ? { 'content-type': 'application/json' } : {}, body: post ? JSON.stringify(body ?? {}) : undefined });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(data.message || response.status + ' ' + response.statusText);
   return data;
@@ -107,6 +111,15 @@ async function loadRows(append) {
   if (after) $('load-more').onclick = () => loadRows(true).catch((e) => notice(e.message, 'error'));
 }
 
+// What each action does, to the business side too, asked before it runs.
+const CONFIRM = {
+  commit: (m) => 'Commit message ' + m.id + '?\\n\\nIt will be published to ' + m.topic + ' and its consumers will act on it (ship, credit, ...). ' +
+    'This does not change your business data: commit only if the business transaction behind it really committed (look it up first), or consumers act on something that did not happen.',
+  rollback: (m) => 'Roll back message ' + m.id + '?\\n\\nIt will never be published. If the business transaction behind it did commit, its consumers will never hear of it.',
+  replay: (m) => 'Replay message ' + m.id + '?\\n\\nIt is published to ' + m.topic + ' again, and its consumers act on it.',
+  discard: (m) => 'Discard message ' + m.id + '?\\n\\nIt will never be published, and the later messages of its key go on without it.',
+};
+
 async function openMessage(id) {
   const { message: m, checks } = await call('GET', '/messages/' + encodeURIComponent(id));
   const actions = [];
@@ -124,6 +137,7 @@ async function openMessage(id) {
     '<div class="bar" style="margin-top:10px">' + actions.map(([a, label]) => '<button data-action="' + a + '" data-testid="action-' + a + '"' + (a === 'rollback' || a === 'discard' ? ' class="danger"' : '') + '>' + label + '</button>').join('') + '</div>';
   for (const button of $('detail').querySelectorAll('button[data-action]')) {
     button.onclick = async () => {
+      if (!confirm(CONFIRM[button.dataset.action](m))) return;
       try {
         const done = await call('POST', '/messages/' + encodeURIComponent(m.id) + '/' + button.dataset.action);
         notice('Message ' + m.id + ': ' + done.done, 'ok');
@@ -139,6 +153,8 @@ $('refresh').onclick = () => refresh().then(() => notice('')).catch((e) => notic
 $('apply').onclick = $('refresh').onclick;
 $('view').onchange = $('refresh').onclick;
 $('replay-all').onclick = async () => {
+  const f0 = filter();
+  if (!confirm('Replay every DEAD message' + (f0.topic ? ' of topic ' + f0.topic : '') + '? Each is published again, and under onDead "hold" the later messages of its key follow it.')) return;
   try { const f = filter(); delete f.status; const { replayed } = await call('POST', '/replay-dead', f); notice('Replayed ' + replayed + ' DEAD message(s)', 'ok'); await refresh(); }
   catch (e) { notice(e.message, 'error'); }
 };
@@ -147,3 +163,20 @@ refresh().catch((e) => notice(e.message, 'error'));
 </body>
 </html>
 `;
+
+const SCRIPT = PAGE.slice(PAGE.indexOf('<script>') + '<script>'.length, PAGE.indexOf('</script>'));
+
+/**
+ * @internal The page's Content-Security-Policy: its one inline script by hash, inline styles, and
+ * requests to its own origin only; no plugin, no base or form target, never framed.
+ */
+export const DASHBOARD_CSP = [
+  "default-src 'none'",
+  `script-src 'sha256-${createHash('sha256').update(SCRIPT).digest('base64')}'`,
+  "style-src 'unsafe-inline'",
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');

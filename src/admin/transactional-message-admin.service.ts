@@ -1,8 +1,9 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
+import { emitEvent, type TransactionalMessageEventMap } from '../events/transactional-message-events.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { TransactionalMessageProducer } from '../producer/transactional-message.producer.js';
@@ -10,7 +11,7 @@ import { CommitNotifier } from '../relay/commit-notifier.js';
 import { AdminStore, type AdminFilter } from '../store/admin.store.js';
 import { publicMessage } from '../store/message-row.js';
 import type { CheckAttempt, StoredMessage } from '../store/stored-message.interface.js';
-import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 
 /** The statuses of messages that still wait for something (or someone): what operators list. */
 export const LIVE_STATUSES = [
@@ -23,6 +24,15 @@ export const LIVE_STATUSES = [
 
 /** A live status, as the enum or its string (`MessageStatus.DEAD` or `'DEAD'`). */
 export type LiveStatus = `${(typeof LIVE_STATUSES)[number]}`;
+
+/** Who acts (the admin API passes the request's user, where its guard sets one). */
+export interface OperatorInfo {
+  operator?: string;
+}
+
+function operatorName(by: OperatorInfo): string {
+  return by.operator ?? '(unknown)';
+}
 
 /** Which messages an operator asks about. Every field narrows; none: every live message. */
 export interface MessageQuery {
@@ -64,6 +74,8 @@ async function inSeries<T, R>(items: readonly T[], work: (item: T) => Promise<R>
   return results;
 }
 const BATCH = 1_000;
+/** The largest olderThanMs filter: 100 years (any message is younger). */
+const MAX_OLDER_THAN_MS = 100 * 365 * 24 * 60 * 60 * 1000;
 
 /**
  * The operator's view of the message table: list and count what waits (HALF, COMMITTED, DEAD,
@@ -73,6 +85,8 @@ const BATCH = 1_000;
  */
 @Injectable()
 export class TransactionalMessageAdmin {
+  private readonly logger = new Logger(LOGGER_CONTEXT);
+
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     private readonly runner: TransactionRunner,
@@ -88,7 +102,7 @@ export class TransactionalMessageAdmin {
     const limit = page.limit ?? 50;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new InvalidMessageError('page limit', limit, `a whole number from 1 to ${MAX_PAGE}`);
     const after = page.after === undefined ? 0 : Number(page.after);
-    if (!Number.isInteger(after) || after < 0) throw new InvalidMessageError('page cursor', page.after, "the 'next' of the previous page");
+    if (!Number.isSafeInteger(after) || after < 0) throw new InvalidMessageError('page cursor', page.after, "the 'next' of the previous page");
     const rows = await this.read('admin.list', async (m) => {
       // One indexed read per status, merged in write order.
       const perStatus = await inSeries(statuses, (status) => this.store.list(m, status as MessageStatus, filter, after, limit + 1));
@@ -132,28 +146,50 @@ export class TransactionalMessageAdmin {
     return { message, checks: await this.producer.getCheckHistory(id) };
   }
 
-  /** Commits a HALF or parked (CHECK_EXHAUSTED) message: it will be delivered. */
-  commit(id: string): Promise<void> {
-    return this.producer.commit(id);
+  /**
+   * Commits a HALF or parked (CHECK_EXHAUSTED) message: it will be delivered. Its business state
+   * is not changed: commit only what the business transaction really committed. Recorded in its
+   * check history as decided by `by.operator` (and reported as an `operator.action` event).
+   */
+  async commit(id: string, by: OperatorInfo = {}): Promise<void> {
+    await this.producer.commit(id);
+    await this.recordDecision(id, 'COMMIT', by);
   }
 
-  /** Rolls back a HALF or parked (CHECK_EXHAUSTED) message: it is never delivered. */
-  rollback(id: string): Promise<void> {
-    return this.producer.rollback(id);
+  /** Rolls back a HALF or parked (CHECK_EXHAUSTED) message: it is never delivered. Recorded as `commit` is. */
+  async rollback(id: string, by: OperatorInfo = {}): Promise<void> {
+    await this.producer.rollback(id);
+    await this.recordDecision(id, 'ROLLBACK', by);
   }
 
   /** Puts one DEAD message back in the queue; false if it is not DEAD. */
-  replay(id: string): Promise<boolean> {
-    return this.producer.replay(id);
+  async replay(id: string, by: OperatorInfo = {}): Promise<boolean> {
+    const done = await this.producer.replay(id);
+    if (done) this.report('replay', id, 1, by);
+    return done;
   }
 
   /** Gives up on one DEAD message (DISCARDED); false if it is not DEAD. */
-  discard(id: string): Promise<boolean> {
-    return this.producer.discard(id);
+  async discard(id: string, by: OperatorInfo = {}): Promise<boolean> {
+    const done = await this.producer.discard(id);
+    if (done) this.report('discard', id, 1, by);
+    return done;
+  }
+
+  private async recordDecision(id: string, result: 'COMMIT' | 'ROLLBACK', by: OperatorInfo): Promise<void> {
+    this.report(result === 'COMMIT' ? 'commit' : 'rollback', id, 1, by);
+    // After the decision, in a statement of its own: the decision stands if recording it fails.
+    await this.read('admin.record', (m) => this.store.recordOperatorDecision(m, id, result, operatorName(by))).catch((error: unknown) =>
+      this.logger.warn(`Could not record the operator's ${result} of message ${id} in its check history: ${(error as Error)?.message ?? error}`),
+    );
+  }
+
+  private report(action: TransactionalMessageEventMap['operator.action']['action'], id: string | null, count: number, by: OperatorInfo): void {
+    emitEvent('operator.action', () => ({ producerGroup: this.options.producerGroup ?? '', action, id, count, operator: by.operator ?? null }));
   }
 
   /** Puts every DEAD message `query` selects (topic, key, producer group, age) back in the queue; returns how many. */
-  async replayDead(query: Omit<MessageQuery, 'status'> = {}): Promise<number> {
+  async replayDead(query: Omit<MessageQuery, 'status'> = {}, by: OperatorInfo = {}): Promise<number> {
     const filter = this.filter(query);
     let total = 0;
     for (;;) {
@@ -162,6 +198,7 @@ export class TransactionalMessageAdmin {
       if (replayed < BATCH) break;
     }
     if (total > 0) this.notifier.committed();
+    this.report('replay-dead', null, total, by);
     return total;
   }
 
@@ -170,7 +207,7 @@ export class TransactionalMessageAdmin {
    * many. For DEAD, DISCARDED and parked messages an operator gave up on (and DELIVERED or
    * ROLLED_BACK ones before their retention). Never HALF or COMMITTED: end or replay those.
    */
-  async purge(query: Omit<MessageQuery, 'status'> & { status: MessageStatus }): Promise<number> {
+  async purge(query: Omit<MessageQuery, 'status'> & { status: MessageStatus }, by: OperatorInfo = {}): Promise<number> {
     const purgeable = [MessageStatus.DEAD, MessageStatus.DISCARDED, MessageStatus.CHECK_EXHAUSTED, MessageStatus.DELIVERED, MessageStatus.ROLLED_BACK];
     if (!purgeable.includes(query?.status)) {
       throw new InvalidMessageError('purge status', query?.status, `one of ${purgeable.join(', ')} (a HALF or COMMITTED message is ended or delivered, not purged)`);
@@ -182,6 +219,7 @@ export class TransactionalMessageAdmin {
       total += deleted;
       if (deleted < BATCH) break;
     }
+    this.report('purge', null, total, by);
     return total;
   }
 
@@ -210,11 +248,15 @@ export class TransactionalMessageAdmin {
     for (const name of ['topic', 'key', 'producerGroup'] as const) {
       const value = query[name];
       if (value === undefined) continue;
-      if (typeof value !== 'string' || value.length === 0 || value.length > 255) throw new InvalidMessageError(name, value, 'a non-empty string');
+      if (typeof value !== 'string' || value.length === 0 || value.length > 255 || value.includes('\u0000')) {
+        throw new InvalidMessageError(name, value, 'a string of 1-255 characters without NUL');
+      }
       filter[name] = value;
     }
     if (query.olderThanMs !== undefined) {
-      if (!Number.isInteger(query.olderThanMs) || query.olderThanMs < 0) throw new InvalidMessageError('olderThanMs', query.olderThanMs, 'a whole number of ms');
+      if (!Number.isSafeInteger(query.olderThanMs) || query.olderThanMs < 0 || query.olderThanMs > MAX_OLDER_THAN_MS) {
+        throw new InvalidMessageError('olderThanMs', query.olderThanMs, `a whole number of ms from 0 to ${MAX_OLDER_THAN_MS} (100 years)`);
+      }
       filter.olderThanMs = query.olderThanMs;
     }
     return filter;

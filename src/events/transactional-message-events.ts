@@ -18,6 +18,16 @@ export interface TransactionalMessageEventMap {
   'message.stored': EventSource & { id: string; topic: string; key: string | null; status: MessageStatus.HALF | MessageStatus.COMMITTED | MessageStatus.ROLLED_BACK; bytes: number };
   /** A half message was ended by the explicit API or an operator (COMMIT or ROLLBACK). */
   'message.ended': EventSource & { id: string; outcome: 'COMMIT' | 'ROLLBACK' };
+  /**
+   * An operator acted through TransactionalMessageAdmin (the admin API, the dashboard, the CLI):
+   * `operator` is who (the request's user where the guard sets one), null when unknown.
+   */
+  'operator.action': EventSource & {
+    action: 'commit' | 'rollback' | 'replay' | 'discard' | 'replay-dead' | 'purge';
+    id: string | null;
+    count: number;
+    operator: string | null;
+  };
   /** A check handler answered (or failed, counted as UNKNOWN) and the decision was applied. */
   'check.completed': EventSource & {
     id: string;

@@ -86,4 +86,18 @@ export class AdminStore {
     const p = new SqlParams(d);
     return affected(manager, `DELETE FROM ${this.store.t} WHERE ${p.inSeqs('seq', rows.map((r) => r.seq))} AND status = ${p.add(status)}`, p.values);
   }
+
+  /**
+   * Records an operator's commit or rollback in the message's check history (checker
+   * `operator <who>`, numbered after its last check), so the history says who decided it.
+   */
+  async recordOperatorDecision(manager: EntityManager, id: string, result: 'COMMIT' | 'ROLLBACK', operator: string): Promise<void> {
+    const d = this.store.dialect;
+    const p = new SqlParams(d);
+    await manager.query(
+      `INSERT INTO ${this.store.checkTable} (message_id, check_number, checked_at, result, error, duration_ms, checker) ` +
+        `SELECT id, check_count + 1, ${d.now()}, ${p.add(result)}, NULL, 0, ${p.add(`operator ${operator}`.slice(0, 255))} FROM ${this.store.t} WHERE id = ${p.add(id)}`,
+      p.values,
+    );
+  }
 }

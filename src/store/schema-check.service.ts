@@ -37,7 +37,11 @@ export class SchemaCheck {
       } catch (error) {
         throw new MessageTableMissingError(tableName, (error as Error).message);
       }
-      await this.refuseSharedTable();
+      // A relay publishes with this instance's settings and shares key buckets with the table's
+      // other relays: it must not start on another group's messages. (A writer-only instance or an
+      // operator's tool, such as the CLI, may open it; a relay never publishes another group's
+      // messages, see DeliveryRelay.)
+      if (this.options.relay.enabled) await this.refuseSharedTable();
       // The fourth migration: the key bucket column and the bucket lease tables.
       const q = this.store.dialect.quote;
       try {
