@@ -13,6 +13,7 @@ import {
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
 import { keyBucket } from '../src/store/key-bucket.js';
+import { DELIVERY_OWNERSHIP } from '../src/relay/ownership/delivery-ownership.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type DatabaseKind, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure } from './support/relay.fixture.js';
@@ -382,6 +383,23 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     expect(publisherA.sentIds().filter((id) => ids.includes(id))).toEqual([]);
     expect(publisherR.sentIds().filter((id) => ids.includes(id))).toEqual(ids);
     expect(keyedIds(topic.mixed, 'paused-0')).toEqual([ids[0], ids[2]]);
+  });
+
+  it('shutdown waits for a key-bucket maintenance stuck on the database at most shutdownTimeoutMs, then gives the buckets back', async () => {
+    const { app } = await instance();
+    await eventually('the relay announced', async () => (await announced()) === 1);
+    // The next maintenance's first statement never answers (a lock, a connection that died silently).
+    const store = (app.get(DELIVERY_OWNERSHIP) as unknown as { store: { heartbeat: (...args: unknown[]) => Promise<unknown> } }).store;
+    let stuck = false;
+    store.heartbeat = () => {
+      stuck = true;
+      return new Promise(() => undefined);
+    };
+    await eventually('a maintenance stuck', () => stuck);
+    apps.splice(apps.indexOf(app), 1);
+    await app.close(); // returns (after shutdownTimeoutMs); without a bound it never did
+    expect(await announced()).toBe(0);
+    expect(await shares()).toEqual([]);
   });
 
   it.each(['rows', 'buckets'] as const)("with retentionMs 0 the relay's mark deletes a delivered message (ownership '%s'), not the pruner", async (ownership) => {

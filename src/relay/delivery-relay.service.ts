@@ -14,6 +14,7 @@ import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RESOLVED_OPTIONS } from '../transact
 import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from './ownership/delivery-ownership.js';
 import { retryDelayMs } from './backoff.js';
 import { Doorbell } from './doorbell.js';
+import { settlesWithin } from '../lifecycle/within.js';
 
 /** Tries of a bookkeeping write before the cycle gives up (10, 20, 40, ... ms apart). */
 const BOOKKEEPING_ATTEMPTS = 6;
@@ -143,10 +144,18 @@ export class DeliveryRelay {
     }
     if (!finished && this.held.size > 0) {
       let released = 0;
-      for (const claim of this.held) {
-        released += await this.ownership.release(claim, claim.messages.map((r) => r.seq)).catch(() => 0);
-      }
-      this.logger.warn(`Shutdown: the batch in flight did not finish in time; released ${released} message(s) for other relays`);
+      const releases = (async () => {
+        for (const claim of this.held) {
+          released += await this.ownership.release(claim, claim.messages.map((r) => r.seq)).catch(() => 0);
+        }
+      })();
+      // The releases wait for a connection like everything else (relay.maxConnections): bounded by
+      // another shutdownTimeoutMs, after which the leases simply run out.
+      const done = await settlesWithin(releases, this.options.relay.shutdownTimeoutMs);
+      this.logger.warn(
+        `Shutdown: the batch in flight did not finish in time; released ${released} message(s) for other relays` +
+          (done ? '' : ' before the release itself timed out (the rest wait for their lease to run out)'),
+      );
     }
   }
 

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { emitEvent } from '../../events/transactional-message-events.js';
 import type { BackgroundWork } from '../../lifecycle/background-work.js';
+import { settlesWithin } from '../../lifecycle/within.js';
 import type { ResolvedOptions } from '../../options/transactional-message-options.interface.js';
 import type { BlockedKeys, BucketRow, BucketStore } from '../../store/bucket.store.js';
 import { KEY_BUCKETS } from '../../store/dialects/bucket-tables.js';
@@ -159,17 +160,24 @@ export class BucketOwnership implements DeliveryOwnership {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.maintaining?.catch(() => undefined);
+    // Bounded by shutdownTimeoutMs, as the rest of the shutdown: a maintenance stuck on the
+    // database (a lock, a dead connection) must not hold the application's close().
+    const deadline = performance.now() + this.options.relay.shutdownTimeoutMs;
+    if (this.maintaining && !(await settlesWithin(this.maintaining, this.options.relay.shutdownTimeoutMs))) {
+      this.logger.warn(`Shutdown: the key-bucket maintenance did not finish within shutdownTimeoutMs; its leases will run out`);
+    }
     const held = new Map(this.owned);
     this.owned.clear();
     this.leaving.clear();
     if (held.size === 0 && this.lastMaintenanceAt === -Infinity) return; // never joined
-    await this.runner
-      .autocommit('relay.buckets', async (m) => {
-        await this.store.release(m, this.identity, held);
-        await this.store.leave(m, this.identity);
-      })
-      .catch((error: unknown) => this.logger.warn(`Could not give back ${held.size} key bucket(s) on shutdown (their leases will run out): ${error}`));
+    const giveBack = this.runner.autocommit('relay.buckets', async (m) => {
+      await this.store.release(m, this.identity, held);
+      await this.store.leave(m, this.identity);
+    });
+    giveBack.catch((error: unknown) => this.logger.warn(`Could not give back ${held.size} key bucket(s) on shutdown (their leases will run out): ${error}`));
+    if (!(await settlesWithin(giveBack, deadline - performance.now()))) {
+      this.logger.warn(`Shutdown: giving back ${held.size} key bucket(s) did not finish within shutdownTimeoutMs; their leases will run out`);
+    }
   }
 
   /** Seqs no longer in flight (marked, failed or given back). */
