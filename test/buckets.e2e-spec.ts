@@ -13,10 +13,10 @@ import {
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
 import { keyBucket } from '../src/store/key-bucket.js';
-import { DELIVERY_OWNERSHIP } from '../src/relay/ownership/delivery-ownership.js';
+import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type DatabaseKind, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
-import { ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure } from './support/relay.fixture.js';
+import { ClaimWatch, ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure } from './support/relay.fixture.js';
 
 /** Keys that hash into the same key bucket as `key`. */
 function keysInBucketOf(key: string, count: number): string[] {
@@ -272,7 +272,11 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     await instance({ publisher: publisherA, relay: { leaseMs: 500 } });
     await eventually('relay A is publishing', () => publisherA.publishCalls === 1);
     const b = await instance({ relay: { leaseMs: 500 } });
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    // B joins the group and reads at least twenty times (two leases of 50 ms polls) while A's publish is held.
+    const watchB = new ClaimWatch(b.app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP));
+    await eventually('both relays announced', async () => (await announced()) === 2);
+    await eventually('relay B claimed twenty times', () => watchB.started >= 20);
+    expect(publisherA.publishSettled).toBe(0);
     slow.open();
     await consumer.waitFor('the three messages', () => ids.every((id) => consumer.of(topic.slow).some((r) => r.headers['tm-message-id'] === id)));
     await eventually('marked delivered', async () => (await messageRows(db)).filter((r) => ids.includes(r.id)).every((r) => r.status === 'DELIVERED'));

@@ -14,7 +14,7 @@ import {
   TransactionStatus,
 } from '../src/index.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { createTopics, uniqueTopic } from './support/kafka.js';
+import { createTopics, eventually, uniqueTopic } from './support/kafka.js';
 import { ControlledPublisher, InjectedFailure } from './support/relay.fixture.js';
 
 // The README's Prometheus recipe: OpenTelemetry's Prometheus exporter served by the application's
@@ -90,9 +90,11 @@ describe('metrics: OpenTelemetry, scraped by Prometheus from /metrics (PostgreSQ
     expect(value(text, 'transactional_message_messages_waiting', { status: 'HALF' })).toBe(1);
 
     expect(await app.get(TransactionalMessageRelay).drain()).toBe(2);
-    // The gauges read the table at most once a second.
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
-    text = await scrape();
+    // The gauges read the table at most once a second: scrape until they show the drain.
+    await eventually('the gauges read the table again', async () => {
+      text = await scrape();
+      return value(text, 'transactional_message_messages_waiting', { status: 'COMMITTED' }) === 0;
+    });
     // The explicit API stores a half message, then ends it.
     expect(value(text, 'transactional_message_messages_stored_total', { topic, status: 'COMMITTED' })).toBe(2);
     expect(value(text, 'transactional_message_messages_stored_total', { topic, status: 'HALF' })).toBe(2);

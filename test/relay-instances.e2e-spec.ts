@@ -15,7 +15,8 @@ import {
 } from '../src/index.js';
 import { createTestDatabase, messageRows, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
-import { ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, RELAY_OWNERSHIP } from './support/relay.fixture.js';
+import { ClaimWatch, ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, RELAY_OWNERSHIP } from './support/relay.fixture.js';
+import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
 
 /**
  * The tests that look at per-message leases (lease_token) run with `relay.ownership: 'rows'`
@@ -342,9 +343,12 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     publisherA.publishGate = slow.wait;
     await instance({ publisher: publisherA, relay: { leaseMs: 500 } });
     await eventually('relay A is publishing', () => publisherA.publishCalls === 1);
-    // Relay B polls all the while.
+    // Relay B polls all the while: it looks at least twenty times (a second of 50 ms polls, two
+    // leases) before A's publish returns, so it had every chance to take the batch over.
     const b = await instance({ relay: { leaseMs: 500 } });
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const watchB = new ClaimWatch(b.app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP));
+    await eventually('relay B claimed twenty times', () => watchB.started >= 20);
+    expect(publisherA.publishSettled).toBe(0); // A's publish was held all the while
     slow.open();
     await consumer.waitFor('the three messages', () => ids.every((id) => consumer.of(topic.slowPublish).some((r) => r.headers['tm-message-id'] === id)));
     await eventually('marked delivered', async () => (await messageRows(db)).filter((r) => ids.includes(r.id)).every((r) => r.status === 'DELIVERED'));
