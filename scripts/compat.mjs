@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, '.cache', 'compat');
 const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const KAFKA_BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092';
+const KAFKA_BROKERS = process.env.KAFKA_BROKERS ?? `127.0.0.1:${process.env.KAFKA_PORT ?? 9092}`;
 const NODE22_DIR = join(ROOT, '.tools', 'node22');
 
 /** NestJS and TypeORM pairs as `nest new` (CLI 11 and 12) apps have them. */

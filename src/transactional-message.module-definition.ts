@@ -1,4 +1,5 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { InvalidModuleOptionsError } from './errors/invalid-module-options.error.js';
 import type { TransactionalMessageModuleOptions } from './options/transactional-message-options.interface.js';
 
 /** Extra options of `forRoot()` / `forRootAsync()` besides the module options. */
@@ -15,8 +16,10 @@ export const {
   ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<TransactionalMessageModuleOptions>({ moduleName: 'TransactionalMessage' })
   .setClassMethodName('forRoot')
-  .setExtras<TransactionalMessageModuleExtras>({ isGlobal: true }, (definition, extras) => ({
-    ...definition,
-    global: extras.isGlobal,
-  }))
+  .setExtras<TransactionalMessageModuleExtras>({ isGlobal: true }, (definition, extras) => {
+    if (typeof extras.isGlobal !== 'boolean') {
+      throw new InvalidModuleOptionsError('isGlobal', extras.isGlobal, 'true (the default: decorated providers of every module are served) or false');
+    }
+    return { ...definition, global: extras.isGlobal };
+  })
   .build();

@@ -157,6 +157,16 @@ describe.each(DATABASE_KINDS)('bad input on %s: a clear error, nothing stored, n
     );
   });
 
+  it('a body that is a revoked Proxy, and a NUL in a property value', async () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    await expect(events.publish(randomUUID(), proxy)).rejects.toThrow(MessageBodyNotSerializableError);
+    await expect(events.publish(randomUUID(), proxy)).rejects.toThrow(/cannot be serialised to JSON: .*revoked/);
+    await expect(app.get(TransactionalMessageProducer).sendHalfMessage({ topic: 'shop.event', body: {}, properties: { note: 'a\u0000b' } })).rejects.toThrow(
+      /Invalid message property 'note' "a\\u0000b" .*without NUL characters/,
+    );
+  });
+
   it('a reserved property name', async () => {
     await expect(events.withProperty(randomUUID(), 'tm-message-id')).rejects.toThrow(/does not start with 'tm-'/);
   });
@@ -244,6 +254,12 @@ describe('bad input at class definition: invalid @TransactionalMessage options f
       }
       return Broken;
     }).toThrow(expected);
+  });
+
+  it('isGlobal that is not a boolean fails at forRoot()', () => {
+    expect(() => TransactionalMessageModule.forRoot({ dataSource: {} as never, producerGroup: 'shop', isGlobal: 'yes' as unknown as boolean })).toThrow(
+      /option 'isGlobal' is "yes"; expected true .* or false/,
+    );
   });
 
   it('a static method', () => {

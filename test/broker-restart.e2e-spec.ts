@@ -6,6 +6,7 @@ import { createTestDatabase, messageRows, type TestDatabase } from './support/da
 import { createTopics, eventually, KAFKA_CLIENT, TestConsumer, testKafka, uniqueTopic } from './support/kafka.js';
 import { OwnBroker } from './support/own-broker.js';
 import { FAST_RELAY } from './support/relay.fixture.js';
+import { testPort } from './support/ports.js';
 
 const topic = uniqueTopic('broker-restart');
 
@@ -18,7 +19,7 @@ class Orders {
 }
 
 describe('the Kafka broker stopped and restarted mid-run (PostgreSQL)', () => {
-  const broker = new OwnBroker(Number(process.env.TM_TEST_BROKER_PORT ?? 19092));
+  const broker = new OwnBroker(testPort('TM_TEST_BROKER_PORT', 19092));
   let db: TestDatabase;
   let app: INestApplicationContext | undefined;
   let consumer: TestConsumer | undefined;

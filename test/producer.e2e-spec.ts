@@ -113,7 +113,7 @@ describe.each(DATABASE_KINDS)('TransactionalMessageProducer (explicit two-phase 
         id = messageId;
         return 'OK' as unknown as TransactionStatus;
       }),
-    ).rejects.toThrow(/Invalid message local transaction status "OK"/);
+    ).rejects.toThrow(/Invalid message local transaction status "OK" in sendMessageInTransaction: expected TransactionStatus.COMMIT, ROLLBACK or UNKNOWN\. The half message [0-9a-f-]{36} was stored and stays HALF: the transaction check decides it\.$/);
     expect(await statusOf(id)).toBe(MessageStatus.HALF);
   });
 

@@ -7,12 +7,13 @@ import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, KAFKA_CLIENT, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { OwnBroker } from './support/own-broker.js';
 import { FAST_RELAY } from './support/relay.fixture.js';
+import { testPort } from './support/ports.js';
 
 /** A broker that refuses requests over 3 MB by closing the connection, as every broker does over its socket.request.max.bytes (100 MB by default). */
 const SOCKET_REQUEST_MAX_BYTES = 3 * 1024 * 1024;
 
 describe('batches and the broker request limits (PostgreSQL, a broker with socket.request.max.bytes = 3 MB)', () => {
-  const broker = new OwnBroker(19392, 19393, { 'socket.request.max.bytes': String(SOCKET_REQUEST_MAX_BYTES) });
+  const broker = new OwnBroker(testPort('TM_TEST_LIMITS_BROKER_PORT', 19392), undefined, { 'socket.request.max.bytes': String(SOCKET_REQUEST_MAX_BYTES) });
   const topic = { big: uniqueTopic('limits.big'), small: uniqueTopic('limits.small') };
   let db: TestDatabase;
   let consumer: TestConsumer;

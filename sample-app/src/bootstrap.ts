@@ -14,7 +14,7 @@ export interface ShopOptions {
   /** HTTP port on 127.0.0.1; 0 picks a free one. Default PORT or 3000. */
   port?: number;
   database?: DataSourceOptions;
-  /** Default KAFKA_BROKERS or 127.0.0.1:9092. */
+  /** Default KAFKA_BROKERS, else 127.0.0.1:KAFKA_PORT (9092). */
   kafkaBrokers?: string[];
   /** Kafka consumer group of the logistics, credit and cart consumers. Default 'shop'. */
   groupId?: string;
@@ -31,7 +31,7 @@ export interface Shop {
 
 /** Starts the shop: the HTTP API and the Kafka consumers, in one application. */
 export async function startShop(options: ShopOptions = {}): Promise<Shop> {
-  const kafkaBrokers = options.kafkaBrokers ?? (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+  const kafkaBrokers = options.kafkaBrokers ?? (process.env.KAFKA_BROKERS ?? `127.0.0.1:${process.env.KAFKA_PORT ?? 9092}`).split(',');
   const groupId = options.groupId ?? 'shop';
   await prepareKafka(kafkaBrokers, ORDER_PAID, groupId);
   prometheusExporter(); // before the application: OpenTelemetry's meter provider must exist first

@@ -118,8 +118,8 @@ export function validateProperties(properties: unknown, where?: string): Record<
         where,
       );
     }
-    if (typeof value !== 'string' || LONE_SURROGATE.test(value)) {
-      throw new InvalidMessageError(`property '${name}'`, value, 'a string without unpaired UTF-16 surrogates (Kafka headers are UTF-8 strings)', where);
+    if (typeof value !== 'string' || !storable(value)) {
+      throw new InvalidMessageError(`property '${name}'`, value, `a string ${STORABLE} (Kafka headers are UTF-8 strings; PostgreSQL cannot store NUL)`, where);
     }
     result[name] = value;
   }
@@ -141,8 +141,16 @@ export function validateDurationMs(field: string, value: unknown, where?: string
 
 /** @internal Serialises a body: bytes stay bytes, everything else becomes JSON. */
 export function encodeBody(topic: string, body: unknown): Pick<EncodedMessage, 'body' | 'contentType'> {
-  if (body instanceof Uint8Array) {
-    return { body: Buffer.from(body.buffer, body.byteOffset, body.byteLength), contentType: BYTES_CONTENT_TYPE };
+  let bytes: boolean;
+  try {
+    bytes = body instanceof Uint8Array;
+  } catch (error) {
+    // A revoked Proxy throws on any look at it.
+    throw new MessageBodyNotSerializableError(topic, (error as Error)?.message ?? String(error));
+  }
+  if (bytes) {
+    const raw = body as Uint8Array;
+    return { body: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), contentType: BYTES_CONTENT_TYPE };
   }
   if (body === undefined) {
     throw new MessageBodyNotSerializableError(

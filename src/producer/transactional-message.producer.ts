@@ -103,8 +103,9 @@ export class TransactionalMessageProducer {
       throw new InvalidMessageError(
         'local transaction status',
         status,
-        `TransactionStatus.COMMIT, ROLLBACK or UNKNOWN (message ${messageId} stays HALF and will be checked)`,
+        'TransactionStatus.COMMIT, ROLLBACK or UNKNOWN',
         'sendMessageInTransaction',
+        `The half message ${messageId} was stored and stays HALF: the transaction check decides it.`,
       );
     }
     if (status === TransactionStatus.COMMIT) await this.commit(messageId, options);

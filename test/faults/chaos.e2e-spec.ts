@@ -13,6 +13,7 @@ import type { WorkerConfig } from './worker/protocol.js';
 import type { Pause } from './support/oracle.js';
 import { OwnBroker } from '../support/own-broker.js';
 import { createTopics } from '../support/kafka.js';
+import { testPort } from '../support/ports.js';
 
 const SOAK = process.env.TM_FAULT_SOAK === '1';
 const PLAN = SOAK
@@ -47,7 +48,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('fault injection: chaos', () => {
   // TM_FAULT_BROKER_PORT: another port, to run two soaks (PostgreSQL and MariaDB) side by side.
-  const broker = new OwnBroker(Number(process.env.TM_FAULT_BROKER_PORT ?? 19292));
+  const broker = new OwnBroker(testPort('TM_FAULT_BROKER_PORT', 19292));
 
   beforeAll(() => broker.start());
   afterAll(() => broker.stop());

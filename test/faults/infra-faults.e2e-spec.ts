@@ -10,6 +10,7 @@ import { WorkerFleet, type WorkerProcess } from './support/workers.js';
 import { OwnBroker } from '../support/own-broker.js';
 import { createTopics, eventually, KAFKA_BROKERS, uniqueTopic } from '../support/kafka.js';
 import type { TestDatabase } from '../support/databases.js';
+import { testPort } from '../support/ports.js';
 
 // Deadlines for a failure message (brokers and servers restart, leases expire), not timing assertions.
 jest.setTimeout(300_000);
@@ -36,7 +37,7 @@ function expectAlive(...workers: WorkerProcess[]): void {
 }
 
 describe('fault injection: the Kafka broker', () => {
-  const broker = new OwnBroker(19192);
+  const broker = new OwnBroker(testPort('TM_FAULT_INFRA_BROKER_PORT', 19192));
 
   beforeAll(() => broker.start());
   afterAll(() => broker.stop());
@@ -69,7 +70,7 @@ describe('fault injection: the Kafka broker', () => {
 });
 
 describe('fault injection: PostgreSQL', () => {
-  const server = new OwnPostgres(15433);
+  const server = new OwnPostgres(testPort('TM_FAULT_POSTGRES_PORT', 15433));
 
   beforeAll(() => server.init());
   afterAll(() => server.destroy());

@@ -3,7 +3,8 @@ import { Kafka, logLevel, type Consumer, type IHeaders } from 'kafkajs';
 import { DEFAULT_KAFKA_CLIENT, type KafkaClientName } from '../../src/index.js';
 
 /** The broker the tests publish to; override with KAFKA_BROKERS (comma-separated). */
-export const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+/** The shared broker: KAFKA_BROKERS, else 127.0.0.1:KAFKA_PORT (9092), as scripts/services.sh starts it. */
+export const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? `127.0.0.1:${process.env.KAFKA_PORT ?? 9092}`).split(',');
 
 /**
  * The Kafka client the library's publisher runs on in these tests: TM_KAFKA_CLIENT
