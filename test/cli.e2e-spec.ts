@@ -94,5 +94,19 @@ describe.each(DATABASE_KINDS)('the CLI on %s (npx nestjs-transactional-message)'
     expect(cli('list', '-d', file, '--status', 'DELIVERED').err).toMatch(/Allowed choices are HALF, COMMITTED, DEAD, CHECK_EXHAUSTED, DISCARDED/);
     // replay takes only DEAD messages: no --status there.
     expect(cli('replay', '-d', file, '--status', 'HALF').err).toMatch(/unknown option '--status'/);
+    // A bad table name: one clean line, before anything is loaded (no stack trace).
+    for (const command of ['status', 'migrate']) {
+      const badTable = cli(command, '-d', file, '--table', 'bad table;');
+      expect(badTable.code).toBe(1);
+      expect(badTable.err).toMatch(/^error: TransactionalMessageModule option '--table' is "bad table;"; expected a plain SQL identifier/);
+      expect(badTable.err).not.toMatch(/\n\s+at /);
+    }
+    // A file whose exported function never resolves: an error, not a silent exit 0.
+    const never = join(dirname(file), `never-${randomBytes(4).toString('hex')}.mjs`);
+    writeFileSync(never, 'export default () => new Promise(() => {});\n');
+    const hung = cli('status', '-d', never);
+    expect(hung.code).toBe(1);
+    expect(hung.err).toMatch(/error: the command did not finish: the data-source file .* never resolved/);
+    expect(cli('status', '--help').out.replace(/\s+/g, ' ')).toMatch(/the file's code runs/);
   });
 });

@@ -16,8 +16,8 @@ export async function loadDataSource(file: string): Promise<DataSource> {
     throw new Error(`Could not load the DataSource file ${path}: ${(error as Error)?.message ?? error}`);
   }
   let candidate: unknown = module.dataSource ?? module.default ?? Object.values(module).find(isDataSource);
-  if (typeof candidate === 'function' && !isDataSource(candidate)) candidate = await (candidate as () => unknown)();
-  candidate = await candidate;
+  if (typeof candidate === 'function' && !isDataSource(candidate)) candidate = (candidate as () => unknown)();
+  candidate = await withinLoadTimeout(path, Promise.resolve(candidate));
   if (!isDataSource(candidate)) {
     throw new Error(`${path} exports no TypeORM DataSource: export one as default or as 'dataSource' (new DataSource({...})).`);
   }
@@ -26,4 +26,20 @@ export async function loadDataSource(file: string): Promise<DataSource> {
 
 function isDataSource(value: unknown): value is DataSource {
   return typeof value === 'object' && value !== null && typeof (value as DataSource).initialize === 'function' && 'options' in value;
+}
+
+/** How long an exported function or promise may take to give the DataSource (TM_CLI_LOAD_TIMEOUT_MS, default 30 s). */
+async function withinLoadTimeout(path: string, candidate: Promise<unknown>): Promise<unknown> {
+  const ms = Number(process.env.TM_CLI_LOAD_TIMEOUT_MS ?? 30_000);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${path} did not give its DataSource within ${ms} ms (its exported function or promise never resolved)`)), ms);
+    // Not what keeps the process alive: with nothing else pending, the CLI says so at once (beforeExit).
+    timer.unref();
+  });
+  try {
+    return await Promise.race([candidate, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

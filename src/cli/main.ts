@@ -9,7 +9,7 @@ import { LIVE_STATUSES, TransactionalMessageAdmin, type MessageQuery } from '../
 import { transactionalMessageInboxMigrations } from '../consumer/inbox-migrations.js';
 import { TransactionalMessageModule } from '../transactional-message.module.js';
 import { transactionalMessageMigrations } from '../store/migrations/message-table.migrations.js';
-import { DEFAULT_TABLE_NAME } from '../store/table-name.js';
+import { DEFAULT_TABLE_NAME, validateTableName } from '../store/table-name.js';
 import { loadDataSource } from './load-data-source.js';
 
 interface CommonOptions {
@@ -25,7 +25,10 @@ const program = new Command('nestjs-transactional-message')
 
 const common = (command: Command) =>
   command
-    .requiredOption('-d, --data-source <file>', 'a JavaScript file exporting the TypeORM DataSource (default export or `dataSource`)')
+    .requiredOption(
+      '-d, --data-source <file>',
+      "a JavaScript file exporting the TypeORM DataSource (default export or `dataSource`); the file's code runs, as with TypeORM's CLI",
+    )
     .option('-t, --table <name>', 'the message table', DEFAULT_TABLE_NAME)
     .option('--json', 'print JSON');
 
@@ -57,6 +60,7 @@ async function withAdmin<T>(options: CommonOptions, work: (admin: TransactionalM
 }
 
 async function open(options: CommonOptions): Promise<DataSource> {
+  validateTableName(options.table, '--table');
   const dataSource = await loadDataSource(options.dataSource);
   if (!dataSource.isInitialized) await dataSource.initialize();
   return dataSource;
@@ -67,7 +71,12 @@ common(program.command('migrate'))
   .option('--inbox', 'also the inbox table')
   .option('--inbox-table <name>', 'the inbox table')
   .action(async (options: CommonOptions & { inbox?: boolean; inboxTable?: string }) => {
+    validateTableName(options.table, '--table');
+    if (options.inboxTable !== undefined) validateTableName(options.inboxTable, '--inbox-table');
     const loaded = await loadDataSource(options.dataSource);
+    // Only its options are used: a file that initialises its DataSource itself would otherwise
+    // keep its pool (and the process) alive after the migrations.
+    if (loaded.isInitialized) await loaded.destroy();
     const { DataSource } = await import('typeorm');
     const migrations = [
       ...transactionalMessageMigrations({ tableName: options.table }),
@@ -179,7 +188,18 @@ common(program.command('resolve'))
     }),
   );
 
-program.parseAsync(process.argv).catch((error: unknown) => {
-  console.error(`error: ${(error as Error)?.message ?? error}`);
+let finished = false;
+// Node ends a process whose event loop is empty while a promise still waits (a data-source file
+// whose export never resolves): say so instead of exiting 0 with no output.
+process.once('beforeExit', () => {
+  if (finished) return;
+  console.error('error: the command did not finish: the data-source file (or its DataSource) never resolved, and nothing else was left to wait for');
   process.exitCode = 1;
 });
+program
+  .parseAsync(process.argv)
+  .catch((error: unknown) => {
+    console.error(`error: ${(error as Error)?.message ?? error}`);
+    process.exitCode = 1;
+  })
+  .finally(() => (finished = true));
