@@ -389,7 +389,9 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     expect(keyedIds(topic.mixed, 'paused-0')).toEqual([ids[0], ids[2]]);
   });
 
-  it('shutdown waits for a key-bucket maintenance stuck on the database at most shutdownTimeoutMs, then gives the buckets back', async () => {
+  // Not on SQLite: there a statement that never answers holds the one connection, and the
+  // database (shared by this file's tests) with it.
+  (several ? it : it.skip)('shutdown waits for a key-bucket maintenance stuck on the database at most shutdownTimeoutMs, then gives the buckets back', async () => {
     const { app } = await instance();
     await eventually('the relay announced', async () => (await announced()) === 1);
     // The next maintenance's first statement never answers (a lock, a connection that died silently).
