@@ -67,11 +67,6 @@ export class CheckScheduler {
     this.loop = this.run();
   }
 
-  /** Handler calls that have not returned yet (including those abandoned at handlerTimeoutMs). */
-  get handlerCallsRunning(): number {
-    return this.calls.size;
-  }
-
   private get active(): boolean {
     return this.running || this.checking > 0;
   }

@@ -185,7 +185,7 @@ export class WorkerFleet {
   async stopAll(): Promise<void> {
     await Promise.all(this.supervised.map((s) => s.stop()));
     await Promise.all(this.all.map((w) => w.stop(5_000)));
-    const crashed = this.all.filter((w) => w.crash !== undefined);
+    const crashed = this.crashed();
     if (crashed.length > 0) {
       throw new Error(
         `${crashed.length} worker process(es) crashed:\n` +
