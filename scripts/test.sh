@@ -34,7 +34,7 @@ if [[ $only_flags -eq 1 ]]; then
   # test/buckets.e2e-spec.ts above covers what is its own).
   echo "[test] relay suites on key buckets (TM_RELAY_OWNERSHIP=buckets)"
   TM_RELAY_OWNERSHIP=buckets NODE_OPTIONS="--experimental-vm-modules --unhandled-rejections=strict" npx jest --maxWorkers=2 --selectProjects integration -- \
-    test/relay.e2e test/relay-instances test/publish-failures test/request-limits test/broker-restart
+    test/relay.e2e test/relay-instances test/publish-failures test/partial-publish test/request-limits test/broker-restart
 fi
 echo "[test] compatibility matrix (scripts/compat.mjs)"
 node scripts/compat.mjs

@@ -111,6 +111,7 @@ export { TransactionRollbackOnlyError } from './errors/transaction-rollback-only
 export { ConnectionAcquireTimeoutError } from './errors/connection-acquire-timeout.error.js';
 export { PreparedStatementUnavailableError } from './errors/prepared-statement-unavailable.error.js';
 export { PublisherConfigurationError } from './errors/publisher-configuration.error.js';
+export { PartialPublishError } from './errors/partial-publish.error.js';
 export { DuplicateModuleError } from './errors/duplicate-module.error.js';
 export { OptionalDependencyMissingError } from './errors/optional-dependency-missing.error.js';
 export { UnsupportedDatabaseError } from './errors/unsupported-database.error.js';

@@ -8,6 +8,7 @@ import {
   KAFKA_CLIENTS,
   KafkaPublisher,
   MessageStatus,
+  PartialPublishError,
   PublisherConfigurationError,
   TransactionalMessageModule,
   TransactionalMessageProducer,
@@ -157,6 +158,45 @@ describe.each(KAFKA_CLIENTS)('the Kafka publisher on %s', (client: KafkaClientNa
     );
     await misconfigured.close();
     expect(misconfigured.classify(sasl)).toEqual({ kind: 'config' });
+  });
+
+  it('reports which messages a partly refused send wrote, and writes none of them twice', async () => {
+    // One partition refuses its records (its batch is over the topic's max.message.bytes), the others take theirs.
+    const limited = uniqueTopic('clients.limited');
+    await createTopics([limited], PARTITIONS, KAFKA_BROKERS, [{ name: 'max.message.bytes', value: '20000' }]);
+    const reader = await new TestConsumer([limited]).start();
+    const publisher = new KafkaPublisher({ client, brokers: KAFKA_BROKERS, clientId: 'tm-test-partial' });
+    try {
+      await publisher.connect();
+      const batch = Array.from({ length: 30 }, (_, i) => outgoing(limited, `key-${i}`, i));
+      batch.splice(12, 0, outgoing(limited, 'big', 99, { value: Buffer.alloc(30_000, 'x') }));
+      const refusedPartition = javaPartition(limited, 'big');
+      const failed = await publisher.publish(batch).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(failed).toBeInstanceOf(PartialPublishError);
+      const partial = failed as PartialPublishError;
+      const written = batch.filter((m) => javaPartition(limited, m.key!) !== refusedPartition);
+      expect(written.length).toBeGreaterThan(0);
+      expect(written.length).toBeLessThan(batch.length - 1);
+      expect([...partial.accepted].sort()).toEqual(written.map((m) => m.id).sort());
+      expect(publisher.classify(partial.cause)).toEqual({ kind: 'message', retriable: false });
+
+      // A marker on every partition, published after: once each is read, everything before it on its partition was.
+      const markers = Array.from({ length: 200 }, (_, i) => outgoing(limited, `marker-${i}`, 1000 + i)).filter(
+        (m, i, all) => all.findIndex((o) => javaPartition(limited, o.key!) === javaPartition(limited, m.key!)) === i,
+      );
+      expect(markers).toHaveLength(PARTITIONS);
+      await publisher.publish(markers);
+      await reader.waitFor('every marker', (r) => markers.every((m) => r.some((x) => x.headers['tm-message-id'] === m.id)));
+      const seen = reader.of(limited).map((r) => r.headers['tm-message-id']);
+      for (const message of written) expect(seen.filter((id) => id === message.id)).toHaveLength(1);
+      for (const message of batch.filter((m) => !written.includes(m))) expect(seen).not.toContain(message.id);
+    } finally {
+      await publisher.close();
+      await reader.stop();
+    }
   });
 
   describe('as the module`s kafka option (PostgreSQL)', () => {

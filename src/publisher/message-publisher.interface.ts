@@ -42,7 +42,10 @@ export interface MessagePublisher {
   connect(): Promise<void>;
   /**
    * Publishes the messages and resolves once the downstream acknowledged all of them; rejects if
-   * any failed. Messages of one key are given in order and must be delivered in that order.
+   * any failed. Messages of one key are given in order and must be delivered in that order (a
+   * request never holds one key on two topics). When the downstream acknowledged some of them and
+   * the publisher knows which, reject with a `PartialPublishError` naming their ids: the relay
+   * marks those delivered and retries only the rest (any other rejection: all are retried).
    */
   publish(messages: readonly OutgoingMessage[]): Promise<void>;
   /** Says whose fault an error thrown by `connect` or `publish` is. */

@@ -5,6 +5,7 @@ import { isBackgroundStopped } from '../lifecycle/background-work.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../publisher/message-publisher.interface.js';
 import { describeError } from '../publisher/describe-error.js';
+import { PartialPublishError } from '../errors/partial-publish.error.js';
 import { startPublishSpans } from '../operations/tracing.js';
 import { countWithinBytes, recordBytes } from '../publisher/record-size.js';
 import { toOutgoingMessage } from '../publisher/to-outgoing-message.js';
@@ -24,6 +25,33 @@ function withoutSome(rows: readonly MessageRow[], some: readonly MessageRow[]): 
   if (some.length === rows.length) return [];
   const taken = new Set(some);
   return rows.filter((r) => !taken.has(r));
+}
+
+/**
+ * `rows` (in order) without the messages that would put one key on two topics in one request:
+ * Kafka accepts or refuses each partition's records on their own, so a key's message on a second
+ * topic could be written while its earlier one on the first is refused. From such a message on,
+ * the key's messages wait for a later request (in order).
+ */
+function oneTopicPerKey(rows: readonly MessageRow[]): readonly MessageRow[] {
+  if (rows.every((r) => r.topic === rows[0].topic)) return rows;
+  let topicOf: Map<string, string> | undefined;
+  let deferred: Set<string> | undefined;
+  let kept: MessageRow[] | undefined;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    let defer = false;
+    if (r.key !== null) {
+      topicOf ??= new Map();
+      const topic = topicOf.get(r.key);
+      if (deferred?.has(r.key)) defer = true;
+      else if (topic === undefined) topicOf.set(r.key, r.topic);
+      else if (topic !== r.topic) (deferred ??= new Set()).add(r.key), (defer = true);
+    }
+    if (defer) kept ??= rows.slice(0, i);
+    else kept?.push(r);
+  }
+  return kept ?? rows;
 }
 
 /** Thrown inside a cycle when the downstream cannot be reached; the loop backs off. */
@@ -335,7 +363,7 @@ export class DeliveryRelay {
         if (isolating > 0) {
           batch = pending.slice(0, 1);
         } else {
-          const candidates = blockedKeys.size === 0 ? pending : pending.filter((r) => r.key === null || !blockedKeys.has(r.key));
+          const candidates = oneTopicPerKey(blockedKeys.size === 0 ? pending : pending.filter((r) => r.key === null || !blockedKeys.has(r.key)));
           batch = candidates.slice(0, countWithinBytes(candidates, maxBatchBytes, (r) => this.record(claim, r).bytes));
         }
         try {
@@ -343,7 +371,19 @@ export class DeliveryRelay {
           delivered.push(...batch.map((r) => r.seq));
           pending = withoutSome(pending, batch);
           if (isolating > 0) isolating--;
-        } catch (error) {
+        } catch (thrown) {
+          let error = thrown;
+          if (thrown instanceof PartialPublishError) {
+            // The downstream wrote some of the batch (Kafka answers per partition): those are
+            // delivered, never published again; only the rest failed.
+            const accepted = batch.filter((r) => thrown.accepted.has(r.id));
+            delivered.push(...accepted.map((r) => r.seq));
+            pending = withoutSome(pending, accepted);
+            if (isolating > 0) isolating = Math.max(0, isolating - accepted.length);
+            batch = withoutSome(batch, accepted);
+            error = thrown.cause;
+            if (batch.length === 0) continue;
+          }
           const failure = await this.classify(error, claim, batch);
           if (failure.kind === 'transport' || failure.kind === 'config' || !this.active) {
             // Not the messages' fault (when stopping: the publish was cut short by the shutdown).
@@ -424,22 +464,28 @@ export class DeliveryRelay {
         traced.end();
       } catch (error) {
         traced.end(error);
+        if (error instanceof PartialPublishError) this.published(claim, batch.filter((r) => error.accepted.has(r.id)), started);
         throw error;
       }
-      emitEvent('batch.published', () => ({
-        producerGroup: this.options.producerGroup,
-        count: batch.length,
-        bytes: batch.reduce((sum, r) => sum + this.record(claim, r).bytes, 0),
-        durationMs: performance.now() - started,
-        perTopic: batch.reduce<Record<string, number>>((counts, r) => ((counts[r.topic] = (counts[r.topic] ?? 0) + 1), counts), {}),
-        oldestCreatedAt: new Date(Math.min(...batch.map((r) => r.createdAt.getTime()))),
-      }));
+      this.published(claim, batch, started);
     } finally {
       clearInterval(heartbeat);
       this.heartbeats.delete(heartbeat);
       await renewing;
     }
     return lastConfirmed;
+  }
+
+  private published(claim: DeliveryClaim, batch: readonly MessageRow[], started: number): void {
+    if (batch.length === 0) return;
+    emitEvent('batch.published', () => ({
+      producerGroup: this.options.producerGroup,
+      count: batch.length,
+      bytes: batch.reduce((sum, r) => sum + this.record(claim, r).bytes, 0),
+      durationMs: performance.now() - started,
+      perTopic: batch.reduce<Record<string, number>>((counts, r) => ((counts[r.topic] = (counts[r.topic] ?? 0) + 1), counts), {}),
+      oldestCreatedAt: new Date(Math.min(...batch.map((r) => r.createdAt.getTime()))),
+    }));
   }
 
   /** The record `row` of `claim` is published as, and its size, built once per claim. */

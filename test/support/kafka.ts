@@ -26,13 +26,18 @@ export function uniqueTopic(name: string): string {
  * partitions on disk can answer UNKNOWN_TOPIC_OR_PARTITION for a while (kafkajs does not retry
  * that while waiting for leaders), so the whole step is retried for up to a minute.
  */
-export async function createTopics(topics: string[], partitions = 3, brokers: string[] = KAFKA_BROKERS): Promise<void> {
+export async function createTopics(
+  topics: string[],
+  partitions = 3,
+  brokers: string[] = KAFKA_BROKERS,
+  configEntries: { name: string; value: string }[] = [],
+): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const admin = testKafka(brokers).admin();
     try {
       await admin.connect();
-      await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: partitions })), waitForLeaders: true });
+      await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: partitions, configEntries })), waitForLeaders: true });
       const metadata = await admin.fetchTopicMetadata({ topics });
       if (metadata.topics.every((t) => t.partitions.length === partitions && t.partitions.every((p) => p.leader >= 0))) return;
     } catch (error) {

@@ -1,5 +1,6 @@
 import type { Kafka, KafkaConfig, Message, Producer } from 'kafkajs';
 import { OptionalDependencyMissingError } from '../../errors/optional-dependency-missing.error.js';
+import { PartialPublishError } from '../../errors/partial-publish.error.js';
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../message-publisher.interface.js';
 import { classifyKafkaError } from './classify-kafka-error.js';
 import type { KafkaOptions } from './kafka-options.interface.js';
@@ -9,7 +10,7 @@ import { kafkaLogBridge } from './kafka-log-bridge.js';
 /** The part of the kafkajs module used here. */
 interface KafkaJsModule {
   Kafka: new (config: KafkaConfig) => Kafka;
-  Partitioners: { DefaultPartitioner: NonNullable<Parameters<Kafka['producer']>[0]>['createPartitioner'] };
+  Partitioners: { DefaultPartitioner: NonNullable<NonNullable<Parameters<Kafka['producer']>[0]>['createPartitioner']> };
 }
 
 let kafkajs: Promise<KafkaJsModule> | undefined;
@@ -34,6 +35,8 @@ export function loadKafkaJs(): Promise<KafkaJsModule> {
  */
 export class KafkaJsPublisher implements MessagePublisher {
   private readonly slot = new ProducerSlot<Producer>(() => this.start(), (producer) => producer.disconnect());
+  /** The partition kafkajs' partitioner chose for each record sent (read after a failed send). */
+  private readonly partitionOf = new WeakMap<object, number>();
 
   /** `defaultClientId`: the client id when `options.clientId` is not given. */
   constructor(
@@ -49,15 +52,18 @@ export class KafkaJsPublisher implements MessagePublisher {
     if (messages.length === 0) return;
     const producer = await this.slot.get();
     const byTopic = new Map<string, Message[]>();
+    const records: Message[] = [];
     for (const message of messages) {
       let list = byTopic.get(message.topic);
       if (!list) byTopic.set(message.topic, (list = []));
-      list.push({
+      const record: Message = {
         key: message.key,
         value: message.value,
         headers: { ...message.headers },
         timestamp: String(message.timestamp.getTime()),
-      });
+      };
+      list.push(record);
+      records.push(record);
     }
     try {
       await producer.sendBatch({
@@ -65,12 +71,52 @@ export class KafkaJsPublisher implements MessagePublisher {
         topicMessages: [...byTopic].map(([topic, topicMessages]) => ({ topic, messages: topicMessages })),
       });
     } catch (error) {
-      // A fresh producer after any failure: after a transport failure kafkajs does not always
-      // recover, and after a refused batch the idempotent producer's sequence numbers for that
-      // partition no longer match the broker's (the next send would fail OUT_OF_ORDER_SEQUENCE_NUMBER).
-      await this.slot.reset();
-      throw error;
+      try {
+        // The broker answered, with an error for some partition: which of the others it wrote,
+        // kafkajs does not say. Sent again one partition at a time by the same producer, a batch
+        // the broker already wrote is recognised by its sequence numbers (kafkajs rewinds them
+        // after a failed request) and acknowledged without being written twice.
+        if (isBrokerAnswer(error)) await this.sendPerPartition(producer, messages, records, error);
+        else throw error;
+      } finally {
+        // A fresh producer after any failure: after a transport failure kafkajs does not always
+        // recover, and after a refused batch the idempotent producer's sequence numbers for that
+        // partition no longer match the broker's (the next send would fail OUT_OF_ORDER_SEQUENCE_NUMBER).
+        await this.slot.reset();
+      }
     }
+  }
+
+  /**
+   * After a failed send: each partition's records again, alone and in the order they were given;
+   * resolves when every partition is now acknowledged, else rejects with what failed (a
+   * PartialPublishError when some partitions were acknowledged).
+   */
+  private async sendPerPartition(producer: Producer, messages: readonly OutgoingMessage[], records: readonly Message[], error: unknown): Promise<void> {
+    const groups = new Map<string, { topic: string; partition: number; indexes: number[] }>();
+    for (let i = 0; i < records.length; i++) {
+      const partition = this.partitionOf.get(records[i]);
+      // A record kafkajs never placed (it failed before): nothing is known; the whole send failed.
+      if (partition === undefined) throw error;
+      const id = `${messages[i].topic}\u0000${partition}`;
+      let group = groups.get(id);
+      if (!group) groups.set(id, (group = { topic: messages[i].topic, partition, indexes: [] }));
+      group.indexes.push(i);
+    }
+    if (groups.size < 2) throw error;
+    const accepted = new Set<string>();
+    let failure: unknown;
+    for (const { topic, partition, indexes } of groups.values()) {
+      try {
+        await producer.sendBatch({ acks: -1, topicMessages: [{ topic, messages: indexes.map((i) => ({ ...records[i], partition })) }] });
+        for (const i of indexes) accepted.add(messages[i].id);
+      } catch (partitionError) {
+        failure ??= partitionError;
+      }
+    }
+    if (failure === undefined) return;
+    if (accepted.size === 0) throw failure;
+    throw new PartialPublishError(accepted, failure, messages.length);
   }
 
   classify(error: unknown): PublishFailure {
@@ -100,7 +146,14 @@ export class KafkaJsPublisher implements MessagePublisher {
     });
     const producer = kafka.producer({
       // The Java client's murmur2 partitioner: a key lands on the same partition as with other clients.
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: () => {
+        const partitioner = Partitioners.DefaultPartitioner();
+        return (args) => {
+          const partition = partitioner(args);
+          this.partitionOf.set(args.message, partition);
+          return partition;
+        };
+      },
       idempotent: true,
       maxInFlightRequests: 1,
       retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
@@ -114,4 +167,18 @@ export class KafkaJsPublisher implements MessagePublisher {
     return producer;
   }
 
+}
+
+/**
+ * Whether the broker answered the request with an error code for a partition (kafkajs' protocol
+ * error, possibly after its retries), rather than the request failing on the way (a connection
+ * closed, a timeout): only then were the other partitions answered too.
+ */
+function isBrokerAnswer(error: unknown): boolean {
+  const seen = new Set<unknown>();
+  for (let e = error as { name?: unknown; cause?: unknown } | undefined; e && typeof e === 'object' && !seen.has(e); e = e.cause as typeof e) {
+    seen.add(e);
+    if (e.name === 'KafkaJSProtocolError') return true;
+  }
+  return false;
 }

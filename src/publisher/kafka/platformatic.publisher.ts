@@ -1,5 +1,6 @@
 import type { MessageToProduce, Producer, ProducerOptions, SASLOptions } from '@platformatic/kafka';
 import { OptionalDependencyMissingError } from '../../errors/optional-dependency-missing.error.js';
+import { PartialPublishError } from '../../errors/partial-publish.error.js';
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../message-publisher.interface.js';
 import { classifyPlatformaticKafkaError } from './classify-platformatic-error.js';
 import type { KafkaOptions } from './kafka-options.interface.js';
@@ -55,19 +56,53 @@ export class PlatformaticKafkaPublisher implements MessagePublisher {
   async publish(messages: readonly OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
     const producer = await this.slot.get();
-    const records: Record_[] = messages.map((message) => ({
-      topic: message.topic,
-      ...(message.key !== null ? { key: Buffer.from(message.key) } : {}),
-      value: message.value,
-      headers: message.headers as Record<string, string>,
-      timestamp: BigInt(message.timestamp.getTime()),
-    }));
+    const { compatibilityPartitioner } = await loadPlatformaticKafka();
+    // Each record's partition is decided here, from the topics' metadata (cached by the client),
+    // so that a failure can be told apart per partition: Kafka accepts or refuses each partition's
+    // records as a whole, and answers for each.
+    const metadata = await this.metadataOf(producer, messages);
+    const records: Record_[] = messages.map((message) => {
+      const partitions = metadata.topics.get(message.topic)!.partitionsCount;
+      const key = message.key !== null ? Buffer.from(message.key) : undefined;
+      return {
+        topic: message.topic,
+        ...(key !== undefined ? { key } : {}),
+        value: message.value,
+        headers: message.headers as Record<string, string>,
+        timestamp: BigInt(message.timestamp.getTime()),
+        // The Java client's partition for a keyed record; keyless ones spread over the partitions in turn.
+        partition: (key !== undefined ? compatibilityPartitioner(undefined as never, key) : this.nextRoundRobin(message.topic)) % partitions,
+      };
+    });
     try {
       await producer.send({ messages: records });
     } catch (error) {
       await this.slot.reset();
+      const accepted = acceptedPartitions(error);
+      if (accepted.size === 0) throw error;
+      const ids = new Set(messages.filter((m, i) => accepted.has(`${m.topic}\u0000${records[i].partition}`)).map((m) => m.id));
+      if (ids.size === 0) throw error;
+      throw new PartialPublishError(ids, error, messages.length);
+    }
+  }
+
+  /** The metadata of the topics of `messages` (from the client's cache when fresh; topics created as the broker allows). */
+  private async metadataOf(producer: Producer<Buffer, Buffer, string, string>, messages: readonly OutgoingMessage[]) {
+    const topics = [...new Set(messages.map((m) => m.topic))];
+    const cached = producer.currentMetadata;
+    if (cached && topics.every((t) => cached.topics.has(t))) return cached;
+    try {
+      return await producer.metadata({ topics, autocreateTopics: true });
+    } catch (error) {
+      await this.slot.reset();
       throw error;
     }
+  }
+
+  private nextRoundRobin(topic: string): number {
+    const next = (this.roundRobin.get(topic) ?? -1) + 1;
+    this.roundRobin.set(topic, next >= 0x7fffffff ? 0 : next);
+    return next;
   }
 
   classify(error: unknown): PublishFailure {
@@ -80,7 +115,7 @@ export class PlatformaticKafkaPublisher implements MessagePublisher {
   }
 
   private async start(): Promise<Producer<Buffer, Buffer, string, string>> {
-    const { Producer, ProduceAcks, compatibilityPartitioner } = await loadPlatformaticKafka();
+    const { Producer, ProduceAcks } = await loadPlatformaticKafka();
     const o = this.options;
     const brokers = typeof o.brokers === 'function' ? await o.brokers() : o.brokers;
     const requestTimeout = o.requestTimeoutMs ?? 30_000;
@@ -90,14 +125,6 @@ export class PlatformaticKafkaPublisher implements MessagePublisher {
       idempotent: true,
       acks: ProduceAcks.ALL,
       maxInflights: 1,
-      // The record's own partition when keyed (as every Java-compatible client computes it);
-      // keyless records spread over the partitions in turn.
-      partitioner: (message, key) => {
-        if (key) return compatibilityPartitioner(message, key);
-        const next = (this.roundRobin.get(message.topic) ?? -1) + 1;
-        this.roundRobin.set(message.topic, next >= 0x7fffffff ? 0 : next);
-        return next;
-      },
       serializers: RAW,
       connectTimeout: o.connectionTimeoutMs ?? 1_000,
       requestTimeout,
@@ -132,4 +159,43 @@ function saslOptions(sasl: NonNullable<KafkaOptions['sasl']>): SASLOptions {
   }
   const mechanism = sasl.mechanism === 'plain' ? 'PLAIN' : sasl.mechanism === 'scram-sha-256' ? 'SCRAM-SHA-256' : 'SCRAM-SHA-512';
   return { mechanism, username: sasl.username, password: sasl.password };
+}
+
+/**
+ * The partitions (`topic\0partition`) a failed send still wrote, read from the errors it carries:
+ * Kafka's produce responses (one error code per partition: 0 is written; a retried request is
+ * answered again for every partition, a repeated batch deduplicated by the idempotent producer)
+ * and the results of the destinations that succeeded (`produced.offsets`).
+ */
+function acceptedPartitions(error: unknown): Set<string> {
+  const accepted = new Set<string>();
+  const seen = new Set<unknown>();
+  const visit = (e: unknown): void => {
+    if (typeof e !== 'object' || e === null || seen.has(e)) return;
+    seen.add(e);
+    const { response, produced, errors, cause } = e as { response?: unknown; produced?: unknown; errors?: unknown; cause?: unknown };
+    for (const topic of produceResponses(response)) {
+      for (const partition of topic.partitionResponses) if (partition.errorCode === 0) accepted.add(`${topic.name}\u0000${partition.index}`);
+    }
+    const offsets = (produced as { offsets?: unknown } | undefined)?.offsets;
+    if (Array.isArray(offsets)) {
+      for (const o of offsets as { topic?: unknown; partition?: unknown }[]) if (typeof o?.topic === 'string' && typeof o.partition === 'number') accepted.add(`${o.topic}\u0000${o.partition}`);
+    }
+    if (Array.isArray(errors)) for (const inner of errors) visit(inner);
+    visit(cause);
+  };
+  visit(error);
+  return accepted;
+}
+
+/** The topics of a Produce response, or none when `response` is not one. */
+function produceResponses(response: unknown): { name: string; partitionResponses: { index: number; errorCode: number }[] }[] {
+  const responses = (response as { responses?: unknown } | undefined)?.responses;
+  if (!Array.isArray(responses)) return [];
+  return responses.filter(
+    (t): t is { name: string; partitionResponses: { index: number; errorCode: number }[] } =>
+      typeof t?.name === 'string' &&
+      Array.isArray(t.partitionResponses) &&
+      t.partitionResponses.every((p: { index?: unknown; errorCode?: unknown }) => typeof p?.index === 'number' && typeof p.errorCode === 'number'),
+  );
 }

@@ -1,0 +1,172 @@
+import 'reflect-metadata';
+import type { INestApplicationContext } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { KafkaJSNumberOfRetriesExceeded } from 'kafkajs';
+import { createRequire } from 'node:module';
+import {
+  KAFKA_CLIENTS,
+  KafkaPublisher,
+  MessageStatus,
+  PartialPublishError,
+  TransactionalMessageModule,
+  TransactionalMessageProducer,
+  type KafkaClientName,
+  type MessagePublisher,
+  type OutgoingMessage,
+  type PublishFailure,
+} from '../src/index.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { createTopics, eventually, KAFKA_BROKERS, TestConsumer, uniqueTopic } from './support/kafka.js';
+import { FAST_RELAY } from './support/relay.fixture.js';
+
+const { createErrorFromCode } = createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { createErrorFromCode(code: number): Error };
+
+const PARTITIONS = 6;
+
+/**
+ * A send that one partition refuses and the others write: the relay marks what was written and
+ * publishes only the rest again (before, the whole batch went out again: 26 of 30 messages twice).
+ */
+describe('a partly refused publish (PostgreSQL, real Kafka)', () => {
+  let db: TestDatabase;
+  const apps: INestApplicationContext[] = [];
+
+  // A database per test: one table serves one producer group, and a test leaves a DEAD message behind.
+  beforeEach(async () => {
+    db = await createTestDatabase('postgres');
+  });
+
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+    await db?.drop();
+  });
+
+  async function boot(producerGroup: string, publisher: MessagePublisher): Promise<INestApplicationContext> {
+    const moduleRef = await Test.createTestingModule({
+      imports: [TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup, publisher, relay: FAST_RELAY })],
+    }).compile();
+    moduleRef.useLogger(false);
+    const app = await moduleRef.init();
+    apps.push(app);
+    return app;
+  }
+
+  /** Commits the messages in one transaction (one claim), in the order given; returns their ids. */
+  const commitAll = (app: INestApplicationContext, messages: { topic: string; key: string; body: unknown }[]) =>
+    db.dataSource.transaction(async (manager) => {
+      const producer = app.get(TransactionalMessageProducer);
+      const ids: string[] = [];
+      for (const message of messages) {
+        const id = await producer.sendHalfMessage(message, { manager });
+        await producer.commit(id, { manager });
+        ids.push(id);
+      }
+      return ids;
+    });
+
+  describe.each(KAFKA_CLIENTS)('on %s', (client: KafkaClientName) => {
+    it('a partition that refuses its records costs only those: every other message is in the topic once, the culprit is DEAD', async () => {
+      const topic = uniqueTopic('partial.limited');
+      await createTopics([topic], PARTITIONS, KAFKA_BROKERS, [{ name: 'max.message.bytes', value: '20000' }]);
+      const consumer = await new TestConsumer([topic]).start();
+      try {
+        const group = `partial_${client === 'kafkajs' ? 'kjs' : 'plt'}`;
+        const app = await boot(group, new KafkaPublisher({ client, brokers: KAFKA_BROKERS, clientId: 'tm-test-partial' }));
+        const messages = Array.from({ length: 30 }, (_, i) => ({ topic, key: `key-${i % 10}`, body: { i } }));
+        // Over the topic's max.message.bytes: its partition's records are refused with it.
+        messages.splice(12, 0, { topic, key: 'big', body: { i: -1, blob: 'x'.repeat(30_000) } as never });
+        const ids = await commitAll(app, messages);
+        const bigId = ids[12];
+        const small = ids.filter((id) => id !== bigId);
+        const producer = app.get(TransactionalMessageProducer);
+        await eventually('the big message DEAD, the others delivered', async () => {
+          const rows = await Promise.all(ids.map((id) => producer.getMessage(id)));
+          return rows.every((m) => m?.status === (m?.id === bigId ? MessageStatus.DEAD : MessageStatus.DELIVERED));
+        });
+        // A marker per key after the rest: once each is read, everything before it on its partition was.
+        const keys = [...new Set(messages.map((m) => m.key))].filter((k) => k !== 'big');
+        const markers = await commitAll(app, keys.map((key) => ({ topic, key, body: { marker: true } })));
+        await consumer.waitFor('every marker', (r) => markers.every((id) => r.some((x) => x.headers['tm-message-id'] === id)));
+        const seen = consumer.of(topic).map((r) => r.headers['tm-message-id']);
+        const twice = small.filter((id) => seen.filter((s) => s === id).length !== 1);
+        expect(twice).toEqual([]);
+        expect(seen).not.toContain(bigId);
+        for (const key of keys) {
+          const order = consumer.of(topic).filter((r) => r.key === key && !(r.json as { marker?: boolean }).marker).map((r) => (r.json as { i: number }).i);
+          expect(order).toEqual(messages.filter((m) => m.key === key).map((m) => (m.body as { i: number }).i));
+        }
+      } finally {
+        await consumer.stop();
+      }
+    });
+  });
+
+  it('a partition without enough in-sync replicas holds back only its own messages: the others are marked once, none is published again during the outage, and a key never goes out on its second topic before its first', async () => {
+    const topic = { ok: uniqueTopic('partial.ok'), short: uniqueTopic('partial.short') };
+    await createTopics(Object.values(topic), 3);
+    const publisher = new ShortOfReplicas(topic.short);
+    const app = await boot('partial_isr', publisher);
+    // `shared` has its first message on the refusing topic and its second on the other: the
+    // second must wait for the first. The others are on the healthy topic only.
+    const messages = [
+      { topic: topic.ok, key: 'a', body: { n: 1 } },
+      { topic: topic.short, key: 'shared', body: { n: 2 } },
+      { topic: topic.ok, key: 'b', body: { n: 3 } },
+      { topic: topic.ok, key: 'shared', body: { n: 4 } },
+      { topic: topic.ok, key: 'a', body: { n: 5 } },
+    ];
+    const ids = await commitAll(app, messages);
+    await eventually('three refused publishes', () => publisher.refused >= 3, 30_000);
+    // The healthy topic's messages of other keys went out once, the shared key's second did not.
+    expect(publisher.written).toEqual([ids[0], ids[2], ids[4]]);
+    const producer = app.get(TransactionalMessageProducer);
+    for (const i of [0, 2, 4]) expect(await producer.getMessage(ids[i])).toMatchObject({ status: MessageStatus.DELIVERED });
+    for (const i of [1, 3]) expect(await producer.getMessage(ids[i])).toMatchObject({ status: MessageStatus.COMMITTED, deliveryAttempts: 0 });
+
+    publisher.outage = false;
+    await eventually('all delivered', async () => (await Promise.all(ids.map((id) => producer.getMessage(id)))).every((m) => m?.status === MessageStatus.DELIVERED));
+    expect(publisher.written).toEqual([ids[0], ids[2], ids[4], ids[1], ids[3]]);
+  });
+});
+
+/**
+ * The real Kafka publisher, except that while `outage` holds, the partition of `shortTopic`
+ * answers NOT_ENOUGH_REPLICAS as a cluster with too few in-sync replicas does (a single-node
+ * broker cannot: Kafka caps min.insync.replicas at the replica count) while the others are
+ * written, and says so as the built-in publishers do: a PartialPublishError.
+ */
+class ShortOfReplicas implements MessagePublisher {
+  outage = true;
+  refused = 0;
+  /** Ids Kafka acknowledged, in order. */
+  readonly written: string[] = [];
+  private readonly inner = new KafkaPublisher({ client: 'kafkajs', brokers: KAFKA_BROKERS, clientId: 'tm-test-partial-isr' });
+
+  constructor(private readonly shortTopic: string) {}
+
+  connect(): Promise<void> {
+    return this.inner.connect();
+  }
+
+  async publish(messages: readonly OutgoingMessage[]): Promise<void> {
+    const refused = this.outage ? messages.filter((m) => m.topic === this.shortTopic) : [];
+    const rest = messages.filter((m) => !refused.includes(m));
+    if (rest.length > 0) {
+      await this.inner.publish(rest);
+      this.written.push(...rest.map((m) => m.id));
+    }
+    if (refused.length === 0) return;
+    this.refused++;
+    const error = new KafkaJSNumberOfRetriesExceeded(createErrorFromCode(19), { retryCount: 5, retryTime: 2_000 });
+    if (rest.length === 0) throw error;
+    throw new PartialPublishError(new Set(rest.map((m) => m.id)), error, messages.length);
+  }
+
+  classify(error: unknown): PublishFailure {
+    return this.inner.classify(error);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
