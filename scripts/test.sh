@@ -24,6 +24,8 @@ if [[ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]]; then
   apt_get() { if [[ "$(id -u)" == 0 ]]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
   apt_get install -y -q chromium >/dev/null || { apt_get update -q >/dev/null && apt_get install -y -q chromium >/dev/null; }
 fi
+# PgBouncer 1.24.1 for test/pgbouncer.e2e-spec.ts, built once from Debian's source package (bookworm ships 1.18).
+bash scripts/pgbouncer.sh >/dev/null
 echo "[test] jest"
 NODE_OPTIONS="--experimental-vm-modules --unhandled-rejections=strict" npx jest --maxWorkers=2 "$@"
 # Not when the arguments name tests of their own (flags such as --ci still run it).

@@ -39,6 +39,7 @@ import { AdminStore } from './store/admin.store.js';
 import { TransactionalMessageAdmin } from './admin/transactional-message-admin.service.js';
 import { TransactionalMessageMetrics } from './operations/metrics.service.js';
 import { TransactionalMessageHealthIndicator } from './operations/health.indicator.js';
+import { PreparedStatementsCheck } from './store/prepared-statements.check.js';
 import { SchemaCheck } from './store/schema-check.service.js';
 import { MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from './transactional-message.constants.js';
 import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-message.module-definition.js';
@@ -75,7 +76,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
       useFactory: (options: ResolvedOptions) => {
         const dialect = resolveDialect(options.dataSource);
         const notify = dialect.notifications && options.relay.listenNotify;
-        return new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null, options.relay.ownership === 'buckets', options.preparedStatements);
+        return new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null, options.relay.ownership === 'buckets', options.preparedStatements === true);
       },
       inject: [RESOLVED_OPTIONS],
     },
@@ -122,6 +123,7 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
       inject: [RESOLVED_OPTIONS],
     },
     SchemaCheck,
+    PreparedStatementsCheck,
     ClsTransactionBridge,
     TypeormTransactionalBridge,
     TransactionRunner,

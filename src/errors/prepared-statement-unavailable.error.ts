@@ -7,16 +7,24 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * `DEALLOCATE` / `DISCARD ALL`. The transaction failed; nothing of it was stored.
  */
 export class PreparedStatementUnavailableError extends TransactionalMessageError {
+  /** `when`: `'call'`, a business transaction failed; `'boot'`, the boot's check (preparedStatements: true) found statements lost. */
   constructor(
     readonly statement: string,
     readonly driverError: unknown,
+    readonly when: 'call' | 'boot' = 'call',
   ) {
     super(
-      `The message INSERT runs as a prepared statement (${statement}) and PostgreSQL ${describe(driverError)} on this ` +
-        `connection; the transaction failed and nothing of it was stored. A connection pooler in transaction mode ` +
-        `does this (PgBouncer before 1.21, or without max_prepared_statements), as does DEALLOCATE or DISCARD ALL. ` +
-        `Set the module option preparedStatements: false, or let the pooler keep prepared statements. The next ` +
-        `call on this connection prepares it again.`,
+      when === 'boot'
+        ? `preparedStatements is true, but a statement prepared in one transaction was unknown in the next one on this ` +
+            `DataSource's connections (PostgreSQL ${describe(driverError)}): a connection pooler in transaction mode does ` +
+            `this (PgBouncer before 1.21, or without max_prepared_statements), and every message INSERT would fail. Let the ` +
+            `pooler keep prepared statements (PgBouncer 1.21+: max_prepared_statements > 0), or set preparedStatements to ` +
+            `'auto' (the default: plain queries where statements are lost) or false.`
+        : `The message INSERT runs as a prepared statement (${statement}) and PostgreSQL ${describe(driverError)} on this ` +
+            `connection; the transaction failed and nothing of it was stored. A connection pooler in transaction mode ` +
+            `does this (PgBouncer before 1.21, or without max_prepared_statements), as does DEALLOCATE or DISCARD ALL. ` +
+            `Set the module option preparedStatements: false, or let the pooler keep prepared statements. The next ` +
+            `call on this connection prepares it again.`,
     );
   }
 }

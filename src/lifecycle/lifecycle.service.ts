@@ -26,6 +26,7 @@ import { PgNotificationListener } from '../relay/pg-notification.listener.js';
 import { Pruner } from '../relay/pruner.service.js';
 import { PgConnectionGuard } from '../store/pg-connection-guard.js';
 import { poolSize } from '../store/dialects/pool-size.js';
+import { PreparedStatementsCheck } from '../store/prepared-statements.check.js';
 import { SchemaCheck } from '../store/schema-check.service.js';
 import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { TransactionalMessageMetrics } from '../operations/metrics.service.js';
@@ -62,6 +63,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     @Inject(MESSAGE_PUBLISHER) private readonly publisher: MessagePublisher | null,
     @Inject(RELAY_IDENTITY) private readonly identity: string,
     private readonly schema: SchemaCheck,
+    private readonly preparedStatements: PreparedStatementsCheck,
     private readonly pgGuard: PgConnectionGuard,
     private readonly cls: ClsTransactionBridge,
     private readonly typeormTransactional: TypeormTransactionalBridge,
@@ -81,6 +83,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
   async onModuleInit(): Promise<void> {
     this.refuseSecondRegistration();
     await this.schema.verify();
+    await this.preparedStatements.decide();
     this.pgGuard.install();
     await this.cls.connect();
     await this.typeormTransactional.connect();

@@ -63,7 +63,7 @@ export const DEFAULT_OPTIONS = {
   queriesOutsideTransaction: 'error',
   joinClsTransactions: true,
   acquireTimeoutMs: 10_000,
-  preparedStatements: true,
+  preparedStatements: 'auto',
   relay: DEFAULT_RELAY_OPTIONS,
   check: DEFAULT_CHECK_OPTIONS,
   inbox: DEFAULT_INBOX_OPTIONS,
@@ -143,7 +143,9 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
   const checkImmunityMs = durationOption('checkImmunityMs', options.checkImmunityMs ?? DEFAULT_OPTIONS.checkImmunityMs, 0, MAX_DURATION_MS);
   const acquireTimeoutMs = durationOption('acquireTimeoutMs', options.acquireTimeoutMs ?? DEFAULT_OPTIONS.acquireTimeoutMs, 1, MAX_DURATION_MS);
   const preparedStatements = options.preparedStatements ?? DEFAULT_OPTIONS.preparedStatements;
-  booleanOption('preparedStatements', preparedStatements);
+  if (preparedStatements !== 'auto' && typeof preparedStatements !== 'boolean') {
+    throw new InvalidModuleOptionsError('preparedStatements', preparedStatements, "'auto', true or false");
+  }
   const maxMessageBytes = integerOption('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_OPTIONS.maxMessageBytes, 1, MAX_MESSAGE_BYTES_LIMIT);
   const relay = resolveRelay(producer ? options.relay : { enabled: false, ...options.relay });
   const check = resolveCheck(options.check);

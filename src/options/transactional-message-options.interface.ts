@@ -167,12 +167,14 @@ export interface TransactionalMessageModuleOptions {
   /**
    * PostgreSQL: send the message INSERT, which every transactional method runs, as a named
    * prepared statement, parsed and planned once per connection (node-postgres keeps it with the
-   * connection). Default `true`. Set `false` behind a pooler that does not keep prepared
-   * statements across transactions: PgBouncer in transaction mode before 1.21, or without
-   * `max_prepared_statements` (there the INSERT fails with PreparedStatementUnavailableError,
-   * which says so). Ignored on MySQL/MariaDB and SQLite.
+   * connection). Default `'auto'`: at boot, the library checks that a statement prepared in one
+   * transaction is still known in the next ones on this DataSource's connections, and prepares
+   * only if it is (a pooler in transaction mode, PgBouncer before 1.21 or without
+   * `max_prepared_statements`, gives each transaction another server connection). `true`: always,
+   * and the boot fails with PreparedStatementUnavailableError when the check finds they are lost.
+   * `false`: never. Ignored on MySQL/MariaDB and SQLite.
    */
-  preparedStatements?: boolean;
+  preparedStatements?: boolean | 'auto';
   /**
    * The built-in Kafka publisher: brokers, client id, TLS, SASL, timeouts (see KafkaOptions). It
    * uses the kafkajs package, an optional peer dependency loaded only when this option is given.
@@ -208,7 +210,7 @@ export interface ResolvedOptions {
   joinClsTransactions: boolean;
   clsConnectionName: string | undefined;
   acquireTimeoutMs: number;
-  preparedStatements: boolean;
+  preparedStatements: boolean | 'auto';
   kafka: KafkaOptions | undefined;
   publisher: MessagePublisher | undefined;
   relay: Required<RelayOptions>;

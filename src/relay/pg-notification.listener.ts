@@ -1,21 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { MessageStore } from '../store/message.store.js';
+import { standalonePgClient, type PgStandaloneClient as PgClient } from '../store/dialects/pg-standalone-client.js';
 import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
 import { Doorbell } from './doorbell.js';
-
-interface PgClient {
-  connect(): Promise<void>;
-  query(sql: string): Promise<unknown>;
-  end(): Promise<void>;
-  on(event: 'notification' | 'error' | 'end', listener: (error?: Error) => void): void;
-}
-
-/** The part of pg-pool used: how it creates its clients. */
-interface PgPool {
-  Client: new (options: unknown) => PgClient;
-  options: Record<string, unknown>;
-}
 
 /**
  * @internal PostgreSQL: LISTENs on the message table's channel and rings the relay's doorbell on
@@ -53,9 +41,8 @@ export class PgNotificationListener {
   }
 
   private async connect(): Promise<void> {
-    const pool = (this.options.dataSource.driver as unknown as { master?: PgPool }).master;
-    if (!pool?.Client) return;
-    const client = new pool.Client({ ...pool.options, connectionTimeoutMillis: this.options.acquireTimeoutMs });
+    const client = standalonePgClient(this.options.dataSource, this.options.acquireTimeoutMs);
+    if (!client) return;
     // Until it is ours, a failure is handled below; afterwards, by reconnect().
     client.on('error', (error) => this.reconnect(client, error));
     client.on('end', () => this.reconnect(client, new Error('connection ended')));

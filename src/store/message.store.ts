@@ -34,8 +34,8 @@ export class MessageStore {
     readonly notifyChannel: string | null,
     /** Write each message's key bucket (`relay.ownership: 'buckets'`; the column exists from the fourth migration). */
     readonly writeBuckets = false,
-    /** `preparedStatements`: send the message INSERT as a prepared statement where the dialect can. */
-    private readonly preparedStatements = true,
+    /** Send the message INSERT as a prepared statement where the dialect can (decided at boot: see PreparedStatementsCheck). */
+    public preparedStatements = false,
   ) {
     this.t = dialect.quote(tableName);
     this.checkTable = dialect.quote(`${tableName}_check`);

@@ -3,6 +3,7 @@ import { createBucketTables, dropBucketTables } from './bucket-tables.js';
 import { oneStatementRowClaim } from './one-statement.row-claim.js';
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
 import { queryPreparedPg } from './prepared-sql.js';
+import { probePreparedStatements } from './prepared-statements.probe.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
 const q = (identifier: string): string => `"${identifier}"`;
@@ -18,6 +19,7 @@ export const postgresDialect: SqlDialect = {
   inBigints: (column, values, p) => `${column} = ANY(${p.add(values)}::bigint[])`,
   pairsTable: (pairs, p) => `(SELECT * FROM unnest(${p.add(pairs.map(([k]) => k))}::text[], ${p.add(pairs.map(([, m]) => m))}::bigint[]) AS u(k, m))`,
   queryPrepared: queryPreparedPg,
+  probePreparedStatements,
   insertIgnore: (table, columns, values) => `INSERT INTO ${table} (${columns}) VALUES ${values} ON CONFLICT DO NOTHING`,
   // A transaction-scoped advisory lock on (table, key), taken by the INSERT itself: one round trip.
   keyLock: (lock, p) => ({

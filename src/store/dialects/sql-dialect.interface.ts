@@ -1,4 +1,5 @@
-import type { EntityManager } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
+import type { PreparedStatementsProbe } from './prepared-statements.probe.js';
 import type { SqlParams } from '../sql-params.js';
 import type { RowClaimQueries } from './row-claim.interface.js';
 
@@ -41,6 +42,11 @@ export interface SqlDialect {
    * (PostgreSQL; PreparedStatementUnavailableError when the server lost it); elsewhere as a query.
    */
   queryPrepared(manager: EntityManager, text: string, values: unknown[]): Promise<unknown>;
+  /**
+   * Whether a statement prepared in one transaction is still known in the next ones on the
+   * DataSource's connections (checked at boot); absent where nothing is prepared.
+   */
+  probePreparedStatements?(dataSource: DataSource, connectTimeoutMs: number): Promise<PreparedStatementsProbe>;
   /** An INSERT of one row that does nothing when a unique key already has it. */
   insertIgnore(table: string, columns: string, values: string): string;
   /**
