@@ -287,6 +287,31 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     expect(consumer.of(topic.dead).filter((r) => r.key === key2).map((r) => r.headers['tm-message-id'])).toEqual([n2]);
   });
 
+  it("onDead 'hold': a DEAD message holds its key on every topic (the key is one ordering unit across topics); other keys of that topic flow", async () => {
+    const refused = new Set<string>();
+    const { producer } = await boot([], { publisher: refusing(refused) });
+    const key = `cross-${randomUUID()}`;
+    const send = (t: string, k: string, n: string) =>
+      producer.sendMessageInTransaction({ topic: t, key: k, body: { n } }, () => TransactionStatus.COMMIT).then((r) => r.messageId);
+    // DEAD on one topic...
+    const dead = await producer.sendHalfMessage({ topic: topic.dead, key, body: { n: 'dead' } });
+    refused.add(dead);
+    await producer.commit(dead);
+    await eventually('the first message DEAD', async () => (await statusOf(producer, dead)) === MessageStatus.DEAD);
+    // ...holds the key's later message on another topic, while another key of that topic goes out.
+    const later = await send(topic.basic, key, 'later');
+    const other = await send(topic.basic, `other-${randomUUID()}`, 'other');
+    await consumer.waitFor('the other key on the second topic', () => idsOf(topic.basic).includes(other));
+    await eventually('the relay claimed after the other key', async () => (await statusOf(producer, other)) === MessageStatus.DELIVERED);
+    expect(await statusOf(producer, later)).toBe(MessageStatus.COMMITTED);
+    expect(idsOf(topic.basic)).not.toContain(later);
+
+    refused.clear();
+    expect(await producer.replay(dead)).toBe(true);
+    await consumer.waitFor('the key on both topics after the replay', () => idsOf(topic.dead).includes(dead) && idsOf(topic.basic).includes(later));
+    expect(await statusOf(producer, later)).toBe(MessageStatus.DELIVERED);
+  });
+
   it("onDead 'skip': the key goes on without a DEAD message; replayed, it arrives after the later ones", async () => {
     const refused = new Set<string>();
     const { app, producer } = await boot([], { publisher: refusing(refused), relay: { onDead: 'skip' } });
