@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -68,11 +68,15 @@ export class OwnPgBouncer {
     );
     const asRoot = process.getuid?.() === 0;
     const ids = asRoot ? await postgresIds() : undefined;
+    // A copy beside its configuration: the checkout may sit where the postgres user cannot go.
+    const executable = join(this.dir, 'pgbouncer');
+    await copyFile(binary, executable);
+    await chmod(executable, 0o755);
     if (ids) {
       await chown(this.dir, ids.uid, ids.gid);
       await chmod(this.dir, 0o755);
     }
-    const child = spawn(binary, [join(this.dir, 'pgbouncer.ini')], { stdio: ['ignore', 'pipe', 'pipe'], ...(ids ?? {}) });
+    const child = spawn(executable, [join(this.dir, 'pgbouncer.ini')], { stdio: ['ignore', 'pipe', 'pipe'], ...(ids ?? {}) });
     this.process = child;
     child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
@@ -91,8 +95,13 @@ export class OwnPgBouncer {
     if (child && child.exitCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGINT');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
-      if (child.exitCode === null) child.kill('SIGKILL');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 5_000)))]);
+      clearTimeout(timer);
+      if (child.exitCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
     }
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
