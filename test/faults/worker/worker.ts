@@ -377,7 +377,11 @@ async function main(): Promise<void> {
   const app = await createApp(ds, config.role === 'app' && config.relay, providers);
   let stopConsumer: (() => Promise<void>) | undefined;
   if (config.role === 'consumer') stopConsumer = await consume(app, ds);
+  // A worker runs until it is stopped: an idle one (a writer done producing, its pool's idle
+  // connections closed) must not end by itself, which the harness would take for a crash.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   process.once('SIGTERM', () => {
+    clearInterval(keepAlive);
     void (async () => {
       await stopConsumer?.().catch(() => undefined);
       await app.close();
