@@ -226,7 +226,8 @@ async function createApp(ds: DataSource, relay: boolean, providers: Function[]):
     tableName: config.tableName,
     checkImmunityMs: config.checkImmunityMs ?? 500,
     publisher,
-    relay: { enabled: relay, ...config.relayOptions },
+    // TM_RELAY_OWNERSHIP runs the suite on the other relay design ('rows', 'buckets').
+    relay: { enabled: relay, ...(process.env.TM_RELAY_OWNERSHIP ? { ownership: process.env.TM_RELAY_OWNERSHIP as 'rows' | 'buckets' } : {}), ...config.relayOptions },
     check: { ...config.checkOptions },
     inbox: { enabled: config.role === 'consumer' },
   });
