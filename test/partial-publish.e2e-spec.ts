@@ -41,9 +41,9 @@ describe('a partly refused publish (PostgreSQL, real Kafka)', () => {
     await db?.drop();
   });
 
-  async function boot(producerGroup: string, publisher: MessagePublisher): Promise<INestApplicationContext> {
+  async function boot(producerGroup: string, publisher: MessagePublisher, relay: Record<string, unknown> = {}): Promise<INestApplicationContext> {
     const moduleRef = await Test.createTestingModule({
-      imports: [TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup, publisher, relay: FAST_RELAY })],
+      imports: [TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup, publisher, relay: { ...FAST_RELAY, ...relay } })],
     }).compile();
     moduleRef.useLogger(false);
     const app = await moduleRef.init();
@@ -127,6 +127,30 @@ describe('a partly refused publish (PostgreSQL, real Kafka)', () => {
     await eventually('all delivered', async () => (await Promise.all(ids.map((id) => producer.getMessage(id)))).every((m) => m?.status === MessageStatus.DELIVERED));
     expect(publisher.written).toEqual([ids[0], ids[2], ids[4], ids[1], ids[3]]);
   });
+
+  it("a message refused for good after a partial refusal leaves the request's other messages to go out: a key's message kept for the next request is not dropped in its place", async () => {
+    const topic = { ok: uniqueTopic('partial.ok2'), short: uniqueTopic('partial.short2') };
+    await createTopics(Object.values(topic), 3);
+    // The partition of `poison` refuses it for good (too large); the rest is written.
+    const publisher = new ShortOfReplicas(topic.short, new Set(['poison']));
+    // A ten-minute lease: a message left neither published nor given back would wait for it.
+    const app = await boot('partial_dead', publisher, { leaseMs: 600_000 });
+    // `k` is on both topics: its second message waits for the next request, and sits before
+    // `poison` in the claim when the first request comes back partly refused.
+    const ids = await commitAll(app, [
+      { topic: topic.ok, key: 'k', body: { n: 1 } },
+      { topic: topic.short, key: 'k', body: { n: 2 } },
+      { topic: topic.short, key: 'poison', body: { n: 3 } },
+    ]);
+    const producer = app.get(TransactionalMessageProducer);
+    await eventually('the poison DEAD, the rest delivered', async () => {
+      const [first, second, poison] = await Promise.all(ids.map((id) => producer.getMessage(id)));
+      return first?.status === MessageStatus.DELIVERED && second?.status === MessageStatus.DELIVERED && poison?.status === MessageStatus.DEAD;
+    });
+    expect(publisher.written).toEqual([ids[0], ids[1]]);
+    // Refused once, as part of the first request: not sent again in the claim that marked it DEAD.
+    expect(publisher.refusedIds).toEqual([ids[2]]);
+  });
 });
 
 /**
@@ -142,14 +166,25 @@ class ShortOfReplicas implements MessagePublisher {
   readonly written: string[] = [];
   private readonly inner = new KafkaPublisher({ client: 'kafkajs', brokers: KAFKA_BROKERS, clientId: 'tm-test-partial-isr' });
 
-  constructor(private readonly shortTopic: string) {}
+  /** Ids refused for good (MESSAGE_TOO_LARGE), in order. */
+  readonly refusedIds: string[] = [];
+
+  /** `poisonKeys`: the messages of these keys on `shortTopic` are refused for good instead, outage or not. */
+  constructor(
+    private readonly shortTopic: string,
+    private readonly poisonKeys?: ReadonlySet<string>,
+  ) {}
 
   connect(): Promise<void> {
     return this.inner.connect();
   }
 
   async publish(messages: readonly OutgoingMessage[]): Promise<void> {
-    const refused = this.outage ? messages.filter((m) => m.topic === this.shortTopic) : [];
+    const refused = this.poisonKeys
+      ? messages.filter((m) => m.topic === this.shortTopic && m.key !== null && this.poisonKeys!.has(m.key))
+      : this.outage
+        ? messages.filter((m) => m.topic === this.shortTopic)
+        : [];
     const rest = messages.filter((m) => !refused.includes(m));
     if (rest.length > 0) {
       await this.inner.publish(rest);
@@ -157,7 +192,8 @@ class ShortOfReplicas implements MessagePublisher {
     }
     if (refused.length === 0) return;
     this.refused++;
-    const error = new KafkaJSNumberOfRetriesExceeded(createErrorFromCode(19), { retryCount: 5, retryTime: 2_000 });
+    if (this.poisonKeys) this.refusedIds.push(...refused.map((m) => m.id));
+    const error = this.poisonKeys ? createErrorFromCode(10) : new KafkaJSNumberOfRetriesExceeded(createErrorFromCode(19), { retryCount: 5, retryTime: 2_000 });
     if (rest.length === 0) throw error;
     throw new PartialPublishError(new Set(rest.map((m) => m.id)), error, messages.length);
   }

@@ -398,7 +398,9 @@ export class DeliveryRelay {
           }
           await this.fail(claim, batch[0], error, failure);
           if (batch[0].key !== null) blockedKeys.add(batch[0].key);
-          pending = pending.slice(1);
+          // Not necessarily pending[0]: after a partial refusal, messages the request left for
+          // later (a key's message on a second topic) may come before it.
+          pending = withoutSome(pending, [batch[0]]);
           if (isolating > 0) isolating--;
         }
       }
