@@ -9,8 +9,6 @@ export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127
 export const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 /** The Kafka client of the relay in the workloads that do not compare clients (TM_BENCH_CLIENT; default: the library's default). */
 export const BENCH_CLIENT = process.env.TM_BENCH_CLIENT as 'kafkajs' | '@platformatic/kafka' | undefined;
-/** How the relays share messages in the workloads that do not compare both (TM_BENCH_OWNERSHIP: rows or buckets; default rows). */
-export const BENCH_OWNERSHIP = (process.env.TM_BENCH_OWNERSHIP ?? 'rows') as 'rows' | 'buckets';
 
 export interface BenchDatabase {
   dataSource: DataSource;

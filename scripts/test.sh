@@ -28,15 +28,5 @@ fi
 bash scripts/pgbouncer.sh >/dev/null
 echo "[test] jest"
 NODE_OPTIONS="--experimental-vm-modules --unhandled-rejections=strict" npx jest --maxWorkers=2 "$@"
-# Not when the arguments name tests of their own (flags such as --ci still run it).
-only_flags=1
-for arg in "$@"; do [[ "$arg" == -* ]] || only_flags=0; done
-if [[ $only_flags -eq 1 ]]; then
-  # The relay's ordering and failure suites again on its second design (relay.ownership 'buckets';
-  # test/buckets.e2e-spec.ts above covers what is its own).
-  echo "[test] relay suites on key buckets (TM_RELAY_OWNERSHIP=buckets)"
-  TM_RELAY_OWNERSHIP=buckets NODE_OPTIONS="--experimental-vm-modules --unhandled-rejections=strict" npx jest --maxWorkers=2 --selectProjects integration -- \
-    test/relay.e2e test/relay-instances test/publish-failures test/partial-publish test/request-limits test/broker-restart
-fi
 echo "[test] compatibility matrix (scripts/compat.mjs)"
 node scripts/compat.mjs

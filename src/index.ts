@@ -10,7 +10,6 @@ export type {
   InboxOptions,
   CheckExhaustedAction,
   DeadMessagePolicy,
-  RelayOwnership,
 } from './options/transactional-message-options.interface.js';
 export { DEFAULT_OPTIONS, DEFAULT_RELAY_OPTIONS, DEFAULT_CHECK_OPTIONS, DEFAULT_INBOX_OPTIONS } from './options/resolve-options.js';
 

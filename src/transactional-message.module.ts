@@ -22,7 +22,6 @@ import { CommitNotifier } from './relay/commit-notifier.js';
 import { DeliveryRelay } from './relay/delivery-relay.service.js';
 import { BucketOwnership } from './relay/ownership/bucket.ownership.js';
 import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from './relay/ownership/delivery-ownership.js';
-import { RowLeaseOwnership } from './relay/ownership/row-lease.ownership.js';
 import { BucketStore } from './store/bucket.store.js';
 import { TransactionalMessageRelay } from './relay/transactional-message-relay.service.js';
 import { Doorbell } from './relay/doorbell.js';
@@ -31,7 +30,6 @@ import { PgConnectionGuard } from './store/pg-connection-guard.js';
 import { Pruner } from './relay/pruner.service.js';
 import { relayIdentity } from './relay/relay-identity.js';
 import { CheckStore } from './store/check.store.js';
-import { DeliveryStore } from './store/delivery.store.js';
 import { resolveDialect } from './store/dialects/resolve-dialect.js';
 import { MessageStore } from './store/message.store.js';
 import { RetentionStore } from './store/retention.store.js';
@@ -76,24 +74,15 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
       useFactory: (options: ResolvedOptions) => {
         const dialect = resolveDialect(options.dataSource);
         const notify = dialect.notifications && options.relay.listenNotify;
-        return new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null, options.relay.ownership === 'buckets', options.preparedStatements === true);
+        return new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null, options.preparedStatements === true);
       },
       inject: [RESOLVED_OPTIONS],
     },
     {
-      provide: DeliveryStore,
-      useFactory: (store: MessageStore, options: ResolvedOptions) => new DeliveryStore(store, options.relay.onDead === 'hold', options.relay.retentionMs === 0),
-      inject: [MessageStore, RESOLVED_OPTIONS],
-    },
-    {
       provide: DELIVERY_OWNERSHIP,
-      useFactory: (options: ResolvedOptions, identity: string, runner: BackgroundWork, store: MessageStore, rows: DeliveryStore, schema: SchemaCheck): DeliveryOwnership => {
-        const buckets = new BucketStore(store, options.relay.onDead === 'hold', options.relay.retentionMs === 0);
-        return options.relay.ownership === 'buckets'
-          ? new BucketOwnership(options, identity, runner, buckets, rows)
-          : new RowLeaseOwnership(options, identity, runner, rows, buckets, schema);
-      },
-      inject: [RESOLVED_OPTIONS, RELAY_IDENTITY, BackgroundWork, MessageStore, DeliveryStore, SchemaCheck],
+      useFactory: (options: ResolvedOptions, identity: string, runner: BackgroundWork, store: MessageStore): DeliveryOwnership =>
+        new BucketOwnership(options, identity, runner, new BucketStore(store, options.relay.onDead === 'hold', options.relay.retentionMs === 0)),
+      inject: [RESOLVED_OPTIONS, RELAY_IDENTITY, BackgroundWork, MessageStore],
     },
     { provide: CheckStore, useFactory: (store: MessageStore) => new CheckStore(store), inject: [MessageStore] },
     { provide: AdminStore, useFactory: (store: MessageStore) => new AdminStore(store), inject: [MessageStore] },

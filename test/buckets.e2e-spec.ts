@@ -74,7 +74,7 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
           producerGroup: 'shop',
           ...options,
           publisher,
-          relay: { ...FAST_RELAY, ownership: 'buckets', ...options.relay },
+          relay: { ...FAST_RELAY, ...options.relay },
           check: { ...FAST_CHECK, ...options.check },
         }),
       ],
@@ -100,10 +100,10 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     return rows.map((r) => Number(r.n)).sort((a, b) => a - b);
   }
 
-  /** Relays on 'buckets' whose announcement has not run out. */
+  /** Relays whose announcement has not run out (not the fifth migration's marker, which never runs out). */
   async function announced(): Promise<number> {
     const rows: Array<{ n: number | string }> = await db.dataSource.query(
-      `SELECT COUNT(*) AS n FROM ${q(`${db.tableName}_relay`)} WHERE ${q('expires_at')} > ${now}`,
+      `SELECT COUNT(*) AS n FROM ${q(`${db.tableName}_relay`)} WHERE ${q('expires_at')} > ${now} AND ${q('owner')} <> 'retired:row-lease-relays'`,
     );
     return Number(rows[0].n);
   }
@@ -284,51 +284,60 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     expect(publisherA.sentIds().filter((id) => ids.includes(id))).toEqual(ids);
   });
 
-  it("messages written without a bucket (before the migration, or by an instance on 'rows') go out in key order with the bucketed ones", async () => {
-    const old = await instance({ relay: { enabled: false, ownership: 'rows' } });
-    const current = await instance({ relay: { enabled: false } });
+  /** Clears the bucket of the given messages, as instances of an earlier version wrote them. */
+  const unbucket = (ids: string[]) =>
+    db.dataSource.query(`UPDATE ${q(db.tableName)} SET ${q('bucket')} = NULL WHERE ${q('id')} IN (${ids.map((id) => `'${id}'`).join(', ')})`);
+
+  it('messages written without a bucket (by an earlier version) go out in key order with the bucketed ones, and the relays give the live ones their bucket', async () => {
+    const writer = await instance({ relay: { enabled: false } });
     const ids: string[] = [];
-    for (let i = 0; i < 6; i++) ids.push(await send(i % 2 === 0 ? old.producer : current.producer, topic.upgrade, 'mixed-key', i));
-    const buckets = (await messageRows(db)).filter((r) => ids.includes(r.id)).map((r) => (r.bucket === null ? null : Number(r.bucket)));
-    expect(buckets).toEqual([null, keyBucket('mixed-key', ''), null, keyBucket('mixed-key', ''), null, keyBucket('mixed-key', '')]);
+    for (let i = 0; i < 6; i++) ids.push(await send(writer.producer, topic.upgrade, 'mixed-key', i));
+    const half = await writer.producer.sendHalfMessage({ topic: topic.upgrade, key: 'half-key', body: 'h' }, { checkImmunityMs: 3_600_000 } as never);
+    await unbucket([ids[0], ids[2], ids[4], half]);
     const relays = [await instance({ relay: { batchSize: 2 } }), ...(several ? [await instance({ relay: { batchSize: 2 } })] : [])];
     await consumer.waitFor('the six', () => keyedIds(topic.upgrade, 'mixed-key').length >= 6);
     expect(keyedIds(topic.upgrade, 'mixed-key')).toEqual(ids);
     expect(relays.flatMap((r) => r.publisher.sentIds()).filter((id) => ids.includes(id))).toHaveLength(6);
+    // A live message (here HALF) written without a bucket is given its bucket by a relay's maintenance.
+    await eventually('the half message has its bucket', async () => (await messageRows(db)).find((r) => r.id === half)?.bucket !== null);
+    expect(Number((await messageRows(db)).find((r) => r.id === half)!.bucket)).toBe(keyBucket('half-key', ''));
   });
 
-  (several ? it : it.skip)("a relay on 'rows' holds off while a relay on 'buckets' is alive, and goes on once that one has stopped", async () => {
-    const bucketRelay = await instance();
-    await eventually('the relay on buckets holds them all', async () => (await shares()).join() === '256');
-    const error = jest.spyOn(Logger.prototype, 'error');
+  it("messages without a bucket of a key whose bucket another relay holds do not fill this relay's reads: its own keys go out", async () => {
+    const writer = await instance({ relay: { enabled: false } });
+    // Another relay holds the bucket of 'elsewhere' (and will for the whole test).
+    const elsewhere = keyBucket('elsewhere', '');
+    await db.dataSource.query(
+      `UPDATE ${q(`${db.tableName}_bucket`)} SET ${q('owner')} = 'another relay', ${q('token')} = 'another token', ` +
+        `${q('expires_at')} = '2999-01-01 00:00:00.000' WHERE ${q('bucket')} = ${elsewhere}`,
+    );
+    const foreign: string[] = [];
+    for (let i = 0; i < 6; i++) foreign.push(await send(writer.producer, topic.upgrade, 'elsewhere', i));
+    await unbucket(foreign);
+    // Behind them, a key of a bucket this relay can take.
+    let own = 'mine-0';
+    for (let n = 1; keyBucket(own, '') === elsewhere; n++) own = `mine-${n}`;
+    const mine = await send(writer.producer, topic.upgrade, own, 'mine');
+    // Reads of two messages: without the buckets filled, every read would hold only 'elsewhere' rows.
     try {
-      const rowsRelay = await instance({ relay: { ownership: 'rows' } });
-      await eventually('the relay on rows says it holds off', () =>
-        error.mock.calls.some(([text]) => /on relay\.ownership 'rows' holds off: 1 relay\(s\) on 'buckets'/.test(String(text))),
-      );
-      const ids: string[] = [];
-      for (let i = 0; i < 4; i++) ids.push(await send(rowsRelay.producer, topic.mixed, `mixed-${i % 2}`, i));
-      await consumer.waitFor('the four', () => ids.every((id) => consumer.of(topic.mixed).some((r) => r.headers['tm-message-id'] === id)));
-      await eventually('marked', async () => (await messageRows(db)).filter((r) => ids.includes(r.id)).every((r) => r.status === 'DELIVERED'));
-      expect(rowsRelay.publisher.sentIds().filter((id) => ids.includes(id))).toEqual([]);
-      expect(bucketRelay.publisher.sentIds().filter((id) => ids.includes(id))).toEqual(ids);
-      // The relay on buckets stops (its announcement goes with it): the relay on rows goes on.
-      await bucketRelay.app.close();
-      apps.splice(apps.indexOf(bucketRelay.app), 1);
-      const later = await send(rowsRelay.producer, topic.mixed, 'mixed-0', 'later');
-      await consumer.waitFor('the later one', () => consumer.of(topic.mixed).some((r) => r.headers['tm-message-id'] === later));
-      expect(rowsRelay.publisher.sentIds().filter((id) => id === later || ids.includes(id))).toEqual([later]);
-      expect(keyedIds(topic.mixed, 'mixed-0')).toEqual([ids[0], ids[2], later]);
+      const { publisher } = await instance({ relay: { batchSize: 2 } });
+      await consumer.waitFor('its own key', () => keyedIds(topic.upgrade, own).includes(mine));
+      expect(publisher.sentIds().filter((id) => foreign.includes(id))).toEqual([]);
+      expect(Number((await messageRows(db)).find((r) => r.id === foreign[0])!.bucket)).toBe(elsewhere);
     } finally {
-      error.mockRestore();
+      // The other relay goes: its messages are this file's later tests' no more.
+      await db.dataSource.query(`DELETE FROM ${q(db.tableName)} WHERE ${q('id')} IN (${foreign.map((id) => `'${id}'`).join(', ')})`);
+      await db.dataSource.query(
+        `UPDATE ${q(`${db.tableName}_bucket`)} SET ${q('owner')} = NULL, ${q('token')} = NULL, ${q('expires_at')} = NULL WHERE ${q('bucket')} = ${elsewhere}`,
+      );
     }
   });
 
-  (several ? it : it.skip)("a relay on 'buckets' takes no bucket while a relay on 'rows' holds committed messages under a lease", async () => {
+  it('reads nothing while a relay of the row-lease design (an earlier version) holds committed messages under a lease; says why once; delivers them in order once the leases end', async () => {
     const writer = await instance({ relay: { enabled: false } });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push(await send(writer.producer, topic.mixed, 'leased-key', i));
-    // A relay on 'rows' claimed them and has not finished (its lease, written here as it writes it).
+    // A relay of the earlier design claimed them and has not finished (its lease, written here as it writes it).
     const lease = (owner: string, until: string) =>
       db.dataSource.query(
         `UPDATE ${q(db.tableName)} SET ${q('lease_owner')} = ${owner}, ${q('lease_token')} = ${owner}, ${q('lease_expires_at')} = ${until} ` +
@@ -338,55 +347,21 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     const warn = jest.spyOn(Logger.prototype, 'warn');
     try {
       const relay = await instance({ relay: { leaseMs: 300 } });
-      await eventually('the relay on buckets says it waits', () =>
-        warn.mock.calls.some(([text]) => /on relay\.ownership 'buckets' waits: relays on 'rows' hold committed messages/.test(String(text))),
+      await eventually('the relay says it waits', () =>
+        warn.mock.calls.some(([text]) => /waits: relays of the row-lease design .* hold 3 committed message\(s\) under a lease/.test(String(text))),
       );
-      // Announced (a relay on 'rows' would hold off), several maintenances in, and no bucket taken.
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      expect(await announced()).toBe(1);
-      expect(await shares()).toEqual([]);
+      // Claims that came after the warning found nothing (and the maintenances went on).
+      const watch = new ClaimWatch(relay.app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP));
+      await watch.idle();
       expect(relay.publisher.publishCalls).toBe(0);
-      // The relay on rows gives them back: the relay on buckets takes its buckets and delivers them, in order.
+      expect(warn.mock.calls.filter(([text]) => /waits: relays of the row-lease design/.test(String(text)))).toHaveLength(1);
+      // The earlier relay gives them back: this one delivers them, in order.
       await lease('NULL', 'NULL');
       await consumer.waitFor('the three', () => keyedIds(topic.mixed, 'leased-key').length >= 3);
       expect(keyedIds(topic.mixed, 'leased-key')).toEqual(ids);
-      expect(await shares()).toEqual([256]);
     } finally {
       warn.mockRestore();
     }
-  });
-
-  (several ? it : it.skip)("a relay on 'buckets' paused past its lease while a relay on 'rows' claimed its messages publishes none of them and waits", async () => {
-    // A reads them, then hangs in connect() past its lease: its bucket leases and its announcement run out.
-    const { ids, stuck, publisherA } = await relayStuckOnMessages(topic.mixed, 'paused', 4);
-    await eventually("A's announcement ran out", async () => (await announced()) === 0);
-    // A relay on 'rows' starts (no relay on 'buckets' is alive) and claims them; its publish hangs.
-    const slow = gate();
-    const publisherR = new ControlledPublisher();
-    publisherR.publishGate = slow.wait;
-    await instance({ publisher: publisherR, relay: { ownership: 'rows', leaseMs: 60_000 } });
-    await eventually('R claimed them', async () => (await messageRows(db)).filter((r) => ids.includes(r.id) && r.lease_token !== null).length === 4);
-    const warn = jest.spyOn(Logger.prototype, 'warn');
-    try {
-      stuck.open();
-      // A wakes: its buckets' leases ran out, nobody took them, and still it does not publish what it read.
-      await eventually('A found its buckets lost', () => warn.mock.calls.some(([text]) => /Lost \d+ key bucket\(s\)/.test(String(text))));
-      await eventually('A waits for the row leases', () =>
-        warn.mock.calls.some(([text]) => /on relay\.ownership 'buckets' waits: relays on 'rows' hold committed messages/.test(String(text))),
-      );
-      expect(publisherA.publishCalls).toBe(0);
-      slow.open();
-      await consumer.waitFor('the four', () => ids.every((id) => consumer.of(topic.mixed).some((r) => r.headers['tm-message-id'] === id)));
-      await eventually('marked', async () => (await messageRows(db)).filter((r) => ids.includes(r.id)).every((r) => r.status === 'DELIVERED'));
-    } finally {
-      warn.mockRestore();
-      // Whatever failed above, no publish is left hanging (its lease heartbeat would keep Jest alive).
-      stuck.open();
-      slow.open();
-    }
-    expect(publisherA.sentIds().filter((id) => ids.includes(id))).toEqual([]);
-    expect(publisherR.sentIds().filter((id) => ids.includes(id))).toEqual(ids);
-    expect(keyedIds(topic.mixed, 'paused-0')).toEqual([ids[0], ids[2]]);
   });
 
   // Not on SQLite: there a statement that never answers holds the one connection, and the
@@ -408,15 +383,15 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     expect(await shares()).toEqual([]);
   });
 
-  it.each(['rows', 'buckets'] as const)("with retentionMs 0 the relay's mark deletes a delivered message (ownership '%s'), not the pruner", async (ownership) => {
-    const { producer } = await instance({ relay: { ownership, retentionMs: 0, pruneIntervalMs: 3_600_000 } });
-    const plain = await send(producer, topic.late, `deleted-${ownership}`, 1);
-    const half = await producer.sendHalfMessage({ topic: topic.late, key: `deleted-${ownership}`, body: 2 });
+  it("with retentionMs 0 (the default) the relay's mark deletes a delivered message, not the pruner", async () => {
+    const { producer } = await instance({ relay: { retentionMs: 0, pruneIntervalMs: 3_600_000 } });
+    const plain = await send(producer, topic.late, 'deleted', 1);
+    const half = await producer.sendHalfMessage({ topic: topic.late, key: 'deleted', body: 2 });
     await producer.commit(half);
-    await consumer.waitFor('both', () => [plain, half].every((id) => keyedIds(topic.late, `deleted-${ownership}`).includes(id)));
+    await consumer.waitFor('both', () => [plain, half].every((id) => keyedIds(topic.late, 'deleted').includes(id)));
     await eventually('both deleted', async () => (await messageRows(db)).every((r) => r.id !== plain && r.id !== half));
     expect(await producer.getMessage(plain)).toBeNull();
-    expect(keyedIds(topic.late, `deleted-${ownership}`)).toEqual([plain, half]);
+    expect(keyedIds(topic.late, 'deleted')).toEqual([plain, half]);
   });
 
   it('drain() publishes through the buckets too', async () => {
@@ -427,19 +402,22 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
   });
 });
 
-describe('key buckets without their migration', () => {
+describe.each([
+  ['RetireTransactionalMessageRowLeases', 1],
+  ['AddTransactionalMessageKeyBuckets', 2],
+])('a message table without the migration %s', (migration, undo) => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase('postgres');
-    await db.dataSource.undoLastMigration();
+    for (let i = 0; i < undo; i++) await db.dataSource.undoLastMigration();
   });
   afterAll(async () => {
     await db?.drop();
   });
 
-  it("refuses to boot with relay.ownership 'buckets', naming the migration", async () => {
+  it('refuses the boot, naming the migration', async () => {
     const moduleRef = Test.createTestingModule({
-      imports: [TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup: 'shop', publisher: new ControlledPublisher(), relay: { ownership: 'buckets' } })],
+      imports: [TransactionalMessageModule.forRoot({ dataSource: db.dataSource, producerGroup: 'shop', publisher: new ControlledPublisher() })],
     });
     const compiled = await moduleRef.compile();
     compiled.useLogger(false);
@@ -448,7 +426,7 @@ describe('key buckets without their migration', () => {
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(MessageTableMissingError);
-    expect(String((error as Error).message)).toContain('AddTransactionalMessageKeyBuckets');
+    expect(String((error as Error).message)).toContain(migration);
     await compiled.close().catch(() => undefined);
   });
 });

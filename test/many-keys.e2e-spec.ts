@@ -6,7 +6,6 @@ import {
   TransactionalMessageModule,
   TransactionalMessageProducer,
   TransactionStatus,
-  type RelayOwnership,
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
@@ -33,7 +32,7 @@ describe.each(DATABASE_KINDS)(`${KEYS} keys in one claim or one read on %s`, (ki
     await db?.drop();
   });
 
-  async function boot(ownership: RelayOwnership, options: Partial<TransactionalMessageModuleOptions> = {}) {
+  async function boot(options: Partial<TransactionalMessageModuleOptions> = {}) {
     const publisher = new ControlledPublisher();
     const moduleRef = await Test.createTestingModule({
       imports: [
@@ -42,7 +41,7 @@ describe.each(DATABASE_KINDS)(`${KEYS} keys in one claim or one read on %s`, (ki
           producerGroup: 'shop',
           publisher,
           ...options,
-          relay: { ...FAST_RELAY, ownership, batchSize: KEYS, ...options.relay },
+          relay: { ...FAST_RELAY, batchSize: KEYS, ...options.relay },
           check: FAST_CHECK,
         }),
       ],
@@ -65,25 +64,14 @@ describe.each(DATABASE_KINDS)(`${KEYS} keys in one claim or one read on %s`, (ki
     return ids;
   }
 
-  it(`rows: a claim of ${KEYS} messages of ${KEYS} keys is delivered whole`, async () => {
+  it(`${KEYS} keys held by DEAD messages ('hold') do not stop the read of the other keys`, async () => {
     db = await createTestDatabase(kind);
-    const writer = await boot('rows', { relay: { enabled: false } });
-    const ids = await write(writer.producer, Array.from({ length: KEYS }, (_, i) => `claim-${i}`));
-    const { publisher } = await boot('rows');
-    await eventually(`${KEYS} delivered`, () => publisher.sentIds().length >= KEYS, 60_000);
-    // One claim took them all: the read of its contested keys named every key of it.
-    expect(publisher.sent[0]).toHaveLength(KEYS);
-    expect(new Set(publisher.sentIds())).toEqual(new Set(ids));
-  });
-
-  it(`buckets: ${KEYS} keys held by DEAD messages ('hold') do not stop the read of the other keys`, async () => {
-    db = await createTestDatabase(kind);
-    const writer = await boot('buckets', { relay: { enabled: false } });
+    const writer = await boot({ relay: { enabled: false } });
     await write(writer.producer, Array.from({ length: KEYS }, (_, i) => `dead-${i}`));
     const q = (name: string) => (kind === 'mariadb' ? `\`${name}\`` : `"${name}"`);
     await db.dataSource.query(`UPDATE ${q(db.tableName)} SET ${q('status')} = '${MessageStatus.DEAD}'`);
     const ids = await write(writer.producer, ['a', 'b', 'c']);
-    const { publisher } = await boot('buckets');
+    const { publisher } = await boot();
     await eventually('the three messages of other keys delivered', () => ids.every((id) => publisher.sentIds().includes(id)), 60_000);
     expect(publisher.sentIds().sort()).toEqual([...ids].sort());
     const dead = (await messageRows(db)).filter((r) => r.status === MessageStatus.DEAD);

@@ -29,6 +29,7 @@ describe.each(DATABASE_KINDS)('message table migrations on %s', (kind) => {
         'AddTransactionalMessageDeadKeyIndex_order_messages1764600000000',
         'AddTransactionalMessageOperatorIndex_order_messages1764700000000',
         'AddTransactionalMessageKeyBuckets_order_messages1764800000000',
+        'RetireTransactionalMessageRowLeases_order_messages1765000000000',
       ]);
       expect(await dataSource.runMigrations()).toEqual([]); // already applied
       const runner = dataSource.createQueryRunner();
@@ -39,6 +40,11 @@ describe.each(DATABASE_KINDS)('message table migrations on %s', (kind) => {
       expect(await runner.hasTable('order_messages_relay')).toBe(true);
       expect(await runner.hasColumn('order_messages', 'bucket')).toBe(true);
       expect(Number((await dataSource.query('SELECT COUNT(*) AS n FROM order_messages_bucket'))[0].n)).toBe(256);
+      // The fifth: a relay of the row-lease design sees a relay announced for good, and holds off.
+      const marker = "SELECT COUNT(*) AS n FROM order_messages_relay WHERE owner = 'retired:row-lease-relays'";
+      expect(Number((await dataSource.query(marker))[0].n)).toBe(1);
+      await dataSource.undoLastMigration();
+      expect(Number((await dataSource.query(marker))[0].n)).toBe(0);
       await dataSource.undoLastMigration();
       expect(await runner.hasTable('order_messages_bucket')).toBe(false);
       expect(await runner.hasColumn('order_messages', 'bucket')).toBe(false);

@@ -150,9 +150,11 @@ describe('Prepared message INSERT on PostgreSQL', () => {
   it("still takes the key's lock once PostgreSQL runs the prepared INSERT with its generic plan: a second writer of the key waits for the first's commit", async () => {
     const { app, dataSource } = await openApp(undefined, undefined, 2);
     const writer = app.get(KeyWriter);
-    // Six executions on each of the two connections: from the sixth on, PostgreSQL may plan the
-    // prepared statement once for all parameters (a generic plan); the lock must still be taken.
-    for (let round = 0; round < 6; round++) {
+    // At least six executions on each of the two connections: from the sixth on, PostgreSQL may
+    // plan the prepared statement once for all parameters (a generic plan); the lock must still be
+    // taken. Twelve rounds of two writes: a write that finishes before the other starts lets one
+    // connection take both (a loaded machine did), so six rounds were not always six each.
+    for (let round = 0; round < 12; round++) {
       await Promise.all([writer.write(`w-${round}-a`, 'warm'), writer.write(`w-${round}-b`, 'warm')]);
     }
     const runners = [dataSource.createQueryRunner(), dataSource.createQueryRunner()];

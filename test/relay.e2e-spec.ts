@@ -19,10 +19,9 @@ import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownersh
 import { DeliveryRelay } from '../src/relay/delivery-relay.service.js';
 import { CheckStore } from '../src/store/check.store.js';
 import { BackgroundWork } from '../src/lifecycle/background-work.js';
-import { DeliveryStore } from '../src/store/delivery.store.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
-import { ClaimWatch, ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure, RELAY_OWNERSHIP } from './support/relay.fixture.js';
+import { ClaimWatch, ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure } from './support/relay.fixture.js';
 import { ShopOrder } from './support/shop.fixture.js';
 
 describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)', (kind) => {
@@ -596,64 +595,6 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     expect(await statusOf(producer, half)).toBe(MessageStatus.HALF);
     expect(await producer.getCheckHistory(checkedRollback)).toEqual([]); // its check record went with it
   });
-
-  // Row leases fence the mark by the lease token (key buckets mark whatever is still COMMITTED).
-  if (RELAY_OWNERSHIP === 'rows') {
-    it('a failed read of the contested keys after a committed claim gives the claimed messages back at once, not after the lease', async () => {
-      const writer = await boot([], { relay: { enabled: false } });
-      const ids: string[] = [];
-      for (const key of ['a', 'b', 'a']) {
-        ids.push((await writer.producer.sendMessageInTransaction({ topic: topic.order, key, body: { key } }, () => TransactionStatus.COMMIT)).messageId);
-      }
-      let failed = 0;
-      // A ten-minute lease: delivered within the test's time only if the claim was given back.
-      const { publisher, producer } = await boot([], { relay: { leaseMs: 600_000 } }, (m) => {
-        const store = m.get(DeliveryStore);
-        const contestedKeys = store.contestedKeys.bind(store);
-        store.contestedKeys = async (...args) => {
-          if (failed++ === 0) throw new Error('Connection terminated unexpectedly (injected)');
-          return contestedKeys(...args);
-        };
-      });
-      await eventually('all three delivered', async () => (await Promise.all(ids.map((id) => statusOf(producer, id)))).every((s) => s === MessageStatus.DELIVERED));
-      expect(failed).toBeGreaterThanOrEqual(2);
-      expect(publisher.sentIds()).toEqual(ids);
-    });
-
-
-    it('with retentionMs 0, a mark whose lease was taken over deletes neither the message nor its check history', async () => {
-      const held = gate();
-      const publisher = new ControlledPublisher();
-      publisher.publishGate = held.wait;
-      @Injectable()
-      class Committer {
-        @TransactionCheckHandler({ topic: topic.prune })
-        check(): TransactionStatus {
-          return TransactionStatus.COMMIT;
-        }
-      }
-      const { app, producer } = await boot([Committer], { publisher, relay: { retentionMs: 0 } });
-      const ownership = app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP);
-      const marks: number[] = [];
-      const markDelivered = ownership.markDelivered.bind(ownership);
-      ownership.markDelivered = async (...args) => {
-        const marked = await markDelivered(...args);
-        marks.push(marked);
-        return marked;
-      };
-      const id = await producer.sendMessageInTransaction({ topic: topic.prune, key: 'taken-over', body: {} }, () => TransactionStatus.UNKNOWN).then((r) => r.messageId);
-      await eventually('the checked message in its publish', () => publisher.publishCalls >= 1);
-      expect(await producer.getCheckHistory(id)).toHaveLength(1);
-      // Another relay takes the message over while the publish waits (a lease run out in a pause).
-      const q = (name: string) => (kind === 'mariadb' ? `\`${name}\`` : `"${name}"`);
-      await db.dataSource.query(`UPDATE ${q(db.tableName)} SET ${q('lease_token')} = 'another-relay' WHERE ${q('id')} = ${kind === 'postgres' ? '$1' : '?'}`, [id]);
-      held.open();
-      await eventually('the mark ran', () => marks.length >= 1);
-      expect(marks).toEqual([0]); // fenced off: the lease is another relay's
-      expect(await statusOf(producer, id)).toBe(MessageStatus.COMMITTED);
-      expect((await producer.getCheckHistory(id)).map((c) => c.result)).toEqual([TransactionStatus.COMMIT]);
-    });
-  }
 
   if (kind !== 'sqlite') {
     it('per key, a message waits for an earlier open transaction of the same key; other keys are not held back or skipped', async () => {

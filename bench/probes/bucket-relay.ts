@@ -1,5 +1,5 @@
 // Probe behind bench/RESULTS.md, workload 7: where the time of a bucket relay's drain goes. Seeds
-// committed messages, drains them with relay.ownership 'buckets' to a no-op publisher, and sums
+// committed messages, drains them to a no-op publisher, and sums
 // the time of each statement kind as the driver saw it (round trip included), against the wall time.
 // node bench/dist/probes/bucket-relay.js [count] [retentionMs]
 import { PostgresQueryRunner } from 'typeorm/driver/postgres/PostgresQueryRunner.js';
@@ -28,7 +28,7 @@ PostgresQueryRunner.prototype.query = async function (this: PostgresQueryRunner,
 } as typeof original;
 const sink = new NoopPublisher();
 const started = performance.now();
-const app = await benchApp(db.dataSource, { publisher: sink, kafka: undefined, relay: { batchSize: 500, pollIntervalMs: 50, ownership: 'buckets', retentionMs } });
+const app = await benchApp(db.dataSource, { publisher: sink, kafka: undefined, relay: { batchSize: 500, pollIntervalMs: 50, retentionMs } });
 await waitUntil('drained', () => sink.published >= count, 600_000, 5);
 const wall = performance.now() - started;
 await app.close();

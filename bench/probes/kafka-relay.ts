@@ -1,16 +1,15 @@
 // Probe behind bench/RESULTS.md, workload 2: the relay draining committed messages through Kafka
 // on one client, alone in its process, for a CPU profile of where the relay's process spends
 // its time when the downstream is real.
-// node --cpu-prof bench/dist/probes/kafka-relay.js [count] [client] [ownership] [retentionMs]
+// node --cpu-prof bench/dist/probes/kafka-relay.js [count] [client] [retentionMs]
 import { subscribe } from 'node:diagnostics_channel';
-import type { KafkaClientName, RelayOwnership } from 'nestjs-transactional-message';
+import type { KafkaClientName } from 'nestjs-transactional-message';
 import { benchDatabase, createTopic, uniqueTopic } from '../harness.js';
 import { drainWithRelay, seedCommitted } from '../workloads/relay-drain.js';
 
 const count = Number(process.argv[2] ?? 100_000);
 const client = (process.argv[3] ?? '@platformatic/kafka') as KafkaClientName;
-const ownership = (process.argv[4] ?? 'buckets') as RelayOwnership;
-const retentionMs = process.argv[5] === undefined ? undefined : Number(process.argv[5]);
+const retentionMs = process.argv[4] === undefined ? undefined : Number(process.argv[4]);
 // How long each publish took (the relay's own measure, event batch.published) against the wall time.
 const publishes: number[] = [];
 subscribe('nestjs-transactional-message:batch.published', (event) => publishes.push((event as { durationMs: number }).durationMs));
@@ -19,8 +18,8 @@ try {
   const topic = uniqueTopic('probe-kafka');
   await createTopic(topic);
   await seedCommitted(db.dataSource, topic, count);
-  const rate = await drainWithRelay(db.dataSource, topic, count, 500, 1, undefined, client, { ownership, retentionMs });
-  console.log(`${count} messages through ${client}, ownership '${ownership}', retentionMs ${retentionMs ?? 'default'}: ${rate.toFixed(0)} msg/s`);
+  const rate = await drainWithRelay(db.dataSource, topic, count, 500, 1, undefined, client, { retentionMs });
+  console.log(`${count} messages through ${client}, retentionMs ${retentionMs ?? 'default'}: ${rate.toFixed(0)} msg/s`);
   const sorted = [...publishes].sort((a, b) => a - b);
   const sum = publishes.reduce((a, b) => a + b, 0);
   console.log(

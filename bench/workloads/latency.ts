@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { benchApp, BenchOrder, BENCH_TOPIC, OrderWriter } from '../app.js';
-import { BENCH_OWNERSHIP, benchDatabase, createTopic, fmt, percentile, startCounter, waitUntil } from '../harness.js';
+import { benchDatabase, createTopic, fmt, percentile, startCounter, waitUntil } from '../harness.js';
 
 /**
  * Workload 3: time from the business transaction's commit (the decorated call resolved) to a
@@ -11,11 +11,11 @@ import { BENCH_OWNERSHIP, benchDatabase, createTopic, fmt, percentile, startCoun
  */
 export async function latency(quick: boolean): Promise<{ lines: string[]; ratios: Record<string, number> }> {
   const seconds = quick ? 5 : 20;
-  const lines = [`Workload 3 — end-to-end latency (commit → kafkajs consumer; ${seconds} s per rate; default relay settings, ownership '${BENCH_OWNERSHIP}', wake-up on commit)`];
+  const lines = [`Workload 3 — end-to-end latency (commit → kafkajs consumer; ${seconds} s per rate; default relay settings, wake-up on commit)`];
   const ratios: Record<string, number> = {};
   const db = await benchDatabase([BenchOrder]);
   await createTopic(BENCH_TOPIC);
-  const app = await benchApp(db.dataSource, { relay: { ownership: BENCH_OWNERSHIP } });
+  const app = await benchApp(db.dataSource, {});
   const writer = app.get(OrderWriter);
   try {
     for (const [rate, warmUp] of [[500, true], [500, false], [2_000, false]] as const) {

@@ -127,19 +127,18 @@ export async function peer(quick: boolean): Promise<{ lines: string[]; ratios: R
       await db.drop();
     }
   };
-  const ours = (ownership: 'rows' | 'buckets', retentionMs?: number) =>
+  const ours = (retentionMs?: number) =>
     inFresh(async (db) => {
       const sink = new NoopPublisher();
       await seedCommitted(db, 'tm-bench.peer', count);
-      const rate = await drainWithRelay(db, null, count, 500, 1, sink, undefined, { ownership, retentionMs });
+      const rate = await drainWithRelay(db, null, count, 500, 1, sink, undefined, { retentionMs });
       if (sink.published < count) throw new Error(`bench: ${count} messages marked delivered but the sink took ${sink.published}`);
       return rate;
     });
   const walLevel = await inFresh(async (db) => String((await db.query('SHOW wal_level'))[0].wal_level));
   const pollingRun = await inFresh((db) => drainPeer(lib, db, 'polling', count, batchSize));
   const replicationRun = walLevel === 'logical' ? await inFresh((db) => drainPeer(lib, db, 'replication', count, batchSize)) : undefined;
-  const rows = await ours('rows');
-  const buckets = await ours('buckets', 0);
+  const buckets = await ours(0);
   const polling = pollingRun.rate;
   const replication = replicationRun?.rate;
   const best = Math.max(polling, replication ?? 0);
@@ -151,10 +150,9 @@ export async function peer(quick: boolean): Promise<{ lines: string[]; ratios: R
       replication === undefined
         ? `  pg-transactional-outbox, logical replication: not measured (wal_level is '${walLevel}'; it needs wal_level = logical and a server restart)`
         : `  pg-transactional-outbox, logical replication (segment mutex) ${fmt(replication)} msg/s${abandoned(replicationRun!)}`,
-      `  this relay, ownership 'rows' ${fmt(rows)} msg/s, ${fmt(rows / best, 1)}× the best peer mode`,
-      `  this relay, ownership 'buckets', retentionMs 0 ${fmt(buckets)} msg/s, ${fmt(buckets / best, 1)}× the best peer mode` +
+      `  this relay (defaults: delivered rows deleted) ${fmt(buckets)} msg/s, ${fmt(buckets / best, 1)}× the best peer mode` +
         `${replication === undefined ? '' : `, ${fmt(buckets / polling, 1)}× polling, ${fmt(buckets / replication, 1)}× replication`}`,
     ],
-    ratios: { 'rows/peer': rows / best, 'buckets/peer': buckets / best, ...(replication === undefined ? {} : { 'buckets/replication': buckets / replication }) },
+    ratios: { 'relay/peer': buckets / best, ...(replication === undefined ? {} : { 'buckets/replication': buckets / replication }) },
   };
 }

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { Partitioners } from 'kafkajs';
 import type { DataSource } from 'typeorm';
-import type { KafkaClientName, MessagePublisher, RelayOwnership } from 'nestjs-transactional-message';
+import type { KafkaClientName, MessagePublisher } from 'nestjs-transactional-message';
 import { benchApp } from '../app.js';
-import { BENCH_CLIENT, BENCH_OWNERSHIP, body, createTopic, kafka, KAFKA_BROKERS, waitUntil } from '../harness.js';
+import { BENCH_CLIENT, body, createTopic, kafka, KAFKA_BROKERS, waitUntil } from '../harness.js';
 
 /**
  * Inserts `count` COMMITTED messages (~200-byte JSON bodies, `keys` distinct keys), as the relay
  * finds them after a burst of commits, each with its key bucket as the library writes it with
- * relay.ownership 'buckets' (32-bit FNV-1a of the key modulo 256; the keys are ASCII, so characters
- * are bytes): the rows are the same whichever ownership drains them.
+ * relay (32-bit FNV-1a of the key modulo 256; the keys are ASCII, so characters
+ * are bytes).
  */
 export async function seedCommitted(db: DataSource, topic: string, count: number, keys = 1_000): Promise<void> {
   const sample = JSON.stringify(body(0));
@@ -56,11 +56,11 @@ export async function drainWithRelay(
   relays = 1,
   publisher?: MessagePublisher,
   client: KafkaClientName | undefined = BENCH_CLIENT,
-  relay: { ownership?: RelayOwnership; retentionMs?: number } = {},
+  relay: { retentionMs?: number } = {},
 ): Promise<number> {
   const started = performance.now();
   const sink = publisher ? { publisher, kafka: undefined } : { kafka: { ...(client ? { client } : {}), brokers: KAFKA_BROKERS, clientId: 'tm-bench-relay' } };
-  const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50, ownership: BENCH_OWNERSHIP, ...relay }, ...sink })));
+  const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50, ...relay }, ...sink })));
   try {
     await waitUntil('all delivered', async () => {
       const [{ left }] = await db.query(`SELECT count(*)::int AS left FROM transactional_message WHERE status = 'COMMITTED'`);

@@ -56,9 +56,10 @@ export class AppModule {
             producerGroup: 'shop-orders',
             kafka: { brokers: config.kafkaBrokers, clientId: 'shop-orders' },
             inbox: { enabled: true },
-            ...(config.fast
-              ? { checkImmunityMs: 500, relay: { pollIntervalMs: 200 }, check: { intervalMs: 500 } }
-              : {}),
+            // Delivered messages kept a week (the default deletes them when delivered): the demo
+            // and the dashboard show them.
+            relay: { retentionMs: 7 * 86_400_000, ...(config.fast ? { pollIntervalMs: 200 } : {}) },
+            ...(config.fast ? { checkImmunityMs: 500, check: { intervalMs: 500 } } : {}),
           }),
         }),
         TerminusModule,

@@ -50,8 +50,7 @@ export interface TransactionalMessageEventMap {
   'relay.recovered': EventSource & { failures: number };
   /**
    * Messages this relay held were taken over by another relay (`during` a publish or just before
-   * one); with `relay.ownership: 'buckets'`, `during: 'renewal'` counts key buckets whose lease ran
-   * out before this relay renewed it.
+   * one); `during: 'renewal'` counts key buckets whose lease ran out before this relay renewed it.
    */
   'lease.lost': EventSource & { count: number; during: 'before-publish' | 'publish' | 'renewal' };
   /** A record's effect was applied through the inbox (`duplicate`: it had been already, skipped). */

@@ -77,12 +77,22 @@ describe('resolveOptions', () => {
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { onDead: 'drop' } }, "'relay.onDead' is \"drop\"; expected 'hold' or 'skip'"],
     [
       { dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { ownership: 'partitions' } },
-      "'relay.ownership' is \"partitions\"; expected 'rows' (per-message leases) or 'buckets' (relays lease key buckets)",
+      "'relay.ownership' is \"partitions\"; expected no such option any more: key buckets are the only relay design",
+    ],
+    [
+      { dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { ownership: 'rows' } },
+      "'relay.ownership' is \"rows\"; expected no such option any more: key buckets are the only relay design. Remove the option (its last value, 'buckets', is still accepted and changes nothing); to move relays of the row-lease design over, follow the README's Upgrading section",
     ],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, check: 5 }, "'check' is 5; expected an object"],
   ])('refuses %p', (options, expected) => {
     expect(() => resolveOptions(options as never)).toThrow(InvalidModuleOptionsError);
     expect(() => resolveOptions(options as never)).toThrow(expected);
+  });
+
+  it("accepts relay.ownership 'buckets', the one design there is, and changes nothing", () => {
+    const resolved = resolveOptions({ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { ownership: 'buckets' } } as never);
+    expect(resolved.relay).toEqual(DEFAULT_RELAY_OPTIONS);
+    expect(resolved.relay).not.toHaveProperty('ownership');
   });
 
   describe('durations of 30 days and a year', () => {

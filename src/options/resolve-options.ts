@@ -15,7 +15,7 @@ import type {
 const DAY_MS = 86_400_000;
 
 /** Defaults of the relay options. */
-export const DEFAULT_RELAY_OPTIONS: Readonly<Required<RelayOptions>> = {
+export const DEFAULT_RELAY_OPTIONS: Readonly<Required<Omit<RelayOptions, 'ownership'>>> = {
   enabled: true,
   autoStart: true,
   batchSize: 500,
@@ -24,10 +24,9 @@ export const DEFAULT_RELAY_OPTIONS: Readonly<Required<RelayOptions>> = {
   leaseMs: 60_000,
   maxAttempts: 20,
   onDead: 'hold',
-  ownership: 'rows',
   backoffInitialMs: 1_000,
   backoffMaxMs: 300_000,
-  retentionMs: 7 * DAY_MS,
+  retentionMs: 0,
   pruneIntervalMs: 60_000,
   pruneBatchSize: 1_000,
   shutdownTimeoutMs: 10_000,
@@ -184,8 +183,17 @@ function resolveInbox(inbox: InboxOptions | undefined): Required<InboxOptions> {
   return merged;
 }
 
-function resolveRelay(relay: RelayOptions | undefined): Required<RelayOptions> {
-  const merged = { ...DEFAULT_RELAY_OPTIONS, ...objectOption('relay', relay, Object.keys(DEFAULT_RELAY_OPTIONS)) };
+function resolveRelay(relay: RelayOptions | undefined): Required<Omit<RelayOptions, 'ownership'>> {
+  const { ownership, ...given } = objectOption('relay', relay, [...Object.keys(DEFAULT_RELAY_OPTIONS), 'ownership']);
+  if (ownership !== undefined && ownership !== 'buckets') {
+    throw new InvalidModuleOptionsError(
+      'relay.ownership',
+      ownership,
+      "no such option any more: key buckets are the only relay design. Remove the option (its last value, 'buckets', is still accepted " +
+        "and changes nothing); to move relays of the row-lease design over, follow the README's Upgrading section",
+    );
+  }
+  const merged = { ...DEFAULT_RELAY_OPTIONS, ...given };
   booleanOption('relay.enabled', merged.enabled);
   booleanOption('relay.listenNotify', merged.listenNotify);
   booleanOption('relay.autoStart', merged.autoStart);
@@ -196,9 +204,6 @@ function resolveRelay(relay: RelayOptions | undefined): Required<RelayOptions> {
   integerOption('relay.maxAttempts', merged.maxAttempts, 1, 1_000_000);
   if (merged.onDead !== 'hold' && merged.onDead !== 'skip') {
     throw new InvalidModuleOptionsError('relay.onDead', merged.onDead, "'hold' or 'skip'");
-  }
-  if (merged.ownership !== 'rows' && merged.ownership !== 'buckets') {
-    throw new InvalidModuleOptionsError('relay.ownership', merged.ownership, "'rows' (per-message leases) or 'buckets' (relays lease key buckets)");
   }
   durationOption('relay.backoffInitialMs', merged.backoffInitialMs, 0, MAX_DURATION_MS);
   durationOption('relay.backoffMaxMs', merged.backoffMaxMs, merged.backoffInitialMs, MAX_DURATION_MS);

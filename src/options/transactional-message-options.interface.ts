@@ -8,9 +8,6 @@ export type QueriesOutsideTransactionMode = 'error' | 'warn' | 'allow';
 /** What a DEAD message does to the later messages of its key. */
 export type DeadMessagePolicy = 'hold' | 'skip';
 
-/** How relays share the committed messages (`relay.ownership`). */
-export type RelayOwnership = 'rows' | 'buckets';
-
 /** What happens to a half message whose checks are exhausted. */
 export type CheckExhaustedAction = 'rollback' | 'park';
 
@@ -47,26 +44,20 @@ export interface RelayOptions {
    */
   onDead?: DeadMessagePolicy;
   /**
-   * How relays share the committed messages. `'rows'` (default): each batch leases its messages
-   * row by row; the lowest-seq committed message of each key starts a claim. `'buckets'`: every
-   * key hashes into one of 256 key buckets, relays lease the buckets (like Kafka partitions in a
-   * consumer group, rebalanced as relays come and go) and read their buckets' committed messages
-   * in seq order, with no per-message lease. Needs the fourth migration
-   * (`AddTransactionalMessageKeyBuckets`). All relays of one message table must use the same
-   * ownership; the relays guard against a mix (a relay on `'rows'` claims nothing while a relay on
-   * `'buckets'` is alive, and a relay on `'buckets'` waits for the row leases to end), so a rolling
-   * deploy switches them.
+   * @deprecated Key buckets are the only relay design now: `'buckets'` is accepted and changes
+   * nothing; `'rows'` is refused (see the README's *Upgrading*). Remove the option.
    */
-  ownership?: RelayOwnership;
+  ownership?: 'buckets';
   /** First retry delay in ms, doubled on each attempt up to `backoffMaxMs`, with ±20 % jitter. Default `1000`. */
   backoffInitialMs?: number;
   /** Largest retry delay, in ms. Default `300000` (5 minutes). */
   backoffMaxMs?: number;
   /**
-   * Delivered and rolled-back messages are deleted this long after they finished, in ms. Default
-   * `604800000` (7 days). `0`: the relay deletes a delivered message (and its check history) when it
-   * records the delivery, instead of marking it DELIVERED: no delivered history (`getMessage()`
-   * finds nothing), and the cheapest delivery.
+   * How long finished messages are kept, in ms. Default `0`: the relay deletes a delivered message
+   * (and its check history) when it records the delivery, in the same statement that would mark
+   * it: the cheapest delivery, and no delivered history (`getMessage()` finds nothing). Above `0`:
+   * delivered messages are marked DELIVERED and, like rolled-back ones, deleted this long after
+   * they finished (e.g. `604800000`, 7 days, to look delivered messages up).
    */
   retentionMs?: number;
   /** How often finished messages are pruned, in ms. Default `60000`. */
@@ -213,7 +204,7 @@ export interface ResolvedOptions {
   preparedStatements: boolean | 'auto';
   kafka: KafkaOptions | undefined;
   publisher: MessagePublisher | undefined;
-  relay: Required<RelayOptions>;
+  relay: Required<Omit<RelayOptions, 'ownership'>>;
   check: Required<CheckOptions>;
   inbox: Required<InboxOptions>;
   metrics: boolean;

@@ -26,9 +26,8 @@ export class TransactionalMessageRelay {
   /**
    * Publishes every committed message that is due now and resolves with how many were published
    * (acknowledged by the broker and marked DELIVERED). A message that fails is retried after its
-   * backoff, not by this call. Rejects when the downstream cannot be reached. With
-   * `relay.ownership: 'buckets'`, the messages of the key buckets this instance holds: all of them
-   * when it is the only relay running.
+   * backoff, not by this call. Rejects when the downstream cannot be reached. The messages of the
+   * key buckets this instance holds: all of them when it is the only relay running.
    */
   drain(): Promise<number> {
     this.requireRelay('drain()');

@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { MessageStatus } from '../message/message-status.enum.js';
-import { KEY_BUCKETS } from './dialects/bucket-tables.js';
+import { KEY_BUCKETS, ROW_LEASES_RETIRED } from './dialects/bucket-tables.js';
 import { failedSet, finishDelivered } from './delivery.store.js';
 import { keyBucket } from './key-bucket.js';
 import { affected, type MessageStore } from './message.store.js';
@@ -18,7 +18,7 @@ export interface BucketRow extends MessageRow {
 export type BlockedKeys = Map<string, number>;
 
 /**
- * @internal The queries of `relay.ownership: 'buckets'`. Relays lease key buckets (the `_bucket`
+ * @internal The relay's queries. Relays lease key buckets (the `_bucket`
  * table: owner, fencing token, expiry), announce themselves in the `_relay` table so each takes its
  * share, and read their buckets' committed messages in seq order: one key, one bucket, one owner,
  * so per-key order needs no per-message lease.
@@ -53,25 +53,26 @@ export class BucketStore {
     return Math.max(1, await this.liveRelays(manager));
   }
 
-  /** Announces `owner` alive for `leaseMs` (a relay on `'rows'` holds off meanwhile). */
+  /** Announces `owner` alive for `leaseMs`. */
   private async announce(manager: EntityManager, owner: string, leaseMs: number): Promise<void> {
     const { d } = this;
     const p = new SqlParams(d);
     await manager.query(d.upsert(this.relayTable, ['owner', 'expires_at'], `${p.add(owner)}, ${d.nowPlusMs(p.add(leaseMs))}`, 'owner', ['expires_at']), p.values);
   }
 
-  /** How many relays on `'buckets'` announce themselves now (their announcement has not run out). */
+  /** How many relays announce themselves now (their announcement has not run out; not the fifth migration's marker). */
   async liveRelays(manager: EntityManager): Promise<number> {
-    const rows: Array<{ n: number | string }> = await manager.query(`SELECT COUNT(*) AS n FROM ${this.relayTable} WHERE expires_at > ${this.d.now()}`);
+    const rows: Array<{ n: number | string }> = await manager.query(
+      `SELECT COUNT(*) AS n FROM ${this.relayTable} WHERE expires_at > ${this.d.now()} AND owner <> '${ROW_LEASES_RETIRED}'`,
+    );
     return Number(rows[0].n);
   }
 
   /**
    * Extends the leases of the buckets `owner` holds under the given tokens, and (`announce`) its
-   * announcement, and returns the buckets it still holds (bucket → token). A bucket whose lease ran out is not
-   * among them, whether or not another relay took it over meanwhile: while it was out, a relay on
-   * `'buckets'` may have taken it, or (the announcement run out too) a relay on `'rows'` may have
-   * claimed its messages; the relay takes it again through a maintenance.
+   * announcement, and returns the buckets it still holds (bucket → token). A bucket whose lease ran
+   * out is not among them, whether or not another relay took it over meanwhile; the relay takes it
+   * again through a maintenance.
    */
   async renew(manager: EntityManager, owner: string, tokens: ReadonlySet<string>, leaseMs: number, announce = true): Promise<Map<number, string>> {
     if (tokens.size === 0) return new Map();
@@ -144,8 +145,10 @@ export class BucketStore {
   /**
    * The committed messages of `owned` buckets that are due, in seq order, at most `limit`: not the
    * ones in `exclude` (in flight), nor those of a blocked key from its blocking seq on. A message
-   * written without a bucket (before the fourth migration, or by an instance with
-   * `ownership: 'rows'`) is read too and kept if its key's bucket is owned.
+   * written without a bucket (by an instance of an earlier version, before `fillBuckets` reached it)
+   * is read too and kept if its key's bucket is owned. Nothing while a relay of the row-lease design
+   * (an earlier version) holds a committed message under a live lease: in the same statement, so
+   * the two designs never publish at once.
    */
   async read(
     manager: EntityManager,
@@ -164,7 +167,7 @@ export class BucketStore {
       blocked.size > 0 ? ` AND NOT EXISTS (SELECT 1 FROM ${d.pairsTable([...blocked], p)} b WHERE b.k = r.message_key AND r.seq > b.m)` : '';
     const rows: Array<Record<string, unknown>> = await manager.query(
       `SELECT ${deliveryColumns(d, 'r')}, r.bucket FROM ${this.store.t} r WHERE r.status = ${COMMITTED} AND r.next_attempt_at <= ${d.now()}` +
-        `${buckets}${notIn}${notBlocked} ORDER BY r.seq LIMIT ${p.add(limit)}`,
+        `${buckets}${notIn}${notBlocked} AND NOT EXISTS (${this.liveRowLease()}) ORDER BY r.seq LIMIT ${p.add(limit)}`,
       p.values,
     );
     const result: BucketRow[] = [];
@@ -174,6 +177,43 @@ export class BucketStore {
       if (owned.has(message.bucket)) result.push(message);
     }
     return result;
+  }
+
+  /** A live lease of the row-lease design on a committed message (its index makes this a probe of an empty index once they are gone). */
+  private liveRowLease(): string {
+    return `SELECT 1 FROM ${this.store.t} l WHERE l.status = ${COMMITTED} AND l.lease_token IS NOT NULL AND l.lease_expires_at > ${this.d.now()}`;
+  }
+
+  /** How many committed messages a relay of the row-lease design (an earlier version) holds under a live lease. */
+  async rowLeases(manager: EntityManager): Promise<number> {
+    const rows: Array<{ n: number | string }> = await manager.query(`SELECT COUNT(*) AS n FROM (${this.liveRowLease()}) x`);
+    return Number(rows[0].n);
+  }
+
+  /**
+   * Writes the key bucket of up to `limit` live messages written without one (by instances of an
+   * earlier version: every message written by this one carries it); returns how many. Restartable
+   * and idempotent: any relay may run it, at any time.
+   */
+  async fillBuckets(manager: EntityManager, limit: number): Promise<number> {
+    const { d } = this;
+    const p = new SqlParams(d);
+    const rows: Array<{ seq: number | string; message_key: string | null; id: string }> = await manager.query(
+      `SELECT seq, message_key, id FROM ${this.store.t} WHERE bucket IS NULL AND status IN ('${MessageStatus.HALF}', ${COMMITTED}, ` +
+        `'${MessageStatus.DEAD}', '${MessageStatus.CHECK_EXHAUSTED}') ORDER BY seq LIMIT ${p.add(limit)}`,
+      p.values,
+    );
+    if (rows.length === 0) return 0;
+    const byBucket = new Map<number, number[]>();
+    for (const row of rows) {
+      const bucket = keyBucket(row.message_key, row.id);
+      byBucket.set(bucket, [...(byBucket.get(bucket) ?? []), Number(row.seq)]);
+    }
+    const u = new SqlParams(d);
+    // The bucket inline (a number of 0..255 computed here): a bound CASE result has no type on PostgreSQL.
+    const cases = [...byBucket].map(([bucket, seqs]) => `WHEN ${u.inSeqs('seq', seqs)} THEN ${Math.trunc(bucket)}`).join(' ');
+    const all = rows.map((r) => Number(r.seq));
+    return affected(manager, `UPDATE ${this.store.t} SET bucket = CASE ${cases} END WHERE ${u.inSeqs('seq', all)} AND bucket IS NULL`, u.values);
   }
 
   /**

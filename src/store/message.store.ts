@@ -32,8 +32,6 @@ export class MessageStore {
     readonly tableName: string,
     /** PostgreSQL channel notified when a message becomes COMMITTED, or null. */
     readonly notifyChannel: string | null,
-    /** Write each message's key bucket (`relay.ownership: 'buckets'`; the column exists from the fourth migration). */
-    readonly writeBuckets = false,
     /** Send the message INSERT as a prepared statement where the dialect can (decided at boot: see PreparedStatementsCheck). */
     public preparedStatements = false,
   ) {
@@ -69,14 +67,11 @@ export class MessageStore {
       status === MessageStatus.HALF ? d.nowPlusMs(p.add(message.checkImmunityMs)) : 'NULL',
       status === MessageStatus.COMMITTED ? d.now() : 'NULL',
     ].join(', ');
-    let columns =
+    // Every message carries its key bucket (the fourth migration's column): the relays own buckets.
+    const columns =
       'id, producer_group, topic, message_key, tags, properties, body, content_type, status, check_immunity_ms, ' +
-      'created_at, transaction_ended_at, next_check_at, next_attempt_at';
-    let allValues = values;
-    if (this.writeBuckets) {
-      columns += ', bucket';
-      allValues += `, ${p.add(keyBucket(message.key, message.id))}`;
-    }
+      'created_at, transaction_ended_at, next_check_at, next_attempt_at, bucket';
+    const allValues = `${values}, ${p.add(keyBucket(message.key, message.id))}`;
     const lock = message.key === null ? undefined : d.keyLock({ lockClass: this.lockClass, key: message.key, keyLockTable: this.keyLockTable }, p);
     for (const [statement, params] of lock?.before ?? []) await manager.query(statement, params);
     const sql = lock?.from ? `INSERT INTO ${this.t} (${columns}) SELECT ${allValues}${lock.from}` : `INSERT INTO ${this.t} (${columns}) VALUES (${allValues})`;

@@ -5,17 +5,12 @@ import { MessageTableSharedError } from '../errors/message-table-shared.error.js
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { ROW_LEASES_RETIRED } from './dialects/bucket-tables.js';
 import { MessageStore } from './message.store.js';
 
 /** @internal Fails the bootstrap, with the fix, when the DataSource or the message table is not ready. */
 @Injectable()
 export class SchemaCheck {
-  /**
-   * Whether the fourth migration's tables exist (found by `verify`): a relay on `'rows'` then
-   * watches `<table>_relay` for relays on `'buckets'` and holds off while any is alive.
-   */
-  keyBucketTables = false;
-
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     private readonly store: MessageStore,
@@ -42,20 +37,25 @@ export class SchemaCheck {
       // operator's tool, such as the CLI, may open it; a relay never publishes another group's
       // messages, see DeliveryRelay.)
       if (this.options.relay.enabled) await this.refuseSharedTable();
-      // The fourth migration: the key bucket column and the bucket lease tables.
+      // The fourth and fifth migrations: the key bucket column, the bucket lease tables, and the
+      // marker that stops relays of the row-lease design (relays of this version own key buckets).
       const q = this.store.dialect.quote;
       try {
         await dataSource.query(`SELECT ${q('bucket')} FROM ${q(tableName)} WHERE 1 = 0`);
         await dataSource.query(`SELECT ${q('bucket')}, ${q('token')} FROM ${q(`${tableName}_bucket`)} WHERE 1 = 0`);
-        await dataSource.query(`SELECT ${q('owner')} FROM ${q(`${tableName}_relay`)} WHERE 1 = 0`);
-        this.keyBucketTables = true;
       } catch (error) {
-        if (this.options.relay.ownership === 'buckets') {
-          throw new MessageTableMissingError(
-            `${tableName}_bucket`,
-            `relay.ownership 'buckets' needs the migration AddTransactionalMessageKeyBuckets: ${(error as Error).message}`,
-          );
-        }
+        throw new MessageTableMissingError(tableName, `the migration AddTransactionalMessageKeyBuckets has not run: ${(error as Error).message}`);
+      }
+      const retired: unknown[] = await dataSource
+        .query(`SELECT 1 FROM ${q(`${tableName}_relay`)} WHERE ${q('owner')} = '${ROW_LEASES_RETIRED}'`)
+        .catch((error: unknown) => {
+          throw new MessageTableMissingError(tableName, `the migration AddTransactionalMessageKeyBuckets has not run: ${(error as Error).message}`);
+        });
+      if (retired.length === 0) {
+        throw new MessageTableMissingError(
+          tableName,
+          'the migration RetireTransactionalMessageRowLeases has not run (it makes key buckets the only relay design; see the README\'s Upgrading)',
+        );
       }
     }
     if (this.options.inbox.enabled) {

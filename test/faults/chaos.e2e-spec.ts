@@ -63,12 +63,15 @@ describe('fault injection: chaos', () => {
       await createTopics([topic], 6, broker.brokers);
       const perKey = Math.ceil(PLAN.messages / (PLAN.apps * PLAN.keysPerApp));
       const slots: Slot[] = [];
+      // Delivered and rolled-back messages kept (FAULT_RELAY): the oracle reads when each was
+      // decided, to tell a check that raced a decision from one that came after it.
+      const relayOptions = FAULT_RELAY;
       for (let a = 0; a < PLAN.apps; a++) {
         const keys = Array.from({ length: PLAN.keysPerApp }, (_, k) => `app${a}-key${k}`);
-        const config = workerConfig(db, topic, broker.brokers, `app${a}`, { produce: { keys, perKey, mix: [55, 15, 15, 15] } });
+        const config = workerConfig(db, topic, broker.brokers, `app${a}`, { relayOptions, produce: { keys, perKey, mix: [55, 15, 15, 15] } });
         slots.push({ config, current: fleet.start(config), producer: true });
       }
-      const relayConfig = workerConfig(db, topic, broker.brokers, 'relay');
+      const relayConfig = workerConfig(db, topic, broker.brokers, 'relay', { relayOptions });
       slots.push({ config: relayConfig, current: fleet.start(relayConfig), producer: false });
       const consumerConcurrency = Number(process.env.TM_FAULT_CONSUMER_CONCURRENCY ?? 1);
       const consumer = fleet.supervise({ ...consumerConfig(db, topic, broker.brokers), consumerConcurrency });

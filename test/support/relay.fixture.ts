@@ -1,5 +1,5 @@
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../../src/index.js';
-import { DEFAULT_RELAY_OPTIONS, KafkaPublisher, type RelayOwnership } from '../../src/index.js';
+import { KafkaPublisher } from '../../src/index.js';
 import { KAFKA_BROKERS, KAFKA_CLIENT } from './kafka.js';
 
 /** An error the ControlledPublisher throws, carrying how the relay should classify it. */
@@ -69,15 +69,10 @@ export function gate(): { wait: Promise<void>; open: () => void } {
   return { wait, open };
 }
 
-/**
- * How relays share messages in these tests: TM_RELAY_OWNERSHIP (`rows` or `buckets`) runs any
- * suite on either design; the default is the library's.
- */
-export const RELAY_OWNERSHIP: RelayOwnership = (process.env.TM_RELAY_OWNERSHIP as RelayOwnership | undefined) ?? DEFAULT_RELAY_OPTIONS.ownership;
-
 /** Relay timings fast enough for tests (production defaults are seconds). */
 export const FAST_RELAY = {
-  ownership: RELAY_OWNERSHIP,
+  // Delivered messages kept (the default, 0, deletes them): the tests look at their status.
+  retentionMs: 7 * 86_400_000,
   pollIntervalMs: 50,
   leaseMs: 5_000,
   backoffInitialMs: 20,

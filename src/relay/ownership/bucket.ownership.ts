@@ -7,7 +7,7 @@ import { settlesWithin } from '../../lifecycle/within.js';
 import type { ResolvedOptions } from '../../options/transactional-message-options.interface.js';
 import type { BlockedKeys, BucketRow, BucketStore } from '../../store/bucket.store.js';
 import { KEY_BUCKETS } from '../../store/dialects/bucket-tables.js';
-import type { DeliveryClaim, DeliveryStore } from '../../store/delivery.store.js';
+import type { DeliveryClaim } from '../../store/delivery.store.js';
 import type { MessageRow } from '../../store/message-row.js';
 import { LOGGER_CONTEXT } from '../../transactional-message.constants.js';
 import { rowsOf, type DeliveryOwnership } from './delivery-ownership.js';
@@ -19,7 +19,7 @@ interface BucketClaim extends DeliveryClaim {
 }
 
 /**
- * @internal `relay.ownership: 'buckets'`. The relay leases key buckets (its share of them: the
+ * @internal How relays share the work: each leases key buckets (its share of them: the
  * buckets divided by the relays alive, rebalanced at each maintenance) and publishes the committed
  * messages of its buckets in seq order. One key, one bucket, one owner: per-key order needs no
  * per-message lease, no head search and no contested-keys read.
@@ -56,19 +56,14 @@ export class BucketOwnership implements DeliveryOwnership {
   private confirmedAt = -Infinity;
   private maintaining: Promise<void> | undefined;
   private stopped = false;
-  /** No relay on `'rows'` held a committed message when this relay last looked (it looks until then). */
-  private rowLeasesGone = false;
-  private waitingForRowLeases = false;
-  /** When this relay's announcement was last written (performance.now()). */
-  private announcedAt = -Infinity;
+  /** Relays of the row-lease design (an earlier version) held committed messages at the last maintenance (reads find nothing meanwhile). */
+  private rowLeasesSeen = false;
 
   constructor(
     private readonly options: ResolvedOptions,
     private readonly identity: string,
     private readonly runner: BackgroundWork,
     private readonly store: BucketStore,
-    /** The row leases of relays on `'rows'`, waited for before the first read. */
-    private readonly rows: DeliveryStore,
   ) {}
 
   private get maintenanceIntervalMs(): number {
@@ -77,8 +72,6 @@ export class BucketOwnership implements DeliveryOwnership {
 
   async claim(_exhaustive: boolean, force: boolean): Promise<DeliveryClaim> {
     if (force || performance.now() - this.lastMaintenanceAt >= this.maintenanceIntervalMs) await this.maintain();
-    // Waiting for the row leases of relays on 'rows' to end: nothing is read meanwhile.
-    if (!this.rowLeasesGone) return { token: '', messages: [] };
     const readable = new Set([...this.owned.keys()].filter((b) => !this.leaving.has(b)));
     const confirmedAt = this.confirmedAt;
     const blocked = this.blockedNow();
@@ -214,11 +207,10 @@ export class BucketOwnership implements DeliveryOwnership {
   private async doMaintain(): Promise<void> {
     if (this.stopped) return;
     const { leaseMs } = this.options.relay;
-    const announcing = (this.lastMaintenanceAt = performance.now());
+    this.lastMaintenanceAt = performance.now();
     const relays = await this.runner.autocommit('relay.buckets', (m) => this.store.heartbeat(m, this.identity, leaseMs));
-    this.announced(announcing);
-    if (!(await this.noRowLeases())) return;
     await this.renewLeases(false); // the heartbeat just announced this relay
+    await this.upgradeWork();
     const share = Math.ceil(KEY_BUCKETS / relays);
     if (this.owned.size - this.leaving.size > share) {
       // The highest buckets go first, so relays keep stable shares across rebalances.
@@ -270,39 +262,27 @@ export class BucketOwnership implements DeliveryOwnership {
   }
 
   /**
-   * All relays of one table must use the same ownership. A relay on `'rows'` holds off while this
-   * one announces itself (it asks before each claim); this relay, once announced, takes no bucket
-   * while a relay on `'rows'` still holds committed messages under a lease (a batch it claimed
-   * before it saw this relay, or a relay left on `'rows'` by mistake), so the two never publish
-   * a key at once. Asked at each maintenance until no such lease is found, then never again.
+   * What an upgrade from the row-lease design leaves: messages written without a bucket by
+   * instances of an earlier version (given theirs here, in batches, so that reads are not filled
+   * with other relays' keys), and committed messages such a relay still holds under a lease (reads
+   * find nothing while any is live; said once, and once more when they are gone).
    */
-  private async noRowLeases(): Promise<boolean> {
-    if (this.rowLeasesGone) return true;
-    const live = await this.runner.autocommit('relay.buckets', (m) => this.rows.rowLeasesLive(m));
-    if (live) {
-      if (!this.waitingForRowLeases) {
-        this.logger.warn(
-          `Relay ${this.identity} on relay.ownership 'buckets' waits: relays on 'rows' hold committed messages under a lease. ` +
-            `All relays of one table must use the same ownership; a relay on 'rows' holds off while this one is alive, and this one ` +
-            `takes its key buckets once those leases have ended (at most relay.leaseMs of theirs).`,
-        );
-      }
-      this.waitingForRowLeases = true;
-      return false;
+  private async upgradeWork(): Promise<void> {
+    for (let batch = 0; batch < FILL_BATCHES_PER_MAINTENANCE; batch++) {
+      const filled = await this.runner.autocommit('relay.buckets', (m) => this.store.fillBuckets(m, FILL_BATCH));
+      if (filled < FILL_BATCH) break;
     }
-    if (this.waitingForRowLeases) this.logger.log(`Relay ${this.identity} on relay.ownership 'buckets' goes on: no row lease is left`);
-    this.rowLeasesGone = true;
-    return true;
-  }
-
-  /**
-   * This relay announced itself by a statement started at `at`. When the announcement before had
-   * run out by then (this relay paused, or its database calls stalled, past its lease), a relay on
-   * `'rows'` may have started and claimed meanwhile: look for row leases again before reading.
-   */
-  private announced(at: number): void {
-    if (at - this.announcedAt > this.options.relay.leaseMs) this.rowLeasesGone = false;
-    this.announcedAt = at;
+    const leased = await this.runner.autocommit('relay.buckets', (m) => this.store.rowLeases(m));
+    if (leased > 0 && !this.rowLeasesSeen) {
+      this.logger.warn(
+        `Relay ${this.identity} waits: relays of the row-lease design (an earlier version of this library) hold ${leased} committed ` +
+          `message(s) under a lease, and two designs must never publish at once. It delivers once those leases end (at most their ` +
+          `relay.leaseMs); stop the relays of the earlier version (README: Upgrading).`,
+      );
+    } else if (leased === 0 && this.rowLeasesSeen) {
+      this.logger.log(`Relay ${this.identity} goes on: no lease of the row-lease design is left`);
+    }
+    this.rowLeasesSeen = leased > 0;
   }
 
   /**
@@ -314,7 +294,6 @@ export class BucketOwnership implements DeliveryOwnership {
     const startedAt = performance.now();
     const tokens = new Set(this.owned.values());
     const held = await this.runner.autocommit('relay.renew', (m) => this.store.renew(m, this.identity, tokens, this.options.relay.leaseMs, announce));
-    if (announce) this.announced(startedAt);
     const lost = [...this.owned.keys()].filter((b) => held.get(b) !== this.owned.get(b));
     for (const bucket of lost) {
       this.owned.delete(bucket);
@@ -327,6 +306,10 @@ export class BucketOwnership implements DeliveryOwnership {
     this.confirmedAt = startedAt;
   }
 }
+
+/** Messages written without a bucket given theirs per statement, and statements per maintenance. */
+const FILL_BATCH = 1_000;
+const FILL_BATCHES_PER_MAINTENANCE = 10;
 
 function setMin(map: BlockedKeys, key: string, seq: number): void {
   map.set(key, Math.min(seq, map.get(key) ?? Infinity));

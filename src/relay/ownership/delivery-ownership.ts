@@ -2,14 +2,15 @@ import type { DeliveryClaim } from '../../store/delivery.store.js';
 import type { MessageRow } from '../../store/message-row.js';
 
 /**
- * @internal How relays share committed messages (`relay.ownership`): what the relay claims, how it
- * confirms a claim is still its own, and how it records the outcome. The relay's loop (pipelining,
- * byte-bounded requests, isolating a failing message, backoff, shutdown) is the same for both.
+ * @internal How relays share committed messages (key buckets, BucketOwnership): what the relay
+ * reads, how it confirms a batch is still its own, and how it records the outcome. The relay's
+ * loop (pipelining, byte-bounded requests, isolating a failing message, backoff, shutdown) is
+ * DeliveryRelay's.
  */
 export interface DeliveryOwnership {
   /**
-   * The next batch of committed messages this relay may publish, in seq order. `exhaustive`: look
-   * at the whole queue when the oldest messages give nothing (not for a prefetch); `force`: now.
+   * The next batch of committed messages this relay may publish, in seq order. `force`: maintain
+   * the key buckets now (`drain()`); `exhaustive` is unused (a remnant of the row-lease design).
    */
   claim(exhaustive: boolean, force: boolean): Promise<DeliveryClaim>;
   /**

@@ -1,6 +1,5 @@
 import { hash32 } from '../sql-params.js';
-import { createBucketTables, dropBucketTables } from './bucket-tables.js';
-import { lockingReadRowClaim } from './locking-read.row-claim.js';
+import { createBucketTables, dropBucketTables, retireRowLeases, unretireRowLeases } from './bucket-tables.js';
 import { KEY_LOCK_BUCKETS, type SqlDialect } from './sql-dialect.interface.js';
 
 const q = (identifier: string): string => `\`${identifier}\``;
@@ -13,7 +12,6 @@ export const mysqlDialect: SqlDialect = {
   // InnoDB's default REPEATABLE READ makes the relay's locking reads take gap locks, which
   // deadlock with the INSERTs of business transactions; READ COMMITTED takes none.
   ownIsolation: 'READ COMMITTED',
-  rowClaim: lockingReadRowClaim,
   inBigints: (column, values, p) => `${column} IN (${p.list(values)})`,
   pairsTable: (pairs, p) => `(${pairs.map(([k, m], i) => (i === 0 ? `SELECT ${p.add(k)} AS k, ${p.add(m)} AS m` : `SELECT ${p.add(k)}, ${p.add(m)}`)).join(' UNION ALL ')})`,
   // mysql2 prepares only through execute(), which TypeORM's query runner does not use.
@@ -101,6 +99,8 @@ export const mysqlDialect: SqlDialect = {
       tableSuffix: ' ENGINE=InnoDB',
     }),
   dropBuckets: (t) => dropBucketTables(t, { quote: q }),
+  retireRowLeases: (t) => retireRowLeases(t, { quote: q, partialIndexes: false, forever: "'9999-12-31 23:59:59.999'" }),
+  unretireRowLeases: (t) => unretireRowLeases(t, { quote: q, partialIndexes: false }, (table, index) => `ALTER TABLE ${q(table)} DROP INDEX ${q(index)}`),
   upsert: (table, columns, values, _key, update) =>
     `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${values}) ON DUPLICATE KEY UPDATE ${update.map((c) => `${c} = VALUES(${c})`).join(', ')}`,
   createInboxTable: (t) => [

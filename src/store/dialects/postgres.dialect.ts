@@ -1,6 +1,5 @@
 import { hash32 } from '../sql-params.js';
-import { createBucketTables, dropBucketTables } from './bucket-tables.js';
-import { oneStatementRowClaim } from './one-statement.row-claim.js';
+import { createBucketTables, dropBucketTables, retireRowLeases, unretireRowLeases } from './bucket-tables.js';
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
 import { queryPreparedPg } from './prepared-sql.js';
 import { probePreparedStatements } from './prepared-statements.probe.js';
@@ -14,7 +13,6 @@ export const postgresDialect: SqlDialect = {
   singleConnection: false,
   notifications: true,
   ownIsolation: undefined,
-  rowClaim: oneStatementRowClaim,
   // One array parameter: a batch of 500 is one bind, not 500.
   inBigints: (column, values, p) => `${column} = ANY(${p.add(values)}::bigint[])`,
   pairsTable: (pairs, p) => `(SELECT * FROM unnest(${p.add(pairs.map(([k]) => k))}::text[], ${p.add(pairs.map(([, m]) => m))}::bigint[]) AS u(k, m))`,
@@ -87,6 +85,8 @@ export const postgresDialect: SqlDialect = {
   dropOperatorIndex: (t) => [`DROP INDEX IF EXISTS "${t}_operator_idx"`],
   createBuckets: (t) => createBucketTables(t, { quote: q, smallint: 'SMALLINT', text: 'VARCHAR(255)', time: 'TIMESTAMPTZ(3)', tableSuffix: '' }),
   dropBuckets: (t) => dropBucketTables(t, { quote: q }),
+  retireRowLeases: (t) => retireRowLeases(t, { quote: q, partialIndexes: true, forever: "'9999-12-31 23:59:59+00'" }),
+  unretireRowLeases: (t) => unretireRowLeases(t, { quote: q, partialIndexes: true }, (_, index) => `DROP INDEX IF EXISTS ${q(index)}`),
   upsert: (table, columns, values, key, update) =>
     `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${values}) ON CONFLICT (${key}) DO UPDATE SET ${update.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`,
   createInboxTable: (t) => [

@@ -1,7 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { PreparedStatementsProbe } from './prepared-statements.probe.js';
 import type { SqlParams } from '../sql-params.js';
-import type { RowClaimQueries } from './row-claim.interface.js';
 
 /** What a keyed message's INSERT locks: its key, in the lock space of one message table. */
 export interface KeyLock {
@@ -27,11 +26,6 @@ export interface SqlDialect {
   readonly notifications: boolean;
   /** The isolation level of the library's own transactions; `undefined`: the database's default. */
   readonly ownIsolation: 'READ COMMITTED' | undefined;
-  /**
-   * How a relay on `relay.ownership: 'rows'` claims messages here: one statement in autocommit
-   * (PostgreSQL), or locking reads and a lease write in a transaction of their own.
-   */
-  readonly rowClaim: RowClaimQueries;
   /** `column IN (...)` for row numbers (bigint), bound through `p`. */
   inBigints(column: string, values: readonly number[], p: SqlParams): string;
   /** A derived table of (text `k`, bigint `m`) rows, bound through `p` in text order. */
@@ -81,6 +75,9 @@ export interface SqlDialect {
   /** DDL of the fourth migration: the key bucket column, the bucket lease and relay membership tables. */
   createBuckets(table: string): string[];
   dropBuckets(table: string): string[];
+  /** DDL of the fifth migration: key buckets become the only relay design (see `retireRowLeases`). */
+  retireRowLeases(table: string): string[];
+  unretireRowLeases(table: string): string[];
   /**
    * An INSERT of one row that, when the primary key `key` already has a row, updates `update`
    * (columns) to the values it would have inserted.

@@ -1,5 +1,4 @@
-import { createBucketTables, dropBucketTables } from './bucket-tables.js';
-import { lockingReadRowClaim } from './locking-read.row-claim.js';
+import { createBucketTables, dropBucketTables, retireRowLeases, unretireRowLeases } from './bucket-tables.js';
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
@@ -12,7 +11,6 @@ export const sqliteDialect: SqlDialect = {
   singleConnection: true,
   notifications: false,
   ownIsolation: undefined,
-  rowClaim: lockingReadRowClaim,
   inBigints: (column, values, p) => `${column} IN (${p.list(values)})`,
   // One JSON parameter, whatever the count: SQLite allows 500 terms in a compound SELECT (a UNION
   // ALL per pair stalled the relay beyond 500 keys).
@@ -78,6 +76,8 @@ export const sqliteDialect: SqlDialect = {
   dropOperatorIndex: (t) => [`DROP INDEX IF EXISTS "${t}_operator_idx"`],
   createBuckets: (t) => createBucketTables(t, { quote: q, smallint: 'INTEGER', text: 'TEXT', time: 'TEXT', tableSuffix: '' }),
   dropBuckets: (t) => dropBucketTables(t, { quote: q }),
+  retireRowLeases: (t) => retireRowLeases(t, { quote: q, partialIndexes: true, forever: "'9999-12-31 23:59:59.999'" }),
+  unretireRowLeases: (t) => unretireRowLeases(t, { quote: q, partialIndexes: true }, (_, index) => `DROP INDEX IF EXISTS ${q(index)}`),
   upsert: (table, columns, values, key, update) =>
     `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${values}) ON CONFLICT (${key}) DO UPDATE SET ${update.map((c) => `${c} = excluded.${c}`).join(', ')}`,
   createInboxTable: (t) => [

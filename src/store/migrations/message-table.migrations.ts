@@ -33,6 +33,7 @@ export function transactionalMessageMigrations(options: TransactionalMessageMigr
     migration(`AddTransactionalMessageDeadKeyIndex${suffix}1764600000000`, (d) => d.createDeadKeyIndex(table), (d) => d.dropDeadKeyIndex(table)),
     migration(`AddTransactionalMessageOperatorIndex${suffix}1764700000000`, (d) => d.createOperatorIndex(table), (d) => d.dropOperatorIndex(table)),
     migration(`AddTransactionalMessageKeyBuckets${suffix}1764800000000`, (d) => d.createBuckets(table), (d) => d.dropBuckets(table)),
+    migration(`RetireTransactionalMessageRowLeases${suffix}1765000000000`, (d) => d.retireRowLeases(table), (d) => d.unretireRowLeases(table)),
   ];
 }
 

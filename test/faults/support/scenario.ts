@@ -6,6 +6,9 @@ import { runOracle, settled, violations, type OracleReport, type Pause } from '.
 
 /** Relay timings of the workers: short leases so that a killed relay's claim is taken over quickly. */
 export const FAULT_RELAY = {
+  // Delivered messages kept (the default, 0, deletes them): these tests read their final status,
+  // and the oracle when each message was decided (a check that raced a decision is allowed).
+  retentionMs: 7 * 86_400_000,
   pollIntervalMs: 50,
   leaseMs: 2_000,
   backoffInitialMs: 20,

@@ -226,8 +226,7 @@ async function createApp(ds: DataSource, relay: boolean, providers: Function[]):
     tableName: config.tableName,
     checkImmunityMs: config.checkImmunityMs ?? 500,
     publisher,
-    // TM_RELAY_OWNERSHIP runs the suite on the other relay design ('rows', 'buckets').
-    relay: { enabled: relay, ...(process.env.TM_RELAY_OWNERSHIP ? { ownership: process.env.TM_RELAY_OWNERSHIP as 'rows' | 'buckets' } : {}), ...config.relayOptions },
+    relay: { enabled: relay, ...config.relayOptions },
     check: { ...config.checkOptions },
     inbox: { enabled: config.role === 'consumer' },
   });
