@@ -76,7 +76,13 @@ export async function runOracle(db: TestDatabase, options: { exhaustedStatus?: s
           ? `SELECT id, status, EXTRACT(EPOCH FROM transaction_ended_at) * 1000 AS ended_ms FROM ${t}`
           : `SELECT id, status, NULL AS ended_ms FROM ${t}`,
     ),
-    q(`SELECT message_id, check_number FROM ${t}_check`),
+    q(
+      db.kind === 'mariadb'
+        ? `SELECT message_id, check_number, checker, result, UNIX_TIMESTAMP(checked_at) * 1000 AS checked_ms FROM ${t}_check`
+        : db.kind === 'postgres'
+          ? `SELECT message_id, check_number, checker, result, EXTRACT(EPOCH FROM checked_at) * 1000 AS checked_ms FROM ${t}_check`
+          : `SELECT message_id, check_number, checker, result, NULL AS checked_ms FROM ${t}_check`,
+    ),
   ]);
   const examples: string[] = [];
   const example = (text: string) => {
@@ -161,6 +167,26 @@ export async function runOracle(db: TestDatabase, options: { exhaustedStatus?: s
     lastSeqOfKey.set(e.msg_key, Math.max(last, Number(e.key_seq)));
   }
 
+  // For a failure message: every handler call and recorded check of one message, with the
+  // decision time and the pauses of the processes involved (ms relative to the decision).
+  const postMortem = (id: string): string => {
+    const ended = endedAt.get(id);
+    const rel = (ms: unknown) => (ended === undefined ? `@${Number(ms)}` : `${Math.round(Number(ms) - ended)}ms`);
+    const ofId = calls.filter((c) => String(c.message_id) === id);
+    const pids = new Set(ofId.map((c) => Number(c.pid)));
+    return [
+      `intent ${producerDecided.has(id) ? 'decided by its producer' : 'left to a check'}, decided at ${ended ?? '?'}`,
+      `calls [${ofId.map((c) => `pid ${c.pid} #${c.check_count} saw ${c.status_at_call} at ${rel(c.called_ms)}`).join('; ')}]`,
+      `history [${history
+        .filter((h) => String(h.message_id) === id)
+        .map((h) => `#${h.check_number} ${h.result} by ${h.checker} at ${rel(h.checked_ms)}`)
+        .join('; ')}]`,
+      `pauses [${(options.pauses ?? [])
+        .filter((p) => pids.has(p.pid))
+        .map((p) => `pid ${p.pid} ${rel(p.from)}..${rel(p.to)}`)
+        .join('; ')}]`,
+    ].join(', ');
+  };
   let checksOfDecided = 0;
   let staleChecksAfterPause = 0;
   let checksRacedInHandler = 0;
@@ -182,7 +208,7 @@ export async function runOracle(db: TestDatabase, options: { exhaustedStatus?: s
     }
     if (call.status_at_call !== 'HALF' || producerDecided.has(id)) {
       checksOfDecided++;
-      example(`check of a decided message ${id} (status ${call.status_at_call}, check #${call.check_count})`);
+      example(`check of a decided message ${id} (status ${call.status_at_call}, check #${call.check_count}): ${postMortem(id)}`);
     }
   }
   let checkCountErrors = 0;
