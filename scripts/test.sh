@@ -9,6 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 
 echo "[test] type-checking and building the package"
 npx tsc -p tsconfig.json --noEmit
+# Imports run one way (layers in .dependency-cruiser.cjs), no cycles.
+npx depcruise src --config .dependency-cruiser.cjs --output-type err
 rm -rf dist && npx tsc -p tsconfig.build.json
 # The published entry point must load in plain Node (ESM, no test transform).
 node --input-type=module -e "import('./dist/index.js').then((m) => { if (!m.TransactionalMessageModule) process.exit(1); })"

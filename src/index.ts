@@ -14,10 +14,11 @@ export type {
 export { DEFAULT_OPTIONS, DEFAULT_RELAY_OPTIONS, DEFAULT_CHECK_OPTIONS, DEFAULT_INBOX_OPTIONS } from './options/resolve-options.js';
 
 export { TransactionalMessage } from './decorators/transactional-message.decorator.js';
-export type { TransactionalMessageOptions, FromCall } from './decorators/transactional-message-options.interface.js';
-export { currentHalfMessage, type HalfMessageHandle } from './context/half-message-draft.js';
+export type { TransactionalMessageOptions, FromCall } from './options/message-method-options.interface.js';
+export { currentHalfMessage } from './context/current-half-message.js';
+export type { HalfMessageHandle } from './context/half-message-draft.js';
 export { TransactionContext, type RunInTransactionOptions } from './context/transaction-context.service.js';
-export { TransactionalMessageRelay } from './relay/transactional-message-relay.service.js';
+export { TransactionalMessageRelay } from './transactional-message.relay.js';
 export {
   TransactionalMessageAdmin,
   LIVE_STATUSES,
@@ -33,9 +34,9 @@ export {
   type HealthThresholds,
   type TransactionalMessageHealth,
 } from './operations/health.indicator.js';
-export { TRACEPARENT_HEADER, TRACESTATE_HEADER } from './operations/tracing.js';
+export { TRACEPARENT_HEADER, TRACESTATE_HEADER } from './telemetry/tracing.js';
 export { METER_NAME } from './operations/metrics.service.js';
-export type { IsolationLevel } from './context/isolation-level.js';
+export type { IsolationLevel } from './options/isolation-level.js';
 
 export {
   TransactionalMessageProducer,

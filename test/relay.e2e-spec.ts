@@ -18,7 +18,7 @@ import {
 import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
 import { DeliveryRelay } from '../src/relay/delivery-relay.service.js';
 import { CheckStore } from '../src/store/check.store.js';
-import { BackgroundWork } from '../src/lifecycle/background-work.js';
+import { BackgroundWork } from '../src/context/background-work.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ClaimWatch, ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure } from './support/relay.fixture.js';
@@ -652,8 +652,9 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     const watch = new ClaimWatch(app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP));
     let intercepted = false;
     let failed = false;
-    watch.intercept = (exhaustive) => {
-      if (exhaustive || intercepted) return undefined;
+    watch.intercept = (n) => {
+      // The second claim is the read-ahead: the first found a full batch (5 of 12).
+      if (n !== 2 || intercepted) return undefined;
       intercepted = true;
       // The read-ahead fails while the first batch's publish waits at the gate (unhandled, Node ends the process).
       return (async () => {

@@ -7,11 +7,11 @@ import { emitEvent, type TransactionalMessageEventMap } from '../events/transact
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { TransactionalMessageProducer } from '../producer/transactional-message.producer.js';
-import { CommitNotifier } from '../relay/commit-notifier.js';
+import { CommitNotifier } from '../context/commit-notifier.js';
 import { AdminStore, type AdminFilter } from '../store/admin.store.js';
 import { publicMessage } from '../store/message-row.js';
 import type { CheckAttempt, StoredMessage } from '../store/stored-message.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
 
 /** The statuses of messages that still wait for something (or someone): what operators list. */
 export const LIVE_STATUSES = [

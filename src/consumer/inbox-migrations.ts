@@ -1,10 +1,10 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import type { MigrationClass } from '../store/migrations/message-table.migrations.js';
-import { validateTableName } from '../store/table-name.js';
+import { DEFAULT_INBOX_TABLE_NAME, validateTableName } from '../store/table-name.js';
 
 /** Default name of the consumer inbox table. */
-export const DEFAULT_INBOX_TABLE_NAME = 'transactional_message_inbox';
+export { DEFAULT_INBOX_TABLE_NAME };
 
 /** Options of {@link transactionalMessageInboxMigrations}. */
 export interface InboxMigrationsOptions {

@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { BackgroundWork } from '../lifecycle/background-work.js';
+import { BackgroundWork } from '../context/background-work.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { PeriodicTask } from '../relay/periodic-task.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
 import { InboxStore } from './inbox.store.js';
 
 /** Below this deduplication window, the boot warns that redeliveries can run an effect again. */

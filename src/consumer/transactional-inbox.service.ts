@@ -5,7 +5,7 @@ import { retryDeadlocks, TransactionRunner } from '../context/transaction-runner
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { RESOLVED_OPTIONS } from '../common/constants.js';
 import { InboxStore } from './inbox.store.js';
 
 /** What `TransactionalInbox.process` did. */

@@ -1,8 +1,8 @@
 import { Injectable, Logger, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { from, lastValueFrom, of, type Observable } from 'rxjs';
-import { LOGGER_CONTEXT } from '../transactional-message.constants.js';
-import { runInConsumerSpan } from '../operations/tracing.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
+import { runInConsumerSpan } from '../telemetry/tracing.js';
 import { headerText, readConsumedMessage } from './consumed-message.js';
 import { INBOX_METADATA, TAG_FILTER_METADATA, type InboxMetadata } from './consumer.constants.js';
 import type { TagExpression } from './tag-expression.js';

@@ -3,7 +3,7 @@ import { ModuleRef } from '@nestjs/core';
 import type { EntityManager } from 'typeorm';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
 
 /** The part of @nestjs-cls/transactional's TransactionHost (TypeORM adapter) that is used. */
 interface ClsTransactionHost {

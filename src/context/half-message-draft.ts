@@ -1,4 +1,3 @@
-import { NoTransactionContextError } from '../errors/no-transaction-context.error.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import {
   encodeBody,
@@ -9,7 +8,6 @@ import {
 } from '../message/encode-message.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import { uuidV7 } from '../message/uuid-v7.js';
-import { transactionStorage } from './transaction-context.storage.js';
 
 /**
  * The half message of the running `@TransactionalMessage` method, from `currentHalfMessage()`.
@@ -102,23 +100,4 @@ export class HalfMessageDraft implements HalfMessageHandle {
     this.outcome = TransactionStatus.UNKNOWN;
     return this;
   }
-}
-
-/**
- * The half message of the `@TransactionalMessage` method that is running now (the innermost one
- * when they are nested). Throws NoTransactionContextError outside such a method.
- *
- * ```ts
- * @TransactionalMessage({ topic: 'order.paid' })
- * async pay(dto: PayOrderDto) {
- *   const payment = await this.gateway.charge(dto);
- *   if (payment.pending) currentHalfMessage().unknown();   // the check handler decides later
- *   return { orderId: dto.orderId };                          // the message body (default)
- * }
- * ```
- */
-export function currentHalfMessage(): HalfMessageHandle {
-  const draft = transactionStorage.getStore()?.draft;
-  if (!draft) throw new NoTransactionContextError('currentHalfMessage()');
-  return draft;
 }

@@ -1,5 +1,5 @@
 import { TransactionalMessageModuleMissingError } from '../errors/module-missing.error.js';
-import type { TransactionalMessageOptions } from '../decorators/transactional-message-options.interface.js';
+import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
 
 /** @internal What runs a `@TransactionalMessage` method: the module's sender, or the test capture. */
 export interface MethodSender {

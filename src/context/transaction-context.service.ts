@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { EntityManager, EntityTarget, ObjectLiteral, Repository } from 'typeorm';
 import { NoTransactionContextError } from '../errors/no-transaction-context.error.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
-import { validateIsolationLevel, type IsolationLevel } from './isolation-level.js';
+import { validateIsolationLevel, type IsolationLevel } from '../options/isolation-level.js';
 import { TransactionRunner } from './transaction-runner.service.js';
 
 /** Options of {@link TransactionContext.runInTransaction}. */

@@ -10,11 +10,11 @@ import type { ResolvedOptions } from '../options/transactional-message-options.i
 import { poolSize } from '../store/dialects/pool-size.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import type { SqlDialect } from '../store/dialects/sql-dialect.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
 import { ClsTransactionBridge } from './cls-transaction.bridge.js';
 import { TypeormTransactionalBridge } from './typeorm-transactional.bridge.js';
 import type { HalfMessageDraft } from './half-message-draft.js';
-import type { IsolationLevel } from './isolation-level.js';
+import type { IsolationLevel } from '../options/isolation-level.js';
 import { installQueryGuard } from './query-guard.js';
 import { fenceQueryRunner } from './query-runner-fence.js';
 import { serialLockFor } from './serial-lock.js';

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
 
 /** Where typeorm-transactional's `addTransactionalDataSource()` records a DataSource's name. */
 const DATA_SOURCE_NAME = '@transactional/data-source';

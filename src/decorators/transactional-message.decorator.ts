@@ -1,8 +1,8 @@
 import { senderRegistry } from '../context/runner-registry.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
-import { TRANSACTIONAL_MESSAGE_METADATA } from '../transactional-message.constants.js';
+import { TRANSACTIONAL_MESSAGE_METADATA } from '../common/constants.js';
 import { copyMethodMetadata } from './copy-method-metadata.js';
-import type { TransactionalMessageOptions } from './transactional-message-options.interface.js';
+import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
 import { validateMethodOptions } from './validate-method-options.js';
 
 /**

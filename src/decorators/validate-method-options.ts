@@ -1,4 +1,4 @@
-import { validateIsolationLevel } from '../context/isolation-level.js';
+import { validateIsolationLevel } from '../options/isolation-level.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import {
   validateDurationMs,
@@ -7,7 +7,7 @@ import {
   validateTags,
   validateTopic,
 } from '../message/encode-message.js';
-import type { TransactionalMessageOptions } from './transactional-message-options.interface.js';
+import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
 
 const KNOWN = new Set(['topic', 'key', 'tags', 'properties', 'body', 'checkImmunityMs', 'mandatory', 'isolationLevel']);
 

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { TransactionalMessageAdmin } from '../admin/transactional-message-admin.service.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { DeliveryRelay } from '../relay/delivery-relay.service.js';
-import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { RESOLVED_OPTIONS } from '../common/constants.js';
 
 /** What counts as unhealthy; checks whose threshold is left out are not made. */
 export interface HealthThresholds {

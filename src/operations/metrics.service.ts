@@ -7,7 +7,7 @@ import {
   type TransactionalMessageEventName,
 } from '../events/transactional-message-events.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
 
 /** The meter's name (the instrumentation scope). */
 export const METER_NAME = 'nestjs-transactional-message';

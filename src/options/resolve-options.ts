@@ -2,8 +2,7 @@ import { InvalidModuleOptionsError } from '../errors/invalid-module-options.erro
 import { MAX_DURATION_MS } from '../message/encode-message.js';
 import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS, KAFKA_OPTION_NAMES, type KafkaOptions } from '../publisher/kafka/kafka-options.interface.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
-import { DEFAULT_TABLE_NAME, validateTableName } from '../store/table-name.js';
-import { DEFAULT_INBOX_TABLE_NAME } from '../consumer/inbox-migrations.js';
+import { DEFAULT_INBOX_TABLE_NAME, DEFAULT_TABLE_NAME, validateTableName } from '../store/table-name.js';
 import type {
   CheckOptions,
   InboxOptions,

@@ -1,8 +1,8 @@
 import type { HalfMessageDraft } from '../context/half-message-draft.js';
-import type { TransactionalMessageOptions } from '../decorators/transactional-message-options.interface.js';
+import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
 import { encodeMessage, validateProperties, type EncodedMessage, type MessageDefaults } from '../message/encode-message.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
-import { storingTraceContext } from '../operations/tracing.js';
+import { storingTraceContext } from '../telemetry/tracing.js';
 
 /**
  * @internal The message of a `@TransactionalMessage` call that returned `result`: what the method

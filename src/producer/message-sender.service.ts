@@ -3,7 +3,7 @@ import { emitEvent } from '../events/transactional-message-events.js';
 import { HalfMessageDraft } from '../context/half-message-draft.js';
 import type { MethodSender } from '../context/runner-registry.js';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
-import type { TransactionalMessageOptions } from '../decorators/transactional-message-options.interface.js';
+import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
 import type { MessageDefaults } from '../message/encode-message.js';
 import { buildMessage, withTraceContext } from './build-message.js';
@@ -11,8 +11,8 @@ import { MessageStatus } from '../message/message-status.enum.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { MessageStore, type InitialStatus } from '../store/message.store.js';
-import { CommitNotifier } from '../relay/commit-notifier.js';
-import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { CommitNotifier } from '../context/commit-notifier.js';
+import { RESOLVED_OPTIONS } from '../common/constants.js';
 
 const STATUS_OF_OUTCOME: Record<TransactionStatus, InitialStatus> = {
   [TransactionStatus.COMMIT]: MessageStatus.COMMITTED,

@@ -10,10 +10,10 @@ import type { MessageInput } from '../message/message.interface.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import { MessageStore, type EndResult } from '../store/message.store.js';
 import type { CheckAttempt, StoredMessage } from '../store/stored-message.interface.js';
-import { CommitNotifier } from '../relay/commit-notifier.js';
+import { CommitNotifier } from '../context/commit-notifier.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
 import { withTraceContext } from './build-message.js';
 import { MessageSender } from './message-sender.service.js';
 

@@ -1,21 +1,21 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { emitEvent } from '../events/transactional-message-events.js';
 import { performance } from 'node:perf_hooks';
-import { isBackgroundStopped } from '../lifecycle/background-work.js';
+import { isBackgroundStopped } from '../context/background-work.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../publisher/message-publisher.interface.js';
-import { describeError } from '../publisher/describe-error.js';
+import { describeError } from '../errors/describe-error.js';
 import { PartialPublishError } from '../errors/partial-publish.error.js';
-import { startPublishSpans } from '../operations/tracing.js';
+import { startPublishSpans } from '../telemetry/tracing.js';
 import { countWithinBytes, recordBytes } from '../publisher/record-size.js';
 import { toOutgoingMessage } from '../publisher/to-outgoing-message.js';
-import type { DeliveryClaim } from '../store/delivery.store.js';
+import type { DeliveryClaim } from './ownership/delivery-ownership.js';
 import type { MessageRow } from '../store/message-row.js';
-import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RESOLVED_OPTIONS } from '../common/constants.js';
 import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from './ownership/delivery-ownership.js';
 import { retryDelayMs } from './backoff.js';
-import { Doorbell } from './doorbell.js';
-import { settlesWithin } from '../lifecycle/within.js';
+import { Doorbell } from '../common/doorbell.js';
+import { settlesWithin } from '../common/within.js';
 
 /** Tries of a bookkeeping write before the cycle gives up (10, 20, 40, ... ms apart). */
 const BOOKKEEPING_ATTEMPTS = 6;
@@ -132,7 +132,7 @@ export class DeliveryRelay {
     try {
       let published = 0;
       for (;;) {
-        const claim = await this.claim(true, true);
+        const claim = await this.claim(true);
         if (claim.messages.length === 0) break;
         try {
           published += await this.deliver(claim);
@@ -200,19 +200,19 @@ export class DeliveryRelay {
       let more = false;
       try {
         const prefetched = prefetch !== undefined;
-        let claim = await (prefetch ?? this.claim(true));
+        let claim = await (prefetch ?? this.claim());
         prefetch = undefined;
         if (claim.messages.length === 0 && prefetched && this.running) {
           // The batch before was full and the prefetch found nothing: its keys were all in flight
           // (a backlog in a few deep keys). Wait for that batch's mark, then look again at once
           // instead of sleeping a poll interval.
           await this.pendingMark;
-          claim = await this.claim(true);
+          claim = await this.claim();
         }
         if (claim.messages.length > 0) {
           more = claim.messages.length >= batchSize;
           if (more && this.running) {
-            prefetch = this.claim(false);
+            prefetch = this.claim();
             // Handled from now on: it may reject (a failover, a killed connection, a saturated pool)
             // while the publish below is awaited, before the next turn awaits it; unhandled, that
             // rejection would end the process. The next turn still sees the error.
@@ -266,9 +266,9 @@ export class DeliveryRelay {
     await this.pendingMark;
   }
 
-  private async claim(exhaustive: boolean, force = false): Promise<DeliveryClaim> {
+  private async claim(force = false): Promise<DeliveryClaim> {
     const claimedAt = performance.now();
-    const claim = await this.ownership.claim(exhaustive, force);
+    const claim = await this.ownership.claim(force);
     if (claim.messages.length > 0) {
       this.claimedAt.set(claim, Math.min(claimedAt, claim.confirmedAt ?? claimedAt));
       this.held.add(claim);

@@ -1,6 +1,6 @@
 import type { Logger } from '@nestjs/common';
-import { isBackgroundStopped } from '../lifecycle/background-work.js';
-import { Doorbell } from './doorbell.js';
+import { isBackgroundStopped } from '../context/background-work.js';
+import { Doorbell } from '../common/doorbell.js';
 
 /**
  * @internal Runs `round` every `intervalMs` in the background until stopped; a failing round is

@@ -2,8 +2,8 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { MessageStore } from '../store/message.store.js';
 import { standalonePgClient, type PgStandaloneClient as PgClient } from '../store/dialects/pg-standalone-client.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
-import { Doorbell } from './doorbell.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { Doorbell } from '../common/doorbell.js';
 
 /**
  * @internal PostgreSQL: LISTENs on the message table's channel and rings the relay's doorbell on

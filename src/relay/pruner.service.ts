@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { BackgroundWork } from '../lifecycle/background-work.js';
+import { BackgroundWork } from '../context/background-work.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { RetentionStore } from '../store/retention.store.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
 import { PeriodicTask } from './periodic-task.js';
 
 /** @internal Deletes delivered and rolled-back messages after `relay.retentionMs`, in small batches. */

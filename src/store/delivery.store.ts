@@ -2,7 +2,6 @@ import type { EntityManager } from 'typeorm';
 import { MessageStatus } from '../message/message-status.enum.js';
 
 const COMMITTED = `'${MessageStatus.COMMITTED}'`;
-import type { OutgoingMessage } from '../publisher/message-publisher.interface.js';
 import { affected, type MessageStore } from './message.store.js';
 import type { MessageRow } from './message-row.js';
 import type { SqlDialect } from './dialects/sql-dialect.interface.js';
@@ -15,22 +14,6 @@ import { SqlParams } from './sql-params.js';
 export interface StatementRunner {
   autocommit<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T>;
   independent<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T>;
-}
-
-/** @internal A batch of committed messages claimed for publishing, under one lease token. */
-export interface DeliveryClaim {
-  token: string;
-  /** In seq order; the messages of one key form an unbroken prefix of that key's queue. */
-  messages: MessageRow[];
-  /** The claim walked the whole queue: the oldest messages had nothing to claim. */
-  scannedAll?: boolean;
-  /** When the claim's hold was last confirmed in the database (performance.now()), if before the claim. */
-  confirmedAt?: number;
-  /**
-   * The relay's cache of what it builds from each message once: the record it publishes and that
-   * record's size. Lives and dies with the claim (a `WeakMap` per row cost the relay 6 % of its CPU).
-   */
-  records?: Map<MessageRow, { message: OutgoingMessage; bytes: number }>;
 }
 
 /** @internal The SET list of a published message's mark (whoever owns it). */

@@ -1,4 +1,9 @@
-import type { SqlDialect } from './dialects/sql-dialect.interface.js';
+/** @internal What SqlParams needs of a dialect (every SqlDialect has it). */
+export interface ParamStyle {
+  param(n: number): string;
+  nowPlusMs(sql: string): string;
+  inBigints(column: string, values: readonly number[], p: SqlParams): string;
+}
 
 /**
  * @internal Collects parameters while a statement is written left to right, so the same code
@@ -7,7 +12,7 @@ import type { SqlDialect } from './dialects/sql-dialect.interface.js';
 export class SqlParams {
   readonly values: unknown[] = [];
 
-  constructor(private readonly dialect: SqlDialect) {}
+  constructor(private readonly dialect: ParamStyle) {}
 
   add(value: unknown): string {
     this.values.push(value);

@@ -3,6 +3,9 @@ import { InvalidModuleOptionsError } from '../errors/invalid-module-options.erro
 /** Default name of the message table. */
 export const DEFAULT_TABLE_NAME = 'transactional_message';
 
+/** Default name of the consumer's inbox table. */
+export const DEFAULT_INBOX_TABLE_NAME = 'transactional_message_inbox';
+
 const TABLE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
 
 /**

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { currentHalfMessage } from '../context/half-message-draft.js';
+import { currentHalfMessage } from '../context/current-half-message.js';
 import { TransactionalMessage } from '../decorators/transactional-message.decorator.js';
 import { TransactionalMessageModuleMissingError } from '../errors/module-missing.error.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';

@@ -2,7 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { HalfMessageDraft } from '../context/half-message-draft.js';
 import { senderRegistry, type MethodSender } from '../context/runner-registry.js';
 import { transactionStorage, type TransactionScope } from '../context/transaction-context.storage.js';
-import type { TransactionalMessageOptions } from '../decorators/transactional-message-options.interface.js';
+import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import { JSON_CONTENT_TYPE, type EncodedMessage } from '../message/encode-message.js';
 import type { TransactionStatus } from '../message/transaction-status.enum.js';

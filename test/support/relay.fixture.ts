@@ -94,16 +94,16 @@ export const FAST_CHECK = {
 export class ClaimWatch {
   started = 0;
   empty = 0;
-  /** Runs instead of the claim when it returns something (e.g. a rejection); undefined: the real claim. */
-  intercept: ((exhaustive: boolean) => Promise<never> | undefined) | undefined;
+  /** Runs instead of the `n`th claim (from 1) when it returns something (e.g. a rejection); undefined: the real claim. */
+  intercept: ((n: number) => Promise<never> | undefined) | undefined;
 
-  constructor(ownership: { claim(exhaustive: boolean, force: boolean): Promise<{ messages: unknown[] }> }) {
+  constructor(ownership: { claim(force: boolean): Promise<{ messages: unknown[] }> }) {
     const claim = ownership.claim.bind(ownership);
-    ownership.claim = async (exhaustive: boolean, force: boolean) => {
+    ownership.claim = async (force: boolean) => {
       this.started++;
-      const replaced = this.intercept?.(exhaustive);
+      const replaced = this.intercept?.(this.started);
       if (replaced) return replaced;
-      const result = await claim(exhaustive, force);
+      const result = await claim(force);
       if (result.messages.length === 0) this.empty++;
       return result;
     };

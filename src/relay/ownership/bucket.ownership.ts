@@ -2,14 +2,14 @@ import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { emitEvent } from '../../events/transactional-message-events.js';
-import type { BackgroundWork } from '../../lifecycle/background-work.js';
-import { settlesWithin } from '../../lifecycle/within.js';
+import type { BackgroundWork } from '../../context/background-work.js';
+import { settlesWithin } from '../../common/within.js';
 import type { ResolvedOptions } from '../../options/transactional-message-options.interface.js';
 import type { BlockedKeys, BucketRow, BucketStore } from '../../store/bucket.store.js';
 import { KEY_BUCKETS } from '../../store/dialects/bucket-tables.js';
-import type { DeliveryClaim } from '../../store/delivery.store.js';
+import type { DeliveryClaim } from './delivery-ownership.js';
 import type { MessageRow } from '../../store/message-row.js';
-import { LOGGER_CONTEXT } from '../../transactional-message.constants.js';
+import { LOGGER_CONTEXT } from '../../common/constants.js';
 import { rowsOf, type DeliveryOwnership } from './delivery-ownership.js';
 
 /** A claim of this ownership: its messages' buckets and the tokens they were held under when read. */
@@ -70,7 +70,7 @@ export class BucketOwnership implements DeliveryOwnership {
     return Math.max(10, Math.min(Math.floor(this.options.relay.leaseMs / 3), 5_000));
   }
 
-  async claim(_exhaustive: boolean, force: boolean): Promise<DeliveryClaim> {
+  async claim(force: boolean): Promise<DeliveryClaim> {
     if (force || performance.now() - this.lastMaintenanceAt >= this.maintenanceIntervalMs) await this.maintain();
     const readable = new Set([...this.owned.keys()].filter((b) => !this.leaving.has(b)));
     const confirmedAt = this.confirmedAt;

@@ -1,5 +1,21 @@
-import type { DeliveryClaim } from '../../store/delivery.store.js';
+import type { OutgoingMessage } from '../../publisher/message-publisher.interface.js';
 import type { MessageRow } from '../../store/message-row.js';
+
+/** @internal A batch of committed messages claimed for publishing, under one lease token. */
+export interface DeliveryClaim {
+  token: string;
+  /** In seq order; the messages of one key form an unbroken prefix of that key's queue. */
+  messages: MessageRow[];
+  /** The claim walked the whole queue: the oldest messages had nothing to claim. */
+  scannedAll?: boolean;
+  /** When the claim's hold was last confirmed in the database (performance.now()), if before the claim. */
+  confirmedAt?: number;
+  /**
+   * The relay's cache of what it builds from each message once: the record it publishes and that
+   * record's size. Lives and dies with the claim (a `WeakMap` per row cost the relay 6 % of its CPU).
+   */
+  records?: Map<MessageRow, { message: OutgoingMessage; bytes: number }>;
+}
 
 /**
  * @internal How relays share committed messages (key buckets, BucketOwnership): what the relay
@@ -10,9 +26,9 @@ import type { MessageRow } from '../../store/message-row.js';
 export interface DeliveryOwnership {
   /**
    * The next batch of committed messages this relay may publish, in seq order. `force`: maintain
-   * the key buckets now (`drain()`); `exhaustive` is unused (a remnant of the row-lease design).
+   * the key buckets now (`drain()`).
    */
-  claim(exhaustive: boolean, force: boolean): Promise<DeliveryClaim>;
+  claim(force: boolean): Promise<DeliveryClaim>;
   /**
    * Messages of `claim` not to publish now after all (a key a failure held back since the claim
    * was read); the relay gives them back.

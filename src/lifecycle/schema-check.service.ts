@@ -4,9 +4,9 @@ import { MessageTableMissingError } from '../errors/message-table-missing.error.
 import { MessageTableSharedError } from '../errors/message-table-shared.error.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
-import { ROW_LEASES_RETIRED } from './dialects/bucket-tables.js';
-import { MessageStore } from './message.store.js';
+import { RESOLVED_OPTIONS } from '../common/constants.js';
+import { ROW_LEASES_RETIRED } from '../store/dialects/bucket-tables.js';
+import { MessageStore } from '../store/message.store.js';
 
 /** @internal Fails the bootstrap, with the fix, when the DataSource or the message table is not ready. */
 @Injectable()

@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { CheckScheduler } from '../check/check-scheduler.service.js';
-import { TransactionalMessageError } from '../errors/transactional-message.error.js';
-import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
-import { DeliveryRelay } from './delivery-relay.service.js';
+import { CheckScheduler } from './check/check-scheduler.service.js';
+import { TransactionalMessageError } from './errors/transactional-message.error.js';
+import type { ResolvedOptions } from './options/transactional-message-options.interface.js';
+import { RESOLVED_OPTIONS } from './common/constants.js';
+import { DeliveryRelay } from './relay/delivery-relay.service.js';
 
 /**
  * The relay on demand, for tests and scripts: publish what is due, run the checks that are due,

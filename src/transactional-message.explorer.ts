@@ -3,14 +3,14 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import {
   TRANSACTION_CHECK_HANDLER_METADATA,
   type CheckHandlerMetadata,
-} from '../check/transaction-check-handler.decorator.js';
-import { CheckHandlerRegistry } from '../check/check-handler.registry.js';
-import { senderRegistry } from '../context/runner-registry.js';
-import { TransactionalMessageError } from '../errors/transactional-message.error.js';
-import { INBOX_METADATA } from '../consumer/consumer.constants.js';
-import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS, TRANSACTIONAL_MESSAGE_METADATA } from '../transactional-message.constants.js';
-import { MessageSender } from './message-sender.service.js';
+} from './check/transaction-check-handler.decorator.js';
+import { CheckHandlerRegistry } from './check/check-handler.registry.js';
+import { senderRegistry } from './context/runner-registry.js';
+import { TransactionalMessageError } from './errors/transactional-message.error.js';
+import { INBOX_METADATA } from './consumer/consumer.constants.js';
+import type { ResolvedOptions } from './options/transactional-message-options.interface.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS, TRANSACTIONAL_MESSAGE_METADATA } from './common/constants.js';
+import { MessageSender } from './producer/message-sender.service.js';
 
 /**
  * @internal Finds, at bootstrap, every provider and controller with `@TransactionalMessage` methods

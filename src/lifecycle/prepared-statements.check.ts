@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { PreparedStatementUnavailableError } from '../errors/prepared-statement-unavailable.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { describeError } from '../publisher/describe-error.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
-import { MessageStore } from './message.store.js';
+import { describeError } from '../errors/describe-error.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { MessageStore } from '../store/message.store.js';
 
 /**
  * @internal At boot (PostgreSQL, an instance that writes messages): decides whether the message

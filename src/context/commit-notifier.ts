@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { transactionStorage } from '../context/transaction-context.storage.js';
+import { transactionStorage } from './transaction-context.storage.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { MessageStore } from '../store/message.store.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../transactional-message.constants.js';
-import { Doorbell } from './doorbell.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { Doorbell } from '../common/doorbell.js';
 
 /** At most one NOTIFY per this many ms from one instance. */
 const NOTIFY_INTERVAL_MS = 10;

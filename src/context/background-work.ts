@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import { TransactionRunner } from '../context/transaction-runner.service.js';
+import { TransactionRunner } from './transaction-runner.service.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { RESOLVED_OPTIONS } from '../transactional-message.constants.js';
-import { Semaphore } from './semaphore.js';
+import { RESOLVED_OPTIONS } from '../common/constants.js';
+import { Semaphore } from '../common/semaphore.js';
 
 /**
  * @internal Thrown by {@link BackgroundWork} once the module has stopped: the caller is a relay,

@@ -1,4 +1,4 @@
-import type { IsolationLevel } from '../context/isolation-level.js';
+import type { IsolationLevel } from './isolation-level.js';
 
 /** A value given as is, or computed from the method's arguments and its result. */
 export type FromCall<TArgs extends unknown[], TResult, TValue> = TValue | ((args: TArgs, result: TResult) => TValue);
