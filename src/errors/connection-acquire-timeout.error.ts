@@ -5,6 +5,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * became free within `acquireTimeoutMs`. Nothing was stored or changed by that call.
  */
 export class ConnectionAcquireTimeoutError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_CONNECTION_ACQUIRE_TIMEOUT'`. */
+  static override readonly code: string = 'TM_CONNECTION_ACQUIRE_TIMEOUT';
+
   constructor(
     readonly what: string,
     readonly timeoutMs: number,

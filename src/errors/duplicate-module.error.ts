@@ -6,6 +6,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * all (its DataSource, its producer group). The boot fails instead.
  */
 export class DuplicateModuleError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_DUPLICATE_MODULE'`. */
+  static override readonly code: string = 'TM_DUPLICATE_MODULE';
+
   constructor(readonly registrations: string[]) {
     super(
       `TransactionalMessageModule is registered ${registrations.length} times in this application (${registrations.join('; ')}). ` +

@@ -2,6 +2,9 @@ import { describeValue, TransactionalMessageError } from './transactional-messag
 
 /** A message field (topic, key, tags, properties, check immunity) is invalid. Nothing was stored (unless the message says otherwise). */
 export class InvalidMessageError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_INVALID_MESSAGE'`. */
+  static override readonly code: string = 'TM_INVALID_MESSAGE';
+
   constructor(
     readonly field: string,
     readonly value: unknown,

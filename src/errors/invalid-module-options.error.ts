@@ -2,6 +2,9 @@ import { describeValue, TransactionalMessageError } from './transactional-messag
 
 /** A `TransactionalMessageModule.forRoot()` / `forRootAsync()` option is missing or invalid. */
 export class InvalidModuleOptionsError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_INVALID_MODULE_OPTIONS'`. */
+  static override readonly code: string = 'TM_INVALID_MODULE_OPTIONS';
+
   constructor(
     readonly option: string,
     readonly value: unknown,

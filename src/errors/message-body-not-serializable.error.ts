@@ -2,6 +2,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
 
 /** The message body cannot be turned into JSON (BigInt, a cycle, undefined, a function). */
 export class MessageBodyNotSerializableError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_MESSAGE_BODY_NOT_SERIALIZABLE'`. */
+  static override readonly code: string = 'TM_MESSAGE_BODY_NOT_SERIALIZABLE';
+
   constructor(
     readonly topic: string,
     reason: string,

@@ -6,6 +6,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * Kafka settings, and its relays would share key buckets with the other group's.
  */
 export class MessageTableSharedError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_MESSAGE_TABLE_SHARED'`. */
+  static override readonly code: string = 'TM_MESSAGE_TABLE_SHARED';
+
   constructor(
     readonly tableName: string,
     readonly producerGroup: string,

@@ -2,6 +2,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
 
 /** The encoded message (body, key, tags and properties) is over `maxMessageBytes`. */
 export class MessageTooLargeError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_MESSAGE_TOO_LARGE'`. */
+  static override readonly code: string = 'TM_MESSAGE_TOO_LARGE';
+
   constructor(
     readonly topic: string,
     readonly sizeBytes: number,

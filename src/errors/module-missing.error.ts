@@ -6,6 +6,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * initialised yet (or already closed), or the instance was created with `new` instead of by Nest.
  */
 export class TransactionalMessageModuleMissingError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_MODULE_MISSING'`. */
+  static override readonly code: string = 'TM_MODULE_MISSING';
+
   constructor(readonly method: string) {
     super(
       `@TransactionalMessage method ${method} was called, but no initialised TransactionalMessageModule ` +

@@ -1,15 +1,19 @@
 import { TransactionalMessageError } from './transactional-message.error.js';
 
 /**
- * On SQLite (one connection per DataSource), a call that needs a transaction of its own was made
- * inside another transaction, which would wait for itself.
+ * On SQLite (one connection per DataSource), something that runs in a transaction of the library's
+ * own (the admin service, for example; the explicit API joins the caller's transaction instead) was
+ * called inside another transaction, which would wait for itself.
  */
 export class NestedIndependentTransactionError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_NESTED_INDEPENDENT_TRANSACTION'`. */
+  static override readonly code: string = 'TM_NESTED_INDEPENDENT_TRANSACTION';
+
   constructor(readonly what: string) {
     super(
-      `${what} stores its half message in a transaction of its own, but it was called inside a transaction, and ` +
-        `SQLite has a single connection per DataSource, so the two cannot run side by side. Call it outside the ` +
-        `transaction, or use @TransactionalMessage to write the message inside it.`,
+      `${what} runs in a transaction of its own, but it was called inside a transaction, and SQLite has a single ` +
+        `connection per DataSource, so the two cannot run side by side (the second would wait for the first forever). ` +
+        `Call it after the transaction has ended.`,
     );
   }
 }

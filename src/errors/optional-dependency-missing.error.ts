@@ -2,6 +2,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
 
 /** A feature that needs an optional peer dependency was used, and the package is not installed. */
 export class OptionalDependencyMissingError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_OPTIONAL_DEPENDENCY_MISSING'`. */
+  static override readonly code: string = 'TM_OPTIONAL_DEPENDENCY_MISSING';
+
   constructor(
     readonly packageName: string,
     readonly feature: string,

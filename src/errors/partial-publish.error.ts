@@ -8,6 +8,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * the messages of the others again.
  */
 export class PartialPublishError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_PARTIAL_PUBLISH'`. */
+  static override readonly code: string = 'TM_PARTIAL_PUBLISH';
+
   /**
    * `accepted`: the ids (`OutgoingMessage.id`) of the messages the downstream acknowledged.
    * `cause`: the error of the rest, as the client threw it.

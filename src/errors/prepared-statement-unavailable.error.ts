@@ -7,6 +7,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * `DEALLOCATE` / `DISCARD ALL`. The transaction failed; nothing of it was stored.
  */
 export class PreparedStatementUnavailableError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_PREPARED_STATEMENT_UNAVAILABLE'`. */
+  static override readonly code: string = 'TM_PREPARED_STATEMENT_UNAVAILABLE';
+
   /** `when`: `'call'`, a business transaction failed; `'boot'`, the boot's check (preparedStatements: true) found statements lost. */
   constructor(
     readonly statement: string,

@@ -8,6 +8,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * relay retries.
  */
 export class PublisherConfigurationError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_PUBLISHER_CONFIGURATION'`. */
+  static override readonly code: string = 'TM_PUBLISHER_CONFIGURATION';
+
   constructor(
     readonly reason: string,
     override readonly cause: unknown,

@@ -5,6 +5,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * injected repository, `dataSource.manager`), so it would not be part of the transaction.
  */
 export class QueryOutsideTransactionError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_QUERY_OUTSIDE_TRANSACTION'`. */
+  static override readonly code: string = 'TM_QUERY_OUTSIDE_TRANSACTION';
+
   constructor() {
     super(
       `A query inside a transactional method was sent through a repository or EntityManager that is not ` +

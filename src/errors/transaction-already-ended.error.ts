@@ -5,6 +5,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * (commit after rollback, rollback after commit). Ending is terminal.
  */
 export class TransactionAlreadyEndedError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_TRANSACTION_ALREADY_ENDED'`. */
+  static override readonly code: string = 'TM_TRANSACTION_ALREADY_ENDED';
+
   constructor(
     readonly messageId: string,
     readonly requested: 'COMMIT' | 'ROLLBACK',

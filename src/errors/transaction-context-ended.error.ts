@@ -5,6 +5,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * `@TransactionalMessage` call or a query that the caller did not `await`.
  */
 export class TransactionContextEndedError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_TRANSACTION_CONTEXT_ENDED'`. */
+  static override readonly code: string = 'TM_TRANSACTION_CONTEXT_ENDED';
+
   constructor(readonly what: string) {
     super(
       `${what} ran after its transaction had already ended (committed or rolled back), so its writes would ` +

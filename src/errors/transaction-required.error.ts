@@ -2,6 +2,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
 
 /** A `mandatory` `@TransactionalMessage` method was called without a caller's transaction. */
 export class TransactionRequiredError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_TRANSACTION_REQUIRED'`. */
+  static override readonly code: string = 'TM_TRANSACTION_REQUIRED';
+
   constructor(readonly method: string) {
     super(
       `@TransactionalMessage method ${method} is mandatory: it must join a transaction the caller already has, ` +

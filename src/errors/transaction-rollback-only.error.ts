@@ -8,6 +8,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * the whole transaction was rolled back. `cause` is the joined call's error.
  */
 export class TransactionRollbackOnlyError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_TRANSACTION_ROLLBACK_ONLY'`. */
+  static override readonly code: string = 'TM_TRANSACTION_ROLLBACK_ONLY';
+
   constructor(
     readonly method: string,
     readonly failedCall: string,

@@ -1,7 +1,16 @@
-/** Base class of every error this library throws, so callers can catch them as one family. */
+/**
+ * Base class of every error this library throws, so callers can catch them as one family. Each
+ * subclass has a stable `code` (`TM_...`) that stays when a message's wording changes.
+ */
 export class TransactionalMessageError extends Error {
+  /** Stable identifier of the errors of this class: `TM_ERROR` here, each subclass its own. */
+  static readonly code: string = 'TM_ERROR';
+  /** Stable identifier of this error (its class's `code`), to branch on; the message's wording may change. */
+  readonly code: string;
+
   constructor(message: string) {
     super(message);
+    this.code = (new.target as { code?: string }).code ?? 'TM_ERROR';
     this.name = new.target.name;
   }
 }

@@ -2,6 +2,9 @@ import { TransactionalMessageError } from './transactional-message.error.js';
 
 /** The DataSource's driver is not one the message store supports. */
 export class UnsupportedDatabaseError extends TransactionalMessageError {
+  /** Stable identifier of this error, also on each instance: `error.code === 'TM_UNSUPPORTED_DATABASE'`. */
+  static override readonly code: string = 'TM_UNSUPPORTED_DATABASE';
+
   constructor(readonly driver: string) {
     super(
       `DataSource type ${JSON.stringify(driver)} is not supported by the transactional message store. ` +

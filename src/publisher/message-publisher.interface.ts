@@ -34,8 +34,9 @@ export type PublishFailure =
   | { kind: 'unknown' };
 
 /**
- * The publisher port: where committed messages go. Kafka (kafkajs) is the default adapter; any
- * other downstream implements these four methods and is passed as the module's `publisher`.
+ * The publisher port: where committed messages go. Kafka is the built-in adapter (@platformatic/kafka
+ * by default, or kafkajs); any other downstream implements these four methods and is passed as the
+ * module's `publisher`.
  */
 export interface MessagePublisher {
   /** Connects if needed. Called before every publish; cheap when connected. */
