@@ -5,7 +5,7 @@ let sequence = 0;
 
 /**
  * Random bytes are taken from a pool filled 4 KiB at a time (as Node's own `randomUUID` does):
- * `randomBytes(16)` per id was a system call per message, about 2 % of a decorated write's CPU.
+ * one system call per 256 ids instead of one per id (`randomBytes(16)`).
  */
 const POOL_BYTES = 4096;
 const pool = Buffer.alloc(POOL_BYTES);

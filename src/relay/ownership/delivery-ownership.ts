@@ -12,7 +12,7 @@ export interface DeliveryClaim {
   confirmedAt?: number;
   /**
    * The relay's cache of what it builds from each message once: the record it publishes and that
-   * record's size. Lives and dies with the claim (a `WeakMap` per row cost the relay 6 % of its CPU).
+   * record's size. Lives and dies with the claim (measured against a `WeakMap` per row: bench/RESULTS.md).
    */
   records?: Map<MessageRow, { message: OutgoingMessage; bytes: number }>;
 }
