@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: `bash scripts/test.sh [jest args...]`.
 # Installs Node 24 and the dependencies when missing, starts the real services (PostgreSQL,
-# MariaDB, Kafka), type-checks, builds the package, runs every Jest project (unit, integration,
-# sample app, TypeORM 0.3), the relay suites again on key buckets, runs the compatibility matrix (the packed library in NestJS 11/12,
-# CommonJS/ESM apps on Node 24 and 22), and stops what it started.
+# MariaDB, Kafka), type-checks, checks the import layers, builds the package, runs every Jest
+# project (unit, integration, sample app, TypeORM 0.3), runs the compatibility matrix (the packed
+# library in NestJS 11/12, CommonJS/ESM apps on Node 24 and 22), and stops what it started.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 
