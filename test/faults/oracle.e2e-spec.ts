@@ -13,7 +13,7 @@ describe('the fault oracle', () => {
     db = await createFaultDatabase('postgres');
     // A stand-in for the message table and its check history, with only what the oracle reads.
     await db.dataSource.query(`CREATE TABLE fake_msg (id VARCHAR(36) PRIMARY KEY, status VARCHAR(20) NOT NULL, transaction_ended_at TIMESTAMPTZ(3))`);
-    await db.dataSource.query(`CREATE TABLE fake_msg_check (message_id VARCHAR(36) NOT NULL, check_number INT NOT NULL)`);
+    await db.dataSource.query(`CREATE TABLE fake_msg_check (message_id VARCHAR(36) NOT NULL, check_number INT NOT NULL, checked_at TIMESTAMPTZ(3), result VARCHAR(16), checker VARCHAR(255))`);
     fake = { ...db, tableName: 'fake_msg' };
     const rows = (table: string, values: unknown[][]) =>
       db.dataSource.query(
@@ -95,6 +95,10 @@ describe('the fault oracle', () => {
     expect(report.duplicatedDeliveries).toBe(2); // m4 twice, m1 twice
     expect(report.toDeliver).toBe(7);
     expect(report.examples.length).toBeGreaterThan(0);
+    // A check of a decided message comes with what a post-mortem needs (times relative to the decision at 4 s).
+    const m7 = report.examples.find((e) => e.startsWith('check of a decided message m7'));
+    expect(m7).toContain('left to a check');
+    expect(m7).toContain('calls [pid 2 #1 saw DELIVERED at 1000ms]');
   });
 
   it('excuses a handler call on a decided message only when its process had been frozen just before', async () => {
