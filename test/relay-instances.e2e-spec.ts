@@ -17,6 +17,7 @@ import { createTestDatabase, messageRows, type TestDatabase } from './support/da
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ClaimWatch, ControlledPublisher, FAST_CHECK, FAST_RELAY, gate } from './support/relay.fixture.js';
 import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
+import { CheckStore } from '../src/store/check.store.js';
 
 /** Several application instances, each with its own DataSource and relay, on one database. */
 describe.each(['postgres', 'mariadb'] as const)('several relays on one %s database', (kind) => {
@@ -29,6 +30,7 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     split: uniqueTopic(`${kind}.split`),
     window: uniqueTopic(`${kind}.window`),
     slowPublish: uniqueTopic(`${kind}.slow-publish`),
+    stall: uniqueTopic(`${kind}.stall`),
   };
   let db: TestDatabase;
   let consumer: TestConsumer;
@@ -84,6 +86,21 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     }
   }
 
+  /** Commits at once; records every call with the message's status in the database at that moment. */
+  const stallCalls = new Map<string, string[]>();
+  @Injectable()
+  class StatusRecordingChecker {
+    constructor(private readonly dataSource: DataSource) {}
+
+    @TransactionCheckHandler({ topic: topic.stall })
+    async check(message: HalfMessage): Promise<TransactionStatus> {
+      const q = (name: string) => (kind === 'mariadb' ? `\`${name}\`` : `"${name}"`);
+      const [row] = await this.dataSource.query(`SELECT ${q('status')} AS s FROM ${q(db.tableName)} WHERE ${q('id')} = ${kind === 'mariadb' ? '?' : '$1'}`, [message.id]);
+      stallCalls.set(message.id, [...(stallCalls.get(message.id) ?? []), `${message.checkCount}:${row?.s}`]);
+      return TransactionStatus.COMMIT;
+    }
+  }
+
   /** A new application instance with a DataSource of its own. */
   async function instance(options: Partial<TransactionalMessageModuleOptions> = {}) {
     const dataSource = await new DataSource(db.options).initialize();
@@ -100,7 +117,7 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
           check: { ...FAST_CHECK, ...options.check },
         }),
       ],
-      providers: [Writer, ThirdTimeLucky, SlowChecker],
+      providers: [Writer, ThirdTimeLucky, SlowChecker, StatusRecordingChecker, { provide: DataSource, useValue: dataSource }],
     }).compile();
     if (!process.env.TM_TEST_LOGS) moduleRef.useLogger(false);
     const app = await moduleRef.init();
@@ -176,6 +193,36 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
       expect(slowCalls.get(id)).toEqual([1]);
       expect((await a.producer.getCheckHistory(id)).map((c) => `${c.checkNumber}:${c.result}`)).toEqual(['1:COMMIT']);
     }
+  });
+
+  it('a checker that stalls after its lease was confirmed confirms again before calling: a message decided meanwhile is never asked about', async () => {
+    // Lease = max(relay.leaseMs, 2 × handlerTimeoutMs) = 600 ms. A's process "stalls" for 1.5 s
+    // after the database confirmed its lease (as under CPU starvation or a long GC): B takes the
+    // message over once the lease has run out, and decides it.
+    const options = { relay: { leaseMs: 400 }, check: { intervalMs: 30, handlerTimeoutMs: 300 } };
+    const a = await instance(options);
+    const store = a.app.get(CheckStore);
+    const renew = store.renew.bind(store);
+    let stalls = 0;
+    let stalled!: () => void;
+    const stallOver = new Promise<void>((resolve) => (stalled = resolve));
+    store.renew = async (...args: Parameters<CheckStore['renew']>) => {
+      const held = await renew(...args);
+      if (held && stalls++ === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        stalled();
+      }
+      return held;
+    };
+    const id = await a.producer.sendHalfMessage({ topic: topic.stall, key: 'stall', body: {}, checkImmunityMs: 0 });
+    await eventually('A confirmed its lease and stalled', () => stalls > 0);
+    await instance(options);
+    await consumer.waitFor('the message committed by B', () => consumer.of(topic.stall).some((r) => r.headers['tm-message-id'] === id));
+    await stallOver;
+    // A's check went on after its stall; without the second confirmation it would call its handler now.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(stallCalls.get(id)).toEqual(['1:HALF']);
+    expect((await a.producer.getCheckHistory(id)).map((c) => `${c.checkNumber}:${c.result}`)).toEqual(['1:COMMIT']);
   });
 
   it('a publish that lasts longer than the lease keeps it: no other relay publishes the batch meanwhile', async () => {

@@ -190,9 +190,14 @@ export class CheckScheduler {
     // Right before every call, re-confirm in the database that the message is still HALF and still
     // this checker's: a commit(), rollback() or another instance may have decided it since the
     // claim (commit() does not wait for a check lease), and a decided message is never asked about.
-    const still = await this.runner.autocommit('check.renew', (m) => this.store.renew(m, row, token, leaseMs)).catch(() => false);
-    if (!still) {
+    const held = await this.confirmLease(row, token, leaseMs);
+    if (held === 'lost') {
       this.logger.debug(`Check of message ${row.id} skipped: it was decided meanwhile or another instance took it over`);
+      return;
+    }
+    if (held === 'stalled') {
+      this.logger.debug(`Check of message ${row.id} given back: this process was too slow to keep its lease`);
+      await this.runner.autocommit('check.release', (m) => this.store.release(m, [row], token)).catch(() => undefined);
       return;
     }
     const started = performance.now();
@@ -243,6 +248,24 @@ export class CheckScheduler {
     if (applied && decision.kind === 'exhausted') {
       this.logger.warn(`Message ${row.id} (topic ${row.topic}): ${decision.reason}; ${decision.park ? 'parked (CHECK_EXHAUSTED)' : 'rolled back'}`);
     }
+  }
+
+  /**
+   * Extends the check lease of `row` and tells whether the handler may be called now: only while
+   * the confirmation is fresh by this process's clock (sent less than half a lease ago), since the
+   * call follows it at once and no other instance can take the message before the lease runs out.
+   * A process that stalled after the database confirmed (CPU starvation, a long GC) could find the
+   * lease run out and the message decided by another instance meanwhile: it confirms again
+   * ('stalled' after three slow confirmations in a row).
+   */
+  private async confirmLease(row: MessageRow, token: string, leaseMs: number): Promise<'held' | 'lost' | 'stalled'> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const sentAt = performance.now();
+      const still = await this.runner.autocommit('check.renew', (m) => this.store.renew(m, row, token, leaseMs)).catch(() => false);
+      if (!still) return 'lost';
+      if (performance.now() - sentAt < leaseMs / 2) return 'held';
+    }
+    return 'stalled';
   }
 
   /**
