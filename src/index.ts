@@ -12,6 +12,17 @@ export type {
   DeadMessagePolicy,
 } from './options/transactional-message-options.interface.js';
 export { DEFAULT_OPTIONS, DEFAULT_RELAY_OPTIONS, DEFAULT_CHECK_OPTIONS, DEFAULT_INBOX_OPTIONS } from './options/resolve-options.js';
+export { DEFAULT_INSTANCE_NAME } from './options/instance-name.js';
+export {
+  getTransactionalMessageProducerToken,
+  getTransactionContextToken,
+  getTransactionalInboxToken,
+  getTransactionalMessageRelayToken,
+  getTransactionalMessageAdminToken,
+  getTransactionalMessageHealthIndicatorToken,
+  InjectTransactionalMessageProducer,
+  InjectTransactionContext,
+} from './transactional-message.tokens.js';
 
 export { TransactionalMessage } from './decorators/transactional-message.decorator.js';
 export type { TransactionalMessageOptions, FromCall } from './options/message-method-options.interface.js';

@@ -11,6 +11,8 @@ import { INBOX_METADATA } from './consumer/consumer.constants.js';
 import type { ResolvedOptions } from './options/transactional-message-options.interface.js';
 import { LOGGER_CONTEXT, RESOLVED_OPTIONS, TRANSACTIONAL_MESSAGE_METADATA } from './common/constants.js';
 import { MessageSender } from './producer/message-sender.service.js';
+import { DEFAULT_INSTANCE_NAME } from './options/instance-name.js';
+import type { TransactionalMessageOptions } from './options/message-method-options.interface.js';
 
 /**
  * @internal Finds, at bootstrap, every provider and controller with `@TransactionalMessage` methods
@@ -21,6 +23,7 @@ import { MessageSender } from './producer/message-sender.service.js';
 export class TransactionalMessageExplorer {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private readonly registered: Array<{ instance: object | undefined; type: Function }> = [];
+  private readonly name: string;
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -28,9 +31,22 @@ export class TransactionalMessageExplorer {
     private readonly sender: MessageSender,
     private readonly checkHandlers: CheckHandlerRegistry,
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
-  ) {}
+  ) {
+    this.name = options.name;
+  }
 
-  discover(): void {
+  /**
+   * Binds the decorated methods and check handlers that name this registration (`{ instance }`,
+   * `'default'` without one). `names`: every registration of the application, to refuse a method
+   * that names none of them at boot rather than at its first call.
+   */
+  discover(names: ReadonlySet<string>): void {
+    const instanceOf = (metadata: { instance?: string } | undefined) => metadata?.instance ?? DEFAULT_INSTANCE_NAME;
+    const unknown = (what: string, instance: string) =>
+      new TransactionalMessageError(
+        `${what} names instance '${instance}', but no TransactionalMessageModule registration has that name ` +
+          `(registered: ${[...names].map((n) => `'${n}'`).join(', ')}). Register forRoot({ name: '${instance}', ... }) or fix the name.`,
+      );
     const methods: string[] = [];
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
       const instance: unknown = wrapper.instance;
@@ -38,22 +54,27 @@ export class TransactionalMessageExplorer {
       const prototype = Object.getPrototypeOf(instance) as Record<string, unknown> | null;
       if (!prototype) continue;
       const type = instance.constructor;
-      const names = this.scanner.getAllMethodNames(prototype).filter((name) => typeof prototype[name] === 'function');
-      const decorated = names.filter((name) => Reflect.hasMetadata(TRANSACTIONAL_MESSAGE_METADATA, prototype[name] as object));
+      const methodNames = this.scanner.getAllMethodNames(prototype).filter((name) => typeof prototype[name] === 'function');
+      const decorated = methodNames.filter((name) => {
+        const metadata = Reflect.getMetadata(TRANSACTIONAL_MESSAGE_METADATA, prototype[name] as object) as TransactionalMessageOptions | undefined;
+        if (!metadata) return false;
+        if (!names.has(instanceOf(metadata))) throw unknown(`@TransactionalMessage method ${type.name}.${name}`, instanceOf(metadata));
+        return instanceOf(metadata) === this.name;
+      });
       if (decorated.length > 0) {
         if (!this.options.producer) throw consumerOnly(`@TransactionalMessage method ${type.name}.${decorated[0]}`);
         if (wrapper.isDependencyTreeStatic()) {
-          senderRegistry.addInstance(instance, this.sender);
+          senderRegistry.addInstance(instance, this.name, this.sender);
           this.registered.push({ instance, type });
         } else {
           // Request-scoped and transient instances are created later, per request or per consumer.
-          senderRegistry.addClass(type, this.sender);
+          senderRegistry.addClass(type, this.name, this.sender);
           this.registered.push({ instance: undefined, type });
         }
         methods.push(...decorated.map((name) => `${type.name}.${name}`));
       }
       if (!this.options.inbox.enabled) {
-        const inboxHandler = names.find((name) => Reflect.hasMetadata(INBOX_METADATA, prototype[name] as object));
+        const inboxHandler = methodNames.find((name) => Reflect.hasMetadata(INBOX_METADATA, prototype[name] as object));
         if (inboxHandler) {
           throw new TransactionalMessageError(
             `@Inbox on ${type.name}.${inboxHandler} needs the inbox: set inbox: { enabled: true } in TransactionalMessageModule ` +
@@ -61,10 +82,12 @@ export class TransactionalMessageExplorer {
           );
         }
       }
-      for (const name of names) {
+      for (const name of methodNames) {
         const metadata = Reflect.getMetadata(TRANSACTION_CHECK_HANDLER_METADATA, prototype[name] as object) as CheckHandlerMetadata | undefined;
         if (!metadata) continue;
         const label = `${type.name}.${name}`;
+        if (!names.has(metadata.instance)) throw unknown(`@TransactionCheckHandler ${label}`, metadata.instance);
+        if (metadata.instance !== this.name) continue;
         if (!this.options.producer) throw consumerOnly(`@TransactionCheckHandler ${label}`);
         if (!wrapper.isDependencyTreeStatic()) {
           throw new TransactionalMessageError(
@@ -76,12 +99,13 @@ export class TransactionalMessageExplorer {
         this.checkHandlers.add(metadata.topics, { label, invoke: (message) => method.call(instance, message) });
       }
     }
-    this.logger.log(`@TransactionalMessage methods: ${methods.length ? methods.join(', ') : 'none'}`);
-    this.logger.log(`@TransactionCheckHandler methods: ${this.checkHandlers.describe()}`);
+    const of = this.name === DEFAULT_INSTANCE_NAME ? '' : ` of '${this.name}'`;
+    this.logger.log(`@TransactionalMessage methods${of}: ${methods.length ? methods.join(', ') : 'none'}`);
+    this.logger.log(`@TransactionCheckHandler methods${of}: ${this.checkHandlers.describe()}`);
   }
 
   forget(): void {
-    for (const { instance, type } of this.registered.splice(0)) senderRegistry.remove(instance, type, this.sender);
+    for (const { instance, type } of this.registered.splice(0)) senderRegistry.remove(instance, type, this.name, this.sender);
     this.checkHandlers.clear();
   }
 }

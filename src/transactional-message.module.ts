@@ -39,7 +39,7 @@ import { TransactionalMessageMetrics } from './operations/metrics.service.js';
 import { TransactionalMessageHealthIndicator } from './operations/health.indicator.js';
 import { PreparedStatementsCheck } from './lifecycle/prepared-statements.check.js';
 import { SchemaCheck } from './lifecycle/schema-check.service.js';
-import { MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from './common/constants.js';
+import { INSTANCE_NAME, MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from './common/constants.js';
 import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-message.module-definition.js';
 
 /**
@@ -58,16 +58,19 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
  * ```
  *
  * Global by default (`isGlobal: false` to scope it). Exports `TransactionContext`,
- * `TransactionalMessageProducer` and `TransactionalInbox`. Options are validated when the
- * application boots.
+ * `TransactionalMessageProducer`, `TransactionalInbox` and the operators' services. Options are
+ * validated when the application boots. Several DataSources: one registration each, named
+ * (`forRoot({ name: 'archive', ... })`), whose services inject by token
+ * (`@InjectTransactionalMessageProducer('archive')`) and whose decorated methods say
+ * `{ instance: 'archive' }`, in the manner of `@nestjs/typeorm`'s named DataSources.
  */
 @Module({
   imports: [DiscoveryModule],
   providers: [
     {
       provide: RESOLVED_OPTIONS,
-      useFactory: (options: TransactionalMessageModuleOptions) => resolveOptions(options),
-      inject: [MODULE_OPTIONS_TOKEN],
+      useFactory: (options: TransactionalMessageModuleOptions, name: string) => resolveOptions(options, name),
+      inject: [MODULE_OPTIONS_TOKEN, INSTANCE_NAME],
     },
     {
       provide: MessageStore,
@@ -130,6 +133,6 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     PgConnectionGuard,
     TransactionalMessageLifecycle,
   ],
-  exports: [TransactionContext, TransactionalMessageProducer, TransactionalInbox, TransactionalMessageInterceptor, TransactionalMessageRelay, TransactionalMessageAdmin, TransactionalMessageHealthIndicator],
+  // Exports: by class (the default registration) or by tokens of its name, added by forRoot() (module-definition).
 })
 export class TransactionalMessageModule extends ConfigurableModuleClass {}

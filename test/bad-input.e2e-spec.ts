@@ -314,7 +314,7 @@ describe('bad input at boot: invalid module options fail the bootstrap with the 
     await expect(boot(invalid)).rejects.toThrow(expected);
   });
 
-  it('the module registered twice in one application (two DataSources) fails the boot', async () => {
+  it('the module registered twice without names in one application (two DataSources) fails the boot, saying how to name them', async () => {
     const other = await createTestDatabase('sqlite');
     try {
       const moduleRef = await Test.createTestingModule({
@@ -327,7 +327,9 @@ describe('bad input at boot: invalid module options fail the bootstrap with the 
       moduleRef.useLogger(false);
       const attempt = moduleRef.init().finally(() => moduleRef.close());
       await expect(attempt).rejects.toThrow(DuplicateModuleError);
-      await expect(attempt).rejects.toThrow(/registered 2 times in this application \(producer group 'orders' on a .* DataSource; producer group 'billing' on a better-sqlite3 DataSource\)/);
+      await expect(attempt).rejects.toThrow(
+        /registered 2 times under one name or on one message table in this application \('default': producer group '(orders|billing)' on a .* DataSource, table transactional_message; 'default': producer group '(orders|billing)' .*\)\. Each registration needs a name of its own \(forRoot\(\{ name: 'archive'/,
+      );
     } finally {
       await other.drop();
     }

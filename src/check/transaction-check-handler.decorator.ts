@@ -1,5 +1,6 @@
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import { validateTopic } from '../message/encode-message.js';
+import { DEFAULT_INSTANCE_NAME, INSTANCE_NAME_RULE, isInstanceName } from '../options/instance-name.js';
 
 /** @internal Metadata key of `@TransactionCheckHandler`. */
 export const TRANSACTION_CHECK_HANDLER_METADATA = 'nestjs-transactional-message:transaction-check-handler';
@@ -11,11 +12,14 @@ export interface TransactionCheckHandlerOptions {
    * catch-all handler, asked about every topic that has no handler of its own.
    */
   topic?: string | readonly string[];
+  /** The module registration (`forRoot({ name })`) whose half messages it checks. Default `'default'`. */
+  instance?: string;
 }
 
 /** @internal */
 export interface CheckHandlerMetadata {
   topics: string[] | null;
+  instance: string;
 }
 
 /**
@@ -52,6 +56,10 @@ export function TransactionCheckHandler(options: TransactionCheckHandlerOptions 
       }
       topics = list.map((topic) => validateTopic(topic, where));
     }
-    Reflect.defineMetadata(TRANSACTION_CHECK_HANDLER_METADATA, { topics } satisfies CheckHandlerMetadata, descriptor.value);
+    if (options.instance !== undefined && !isInstanceName(options.instance)) {
+      throw new TransactionalMessageError(`${where}: instance is ${JSON.stringify(options.instance)}; expected ${INSTANCE_NAME_RULE}.`);
+    }
+    const instance = options.instance ?? DEFAULT_INSTANCE_NAME;
+    Reflect.defineMetadata(TRANSACTION_CHECK_HANDLER_METADATA, { topics, instance } satisfies CheckHandlerMetadata, descriptor.value);
   };
 }

@@ -3,7 +3,7 @@ import type { DataSource } from 'typeorm';
 import { QueryOutsideTransactionError } from '../errors/query-outside-transaction.error.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
 import type { QueriesOutsideTransactionMode } from '../options/transactional-message-options.interface.js';
-import { transactionStorage } from './transaction-context.storage.js';
+import { frameOf } from './transaction-context.storage.js';
 
 interface Installed {
   original: DataSource['createQueryRunner'];
@@ -36,8 +36,8 @@ export function installQueryGuard(
   const original = dataSource.createQueryRunner;
   const warned = new Set<string>();
   const guarded = function (this: DataSource, ...args: Parameters<DataSource['createQueryRunner']>) {
-    const frame = transactionStorage.getStore();
-    if (frame && frame.scope.dataSource === dataSource) {
+    const frame = frameOf(dataSource);
+    if (frame) {
       if (frame.scope.ended) throw new TransactionContextEndedError(`A query in ${frame.label}`);
       if (mode === 'error') throw new QueryOutsideTransactionError();
       if (!warned.has(frame.label)) {

@@ -14,26 +14,35 @@ export interface MethodSender {
 
 let fallback: MethodSender | undefined;
 
-const byInstance = new WeakMap<object, MethodSender>();
-const byClass = new WeakMap<Function, Set<MethodSender>>();
+/** Per decorated instance (singletons), the sender of each module registration by name. */
+const byInstance = new WeakMap<object, Map<string, MethodSender>>();
+/** Per class (request-scoped and transient providers), the senders of each registration by name. */
+const byClass = new WeakMap<Function, Map<string, Set<MethodSender>>>();
 
 /**
- * @internal Which running module serves a decorated instance. A decorator cannot be injected, so
- * the explorer records, at bootstrap, every instance (or, for request-scoped and transient
- * providers, every class) with decorated methods. Two applications in one process keep apart.
+ * @internal Which running module registration serves a decorated instance. A decorator cannot be
+ * injected, so each registration's explorer records, at bootstrap, every instance (or, for
+ * request-scoped and transient providers, every class) with methods it serves, under its name
+ * (`forRoot({ name })`): one instance may have methods of two registrations. Two applications in
+ * one process keep apart.
  */
 export const senderRegistry = {
-  addInstance(instance: object, sender: MethodSender): void {
-    byInstance.set(instance, sender);
+  addInstance(instance: object, name: string, sender: MethodSender): void {
+    let senders = byInstance.get(instance);
+    if (!senders) byInstance.set(instance, (senders = new Map()));
+    senders.set(name, sender);
   },
-  addClass(type: Function, sender: MethodSender): void {
-    let senders = byClass.get(type);
-    if (!senders) byClass.set(type, (senders = new Set()));
+  addClass(type: Function, name: string, sender: MethodSender): void {
+    let names = byClass.get(type);
+    if (!names) byClass.set(type, (names = new Map()));
+    let senders = names.get(name);
+    if (!senders) names.set(name, (senders = new Set()));
     senders.add(sender);
   },
-  remove(instance: object | undefined, type: Function, sender: MethodSender): void {
-    if (instance && byInstance.get(instance) === sender) byInstance.delete(instance);
-    byClass.get(type)?.delete(sender);
+  remove(instance: object | undefined, type: Function, name: string, sender: MethodSender): void {
+    const senders = instance ? byInstance.get(instance) : undefined;
+    if (senders?.get(name) === sender) senders.delete(name);
+    byClass.get(type)?.get(name)?.delete(sender);
   },
   /** The sender of instances no module serves (the testing capture), or none. Returns the previous one. */
   setFallback(sender: MethodSender | undefined): MethodSender | undefined {
@@ -41,13 +50,13 @@ export const senderRegistry = {
     fallback = sender;
     return previous;
   },
-  find(instance: object | undefined, label: string): MethodSender {
-    if (instance === null || typeof instance !== 'object') throw new TransactionalMessageModuleMissingError(label);
-    const direct = byInstance.get(instance);
+  find(instance: object | undefined, label: string, name: string): MethodSender {
+    if (instance === null || typeof instance !== 'object') throw new TransactionalMessageModuleMissingError(label, name);
+    const direct = byInstance.get(instance)?.get(name);
     if (direct) return direct;
-    const senders = byClass.get(instance.constructor);
+    const senders = byClass.get(instance.constructor)?.get(name);
     if (senders?.size === 1) return senders.values().next().value as MethodSender;
     if (fallback) return fallback;
-    throw new TransactionalMessageModuleMissingError(label);
+    throw new TransactionalMessageModuleMissingError(label, name);
   },
 };

@@ -21,7 +21,20 @@ export interface ContextFrame {
   readonly draft: HalfMessageDraft | undefined;
   /** `Class.method` of the innermost transactional call, for error messages. */
   readonly label: string;
+  /** The frame this one was entered from (a transaction on another DataSource, or an outer call). */
+  readonly outer: ContextFrame | undefined;
 }
 
 /** @internal The one AsyncLocalStorage of the library. */
 export const transactionStorage = new AsyncLocalStorage<ContextFrame>();
+
+/**
+ * @internal The innermost frame of the current context whose transaction is on `dataSource`:
+ * a call on one DataSource made inside a transaction on another still finds its own outer one.
+ */
+export function frameOf(dataSource: DataSource): ContextFrame | undefined {
+  for (let frame = transactionStorage.getStore(); frame; frame = frame.outer) {
+    if (frame.scope.dataSource === dataSource) return frame;
+  }
+  return undefined;
+}

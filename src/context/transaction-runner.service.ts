@@ -18,7 +18,7 @@ import type { IsolationLevel } from '../options/isolation-level.js';
 import { installQueryGuard } from './query-guard.js';
 import { fenceQueryRunner } from './query-runner-fence.js';
 import { serialLockFor } from './serial-lock.js';
-import { transactionStorage, type TransactionScope } from './transaction-context.storage.js';
+import { frameOf, transactionStorage, type TransactionScope } from './transaction-context.storage.js';
 
 /** Deadlock and serialisation failures: the database aborted the transaction; running it again is safe. */
 const DEADLOCK_CODES = new Set(['40P01', '40001', 'ER_LOCK_DEADLOCK', 'SQLITE_BUSY']);
@@ -93,8 +93,7 @@ export class TransactionRunner {
 
   /** The transaction of the current context on this DataSource, if any (ended or not). */
   currentScope(): TransactionScope | undefined {
-    const frame = transactionStorage.getStore();
-    return frame?.scope.dataSource === this.options.dataSource ? frame.scope : undefined;
+    return frameOf(this.options.dataSource)?.scope;
   }
 
   /**
@@ -113,7 +112,7 @@ export class TransactionRunner {
   ): Promise<T> {
     const outer = transactionStorage.getStore();
     const inScope = (scope: TransactionScope) =>
-      transactionStorage.run({ scope, draft: draft ?? outer?.draft, label }, () => work(scope));
+      transactionStorage.run({ scope, draft: draft ?? outer?.draft, label, outer }, () => work(scope));
     const joined = this.currentScope();
     if (joined) {
       if (joined.ended) throw new TransactionContextEndedError(label);

@@ -1,4 +1,5 @@
 import { senderRegistry } from '../context/runner-registry.js';
+import { DEFAULT_INSTANCE_NAME } from '../options/instance-name.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import { TRANSACTIONAL_MESSAGE_METADATA } from '../common/constants.js';
 import { copyMethodMetadata } from './copy-method-metadata.js';
@@ -38,9 +39,10 @@ export function TransactionalMessage<TArgs extends unknown[] = any[], TResult = 
       throw new TransactionalMessageError(`@TransactionalMessage is applied twice to ${label}; keep one.`);
     }
     const validated = validateMethodOptions(options as TransactionalMessageOptions, `@TransactionalMessage on ${label}`);
+    const instanceName = validated.instance ?? DEFAULT_INSTANCE_NAME;
     const wrapper = function (this: object, ...args: unknown[]): Promise<unknown> {
       try {
-        return senderRegistry.find(this, label).sendFromMethod(this, label, validated, original, args);
+        return senderRegistry.find(this, label, instanceName).sendFromMethod(this, label, validated, original, args);
       } catch (error) {
         return Promise.reject(error);
       }

@@ -1,3 +1,4 @@
+import { INSTANCE_NAME_RULE, isInstanceName } from '../options/instance-name.js';
 import { validateIsolationLevel } from '../options/isolation-level.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import {
@@ -9,7 +10,7 @@ import {
 } from '../message/encode-message.js';
 import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
 
-const KNOWN = new Set(['topic', 'key', 'tags', 'properties', 'body', 'checkImmunityMs', 'mandatory', 'isolationLevel']);
+const KNOWN = new Set(['topic', 'key', 'tags', 'properties', 'body', 'checkImmunityMs', 'mandatory', 'isolationLevel', 'instance']);
 
 /**
  * @internal Validates everything about `@TransactionalMessage` options that is known when the
@@ -36,5 +37,8 @@ export function validateMethodOptions(options: TransactionalMessageOptions, wher
     throw new InvalidMessageError('mandatory option', options.mandatory, 'true or false', where);
   }
   validateIsolationLevel(options.isolationLevel, where);
+  if (options.instance !== undefined && !isInstanceName(options.instance)) {
+    throw new InvalidMessageError('instance option', options.instance, INSTANCE_NAME_RULE, where);
+  }
   return { ...options };
 }

@@ -1,9 +1,9 @@
 import { TransactionalMessageError } from './transactional-message.error.js';
 
 /**
- * `TransactionalMessageModule` is registered more than once in one application. A decorated
- * method cannot say which registration it belongs to, so the last one would silently serve them
- * all (its DataSource, its producer group). The boot fails instead.
+ * `TransactionalMessageModule` is registered twice under one name (`forRoot({ name })`, `'default'`
+ * without one), or twice on one DataSource's message table. A decorated method could not say which
+ * registration it belongs to, or two relays of one application would share a table; the boot fails.
  */
 export class DuplicateModuleError extends TransactionalMessageError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_DUPLICATE_MODULE'`. */
@@ -11,10 +11,10 @@ export class DuplicateModuleError extends TransactionalMessageError {
 
   constructor(readonly registrations: string[]) {
     super(
-      `TransactionalMessageModule is registered ${registrations.length} times in this application (${registrations.join('; ')}). ` +
-        `One application has one registration: import forRoot()/forRootAsync() once (it is global). Several DataSources ` +
-        `(named instances) are not supported yet; keep the message table in the DataSource of the business writes that ` +
-        `send messages.`,
+      `TransactionalMessageModule is registered ${registrations.length} times under one name or on one message table in this ` +
+        `application (${registrations.join('; ')}). Each registration needs a name of its own (forRoot({ name: 'archive', ... }), ` +
+        `at most one without a name) and a DataSource or tableName of its own; decorated methods and check handlers ` +
+        `choose theirs with { instance: 'archive' }.`,
     );
   }
 }

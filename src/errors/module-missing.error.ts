@@ -9,10 +9,15 @@ export class TransactionalMessageModuleMissingError extends TransactionalMessage
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_MODULE_MISSING'`. */
   static override readonly code: string = 'TM_MODULE_MISSING';
 
-  constructor(readonly method: string) {
+  constructor(
+    readonly method: string,
+    readonly instance = 'default',
+  ) {
     super(
       `@TransactionalMessage method ${method} was called, but no initialised TransactionalMessageModule ` +
-        `manages this instance. Import TransactionalMessageModule.forRoot()/forRootAsync() in the application, ` +
+        (instance === 'default'
+          ? `manages this instance. Import TransactionalMessageModule.forRoot()/forRootAsync() in the application, `
+          : `named '${instance}' manages this instance. Import TransactionalMessageModule.forRoot({ name: '${instance}', ... }) in the application, `) +
         `let Nest create the provider (not \`new\`), and call it after app.init() and before app.close(). ` +
         `In a unit test without the module, captureTransactionalMessages() from 'nestjs-transactional-message/testing' ` +
         `runs decorated methods without a database and records their messages.`,

@@ -81,14 +81,14 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
   ) {}
 
   async onModuleInit(): Promise<void> {
-    this.refuseSecondRegistration();
+    const names = this.registrationNames();
     await this.schema.verify();
     await this.preparedStatements.decide();
     this.pgGuard.install();
     await this.cls.connect();
     await this.typeormTransactional.connect();
     this.runner.installGuard();
-    this.explorer.discover();
+    this.explorer.discover(names);
     await Promise.all([this.metrics.start(), loadTracing()]);
   }
 
@@ -131,17 +131,24 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     }
   }
 
-  /** One registration per application: the decorator could not tell two apart (the last would win). */
-  private refuseSecondRegistration(): void {
+  /**
+   * The names of the module's registrations in this application; two of one name fail the boot
+   * (a decorated method could not tell them apart), as do two on one DataSource's message table.
+   */
+  private registrationNames(): Set<string> {
     const registrations = this.discovery
       .getProviders()
       .map((wrapper) => wrapper.instance as unknown)
       .filter((instance): instance is TransactionalMessageLifecycle => instance instanceof TransactionalMessageLifecycle);
-    if (registrations.length > 1) {
-      throw new DuplicateModuleError(
-        registrations.map((r) => `producer group '${r.options.producerGroup}' on a ${String(r.options.dataSource.options.type)} DataSource`),
-      );
-    }
+    const describe = (r: TransactionalMessageLifecycle) =>
+      `'${r.options.name}': producer group '${r.options.producerGroup}' on a ${String(r.options.dataSource.options.type)} DataSource, table ${r.options.tableName}`;
+    const sameName = registrations.filter((r) => r !== this && r.options.name === this.options.name);
+    if (sameName.length > 0) throw new DuplicateModuleError([this, ...sameName].map(describe));
+    const sameTable = registrations.filter(
+      (r) => r !== this && r.options.producer && this.options.producer && r.options.dataSource === this.options.dataSource && r.options.tableName === this.options.tableName,
+    );
+    if (sameTable.length > 0) throw new DuplicateModuleError([this, ...sameTable].map(describe));
+    return new Set(registrations.map((r) => r.options.name));
   }
 
   /**

@@ -30,4 +30,9 @@ export interface TransactionalMessageOptions<TArgs extends unknown[] = any[], TR
   mandatory?: boolean;
   /** Isolation level of the transaction the method opens. Ignored, with a warning, when it joins one. */
   isolationLevel?: IsolationLevel;
+  /**
+   * The module registration that serves this method (`forRoot({ name })`): its DataSource, message
+   * table, producer group and relay. Default `'default'` (a registration without `name`).
+   */
+  instance?: string;
 }

@@ -1,3 +1,4 @@
+import { DEFAULT_INSTANCE_NAME } from './instance-name.js';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import { MAX_DURATION_MS } from '../message/encode-message.js';
 import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS, KAFKA_OPTION_NAMES, type KafkaOptions } from '../publisher/kafka/kafka-options.interface.js';
@@ -91,7 +92,7 @@ const MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024;
 const MAX_LONG_DURATION_MS = 365 * DAY_MS;
 
 /** @internal Merges defaults into the options and validates every one; throws InvalidModuleOptionsError. */
-export function resolveOptions(options: TransactionalMessageModuleOptions): ResolvedOptions {
+export function resolveOptions(options: TransactionalMessageModuleOptions, name = DEFAULT_INSTANCE_NAME): ResolvedOptions {
   if (options === null || typeof options !== 'object') {
     throw new InvalidModuleOptionsError('(options)', options, 'an object with at least dataSource and producerGroup');
   }
@@ -152,6 +153,7 @@ export function resolveOptions(options: TransactionalMessageModuleOptions): Reso
   const metrics = options.metrics ?? true;
   booleanOption('metrics', metrics);
   return {
+    name,
     dataSource,
     producer,
     producerGroup: options.producerGroup ?? '',

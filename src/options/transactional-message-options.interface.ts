@@ -189,6 +189,8 @@ export interface TransactionalMessageModuleOptions {
 
 /** @internal The options after defaults and validation. */
 export interface ResolvedOptions {
+  /** The registration's name (`forRoot({ name })`; `'default'` without one). */
+  name: string;
   dataSource: DataSource;
   /** Whether this instance sends messages (a producer group is set), or only consumes. */
   producer: boolean;

@@ -99,7 +99,7 @@ export function captureTransactionalMessages(options: CaptureOptions = {}): Mess
           ? outer
           : { dataSource: undefined as unknown as DataSource, manager: noDatabase(label), ended: false, afterCommit: [], rollbackOnly: undefined, pending: [] };
       const draft = new HalfMessageDraft(methodOptions.topic, label);
-      const result = await transactionStorage.run({ scope, draft, label }, () => method.apply(instance, args));
+      const result = await transactionStorage.run({ scope, draft, label, outer: transactionStorage.getStore() }, () => method.apply(instance, args));
       const message = buildMessage(draft, methodOptions, args, result, label, defaults);
       scope.pending.push({
         id: message.id,

@@ -1,0 +1,80 @@
+import { Inject } from '@nestjs/common';
+import { TransactionalMessageAdmin } from './admin/transactional-message-admin.service.js';
+import { TransactionalInbox } from './consumer/transactional-inbox.service.js';
+import { TransactionalMessageInterceptor } from './consumer/transactional-message.interceptor.js';
+import { TransactionContext } from './context/transaction-context.service.js';
+import { TransactionalMessageHealthIndicator } from './operations/health.indicator.js';
+import { DEFAULT_INSTANCE_NAME, INSTANCE_NAME_RULE, isInstanceName } from './options/instance-name.js';
+import { InvalidModuleOptionsError } from './errors/invalid-module-options.error.js';
+import { TransactionalMessageProducer } from './producer/transactional-message.producer.js';
+import { TransactionalMessageRelay } from './transactional-message.relay.js';
+
+/** @internal What a registration exports: under the class itself (default) or a token of its name. */
+export const EXPORTED_SERVICES = [
+  TransactionContext,
+  TransactionalMessageProducer,
+  TransactionalInbox,
+  TransactionalMessageInterceptor,
+  TransactionalMessageRelay,
+  TransactionalMessageAdmin,
+  TransactionalMessageHealthIndicator,
+] as const;
+
+type Exported = (typeof EXPORTED_SERVICES)[number];
+
+/**
+ * @internal The injection token of `service` in the registration `name`: the class itself for the
+ * default registration (so plain constructor injection works), a string of both names otherwise.
+ */
+export function instanceToken<T extends Exported>(service: T, name: string | undefined): T | string {
+  if (name === undefined || name === DEFAULT_INSTANCE_NAME) return service;
+  if (!isInstanceName(name)) throw new InvalidModuleOptionsError('name', name, INSTANCE_NAME_RULE);
+  return `nestjs-transactional-message:${name}:${service.name}`;
+}
+
+/**
+ * The injection token of the `TransactionalMessageProducer` of registration `name`
+ * (`forRoot({ name })`); the class itself without a name.
+ *
+ * ```ts
+ * constructor(@Inject(getTransactionalMessageProducerToken('archive')) private readonly archive: TransactionalMessageProducer) {}
+ * ```
+ */
+export function getTransactionalMessageProducerToken(name?: string): typeof TransactionalMessageProducer | string {
+  return instanceToken(TransactionalMessageProducer, name);
+}
+
+/** The injection token of the `TransactionContext` of registration `name`; the class itself without a name. */
+export function getTransactionContextToken(name?: string): typeof TransactionContext | string {
+  return instanceToken(TransactionContext, name);
+}
+
+/** The injection token of the `TransactionalInbox` of registration `name`; the class itself without a name. */
+export function getTransactionalInboxToken(name?: string): typeof TransactionalInbox | string {
+  return instanceToken(TransactionalInbox, name);
+}
+
+/** The injection token of the `TransactionalMessageRelay` of registration `name`; the class itself without a name. */
+export function getTransactionalMessageRelayToken(name?: string): typeof TransactionalMessageRelay | string {
+  return instanceToken(TransactionalMessageRelay, name);
+}
+
+/** The injection token of the `TransactionalMessageAdmin` of registration `name`; the class itself without a name. */
+export function getTransactionalMessageAdminToken(name?: string): typeof TransactionalMessageAdmin | string {
+  return instanceToken(TransactionalMessageAdmin, name);
+}
+
+/** The injection token of the `TransactionalMessageHealthIndicator` of registration `name`; the class itself without a name. */
+export function getTransactionalMessageHealthIndicatorToken(name?: string): typeof TransactionalMessageHealthIndicator | string {
+  return instanceToken(TransactionalMessageHealthIndicator, name);
+}
+
+/** Injects the `TransactionalMessageProducer` of registration `name` (the default one without). */
+export function InjectTransactionalMessageProducer(name?: string): PropertyDecorator & ParameterDecorator {
+  return Inject(getTransactionalMessageProducerToken(name));
+}
+
+/** Injects the `TransactionContext` of registration `name` (the default one without). */
+export function InjectTransactionContext(name?: string): PropertyDecorator & ParameterDecorator {
+  return Inject(getTransactionContextToken(name));
+}
