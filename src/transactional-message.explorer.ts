@@ -73,7 +73,8 @@ export class TransactionalMessageExplorer {
         }
         methods.push(...decorated.map((name) => `${type.name}.${name}`));
       }
-      if (!this.options.inbox.enabled) {
+      // @Inbox serves the default registration (by the TransactionalInbox class).
+      if (this.name === DEFAULT_INSTANCE_NAME && !this.options.inbox.enabled) {
         const inboxHandler = methodNames.find((name) => Reflect.hasMetadata(INBOX_METADATA, prototype[name] as object));
         if (inboxHandler) {
           throw new TransactionalMessageError(
