@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Injectable, type INestApplication } from '@nestjs/common';
+import { Inject, Injectable, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { randomUUID } from 'node:crypto';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
@@ -9,6 +9,7 @@ import {
   getTransactionalMessageProducerToken,
   getTransactionalMessageRelayToken,
   InjectTransactionContext,
+  InjectTransactionalMessageProducer,
   InvalidModuleOptionsError,
   InvalidMessageError,
   PRODUCER_GROUP_HEADER,
@@ -120,7 +121,19 @@ class Shop {
   }
 }
 
-const relay = { pollIntervalMs: 50, backoffInitialMs: 20, backoffMaxMs: 200 };
+// Delivered rows kept (retentionMs), so the tests can read which table each message went to.
+/** Injects the services as an application would: by class (default registration) and by token (named). */
+@Injectable()
+class Probe {
+  constructor(
+    readonly producer: TransactionalMessageProducer,
+    @InjectTransactionalMessageProducer('archive') readonly archiveProducer: TransactionalMessageProducer,
+    readonly relay: TransactionalMessageRelay,
+    @Inject(getTransactionalMessageRelayToken('archive')) readonly archiveRelay: TransactionalMessageRelay,
+  ) {}
+}
+
+const relay = { pollIntervalMs: 50, backoffInitialMs: 20, backoffMaxMs: 200, retentionMs: 86_400_000 };
 const check = { intervalMs: 100 };
 
 describe('two DataSources, two registrations: nothing crosses', () => {
@@ -156,7 +169,7 @@ describe('two DataSources, two registrations: nothing crosses', () => {
           check,
         }),
       ],
-      providers: [Shop, Archiver],
+      providers: [Shop, Archiver, Probe],
     }).compile();
     moduleRef.useLogger(false);
     app = moduleRef.createNestApplication();
@@ -236,11 +249,15 @@ describe('two DataSources, two registrations: nothing crosses', () => {
   });
 
   it('services inject by class (the default registration) or by the token of a name', async () => {
-    const archiveProducer = app.get<TransactionalMessageProducer>(getTransactionalMessageProducerToken('archive'));
-    const shopProducer = app.get(TransactionalMessageProducer);
-    expect(archiveProducer).not.toBe(shopProducer);
+    const probe = app.get(Probe);
+    const archiveProducer = probe.archiveProducer;
+    expect(archiveProducer).toBe(app.get<TransactionalMessageProducer>(getTransactionalMessageProducerToken('archive')));
+    expect(archiveProducer).not.toBe(probe.producer);
+    expect(probe.archiveRelay).not.toBe(probe.relay);
     expect(getTransactionalMessageProducerToken()).toBe(TransactionalMessageProducer);
-    expect(app.get(getTransactionalMessageRelayToken('archive'))).not.toBe(app.get(TransactionalMessageRelay));
+    const shopKey = randomUUID();
+    await probe.producer.sendMessageInTransaction({ topic: shopTopic, key: shopKey, body: { explicit: true } }, () => TransactionStatus.COMMIT);
+    expect((await rowsOf(pg)).filter((r) => r.key === shopKey)).toEqual([{ topic: shopTopic, key: shopKey, group: 'shop' }]);
     const key = randomUUID();
     await archiveProducer.sendMessageInTransaction({ topic: archiveTopic, key, body: { explicit: true } }, () => TransactionStatus.COMMIT);
     expect((await rowsOf(lite)).filter((r) => r.key === key)).toEqual([{ topic: archiveTopic, key, group: 'archive' }]);
