@@ -9,6 +9,7 @@ describe('resolveOptions', () => {
 
   it('merges the defaults', () => {
     expect(resolveOptions({ dataSource, producerGroup: 'shop', kafka })).toEqual({
+      name: 'default',
       dataSource,
       producer: true,
       producerGroup: 'shop',
