@@ -204,9 +204,11 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     const store = a.app.get(CheckStore);
     const renew = store.renew.bind(store);
     let stalls = 0;
+    let renewals = 0;
     let stalled!: () => void;
     const stallOver = new Promise<void>((resolve) => (stalled = resolve));
     store.renew = async (...args: Parameters<CheckStore['renew']>) => {
+      renewals++;
       const held = await renew(...args);
       if (held && stalls++ === 0) {
         await new Promise((resolve) => setTimeout(resolve, 1_500));
@@ -219,8 +221,9 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     await instance(options);
     await consumer.waitFor('the message committed by B', () => consumer.of(topic.stall).some((r) => r.headers['tm-message-id'] === id));
     await stallOver;
-    // A's check went on after its stall; without the second confirmation it would call its handler now.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // A positive sign that A's check went on after its stall: it confirmed again (the fix), or,
+    // without the fix, it called its handler a second time.
+    await eventually('A went on after its stall', () => renewals >= 2 || (stallCalls.get(id)?.length ?? 0) >= 2);
     expect(stallCalls.get(id)).toEqual(['1:HALF']);
     expect((await a.producer.getCheckHistory(id)).map((c) => `${c.checkNumber}:${c.result}`)).toEqual(['1:COMMIT']);
   });
