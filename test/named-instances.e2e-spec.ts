@@ -287,6 +287,31 @@ describe('named registrations: bad input fails at the earliest point', () => {
   };
   const options = (db: TestDatabase, producerGroup: string) => ({ dataSource: db.dataSource, producerGroup, relay: { enabled: false } });
 
+  it('forRootAsync() takes a name too, and its services inject by that name', async () => {
+    @Injectable()
+    class UsesArchive {
+      constructor(@InjectTransactionalMessageProducer('async-archive') readonly producer: TransactionalMessageProducer) {}
+    }
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        TransactionalMessageModule.forRoot(options(pg, 'a')),
+        TransactionalMessageModule.forRootAsync({ name: 'async-archive', useFactory: () => options(lite, 'b') }),
+      ],
+      providers: [UsesArchive],
+    }).compile();
+    moduleRef.useLogger(false);
+    const app = moduleRef.createNestApplication();
+    await app.init();
+    try {
+      const key = randomUUID();
+      await app.get(UsesArchive).producer.sendMessageInTransaction({ topic: 'async.topic', key, body: {} }, () => TransactionStatus.COMMIT);
+      expect((await messageRows(lite)).filter((r) => r.message_key === key).map((r) => r.producer_group)).toEqual(['b']);
+      expect((await messageRows(pg)).filter((r) => r.message_key === key)).toEqual([]);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('an invalid name fails at forRoot()', () => {
     expect(() => TransactionalMessageModule.forRoot({ name: 'has space', ...options(pg, 'a') })).toThrow(InvalidModuleOptionsError);
     expect(() => TransactionalMessageModule.forRoot({ name: 'has space', ...options(pg, 'a') })).toThrow(/option 'name' is "has space"/);
