@@ -10,6 +10,8 @@ import { ClsTransactionBridge } from './context/cls-transaction.bridge.js';
 import { TypeormTransactionalBridge } from './context/typeorm-transactional.bridge.js';
 import { TransactionContext } from './context/transaction-context.service.js';
 import { TransactionRunner } from './context/transaction-runner.service.js';
+import { StoreTransactions } from './context/store-transactions.js';
+import { QueryGuard } from './context/query-guard.js';
 import { BackgroundWork } from './context/background-work.js';
 import { TransactionalMessageLifecycle } from './lifecycle/lifecycle.service.js';
 import { resolveOptions } from './options/resolve-options.js';
@@ -119,6 +121,8 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
     ClsTransactionBridge,
     TypeormTransactionalBridge,
     TransactionRunner,
+    StoreTransactions,
+    QueryGuard,
     BackgroundWork,
     MessageSender,
     TransactionContext,

@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import {
   QueryOutsideTransactionError,
+  TransactionContext,
+  TransactionContextEndedError,
   TransactionalMessage,
   TransactionalMessageModule,
   type QueriesOutsideTransactionMode,
@@ -25,7 +27,17 @@ const { ClsModule, ClsPluginTransactional, TransactionalAdapterTypeOrm, Checkout
 /** Business code that wrongly writes through the DataSource's own manager inside a transactional method. */
 @Injectable()
 class CarelessService {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly tx: TransactionContext,
+  ) {}
+
+  /** Leaves a write through the transaction's own manager to run once `gate` opens: after the method returned. */
+  @TransactionalMessage<[string, Promise<void>, (late: Promise<unknown>) => void]>({ topic: 'order.careless', key: ([id]) => id, body: ([id]) => ({ id }) })
+  async writeLater(id: string, gate: Promise<void>, hand: (late: Promise<unknown>) => void): Promise<void> {
+    const manager = this.tx.manager;
+    hand(gate.then(() => manager.getRepository(ShopOrder).insert({ id, amount: 1 })));
+  }
 
   @TransactionalMessage<[string, boolean]>({ topic: 'order.careless', key: ([id]) => id, body: ([id]) => ({ id }) })
   async write(id: string, failAfter: boolean): Promise<void> {
@@ -191,11 +203,37 @@ describe.each(DATABASE_KINDS)('queries that would escape the transaction, on %s'
     }
   });
 
+  it("a write through the transaction's own manager sent after the transaction ended is refused, also under 'allow'", async () => {
+    await withApp('allow', async (app) => {
+      const id = randomUUID();
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      let late!: Promise<unknown>;
+      await app.get(CarelessService).writeLater(id, gate, (p) => {
+        late = p;
+        p.catch(() => undefined);
+      });
+      open();
+      const error = await late.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      // SQLite: the one connection is still open and would run it in autocommit (or inside the
+      // next transaction): the fence refuses it. PostgreSQL, MariaDB: the runner was released.
+      expect(error).toBeInstanceOf(kind === 'sqlite' ? TransactionContextEndedError : Error);
+      expect(await exists(id)).toBe(false);
+      expect(await messagesOf(id)).toHaveLength(1);
+    });
+  });
+
   it('the guard is removed when the application closes', async () => {
     const original = db.dataSource.createQueryRunner;
+    const subscribers = db.dataSource.subscribers.length;
     await withApp(undefined, async () => {
       expect(db.dataSource.createQueryRunner).not.toBe(original);
+      expect(db.dataSource.subscribers).toHaveLength(subscribers + 1);
     });
     expect(db.dataSource.createQueryRunner).toBe(original);
+    expect(db.dataSource.subscribers).toHaveLength(subscribers);
   });
 });

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import { TransactionRunner } from '../context/transaction-runner.service.js';
+import { StoreTransactions } from '../context/store-transactions.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import { emitEvent, type TransactionalMessageEventMap } from '../events/transactional-message-events.js';
@@ -89,7 +89,7 @@ export class TransactionalMessageAdmin {
 
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
-    private readonly runner: TransactionRunner,
+    private readonly transactions: StoreTransactions,
     private readonly store: AdminStore,
     private readonly producer: TransactionalMessageProducer,
     private readonly notifier: CommitNotifier,
@@ -225,7 +225,7 @@ export class TransactionalMessageAdmin {
 
   private read<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (!this.options.producer) throw new TransactionalMessageError(`TransactionalMessageAdmin needs the message table: this instance has no producerGroup (consumer-only).`);
-    return this.runner.independent(label, work);
+    return this.transactions.independent(label, work);
   }
 
   private statuses(query: MessageQuery): LiveStatus[] {

@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { emitEvent } from '../events/transactional-message-events.js';
 import type { EntityManager } from 'typeorm';
-import { retryDeadlocks, TransactionRunner } from '../context/transaction-runner.service.js';
+import { retryDeadlocks } from '../context/store-transactions.js';
+import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';

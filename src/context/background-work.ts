@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import { TransactionRunner } from './transaction-runner.service.js';
+import { StoreTransactions } from './store-transactions.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { RESOLVED_OPTIONS } from '../common/constants.js';
 import { Semaphore } from '../common/semaphore.js';
@@ -38,7 +38,7 @@ export class BackgroundWork {
   private readonly connections: Semaphore;
 
   constructor(
-    private readonly runner: TransactionRunner,
+    private readonly transactions: StoreTransactions,
     @Inject(RESOLVED_OPTIONS) options: ResolvedOptions,
   ) {
     this.connections = new Semaphore(options.relay.maxConnections);
@@ -52,13 +52,13 @@ export class BackgroundWork {
     this.closed = true;
   }
 
-  /** A transaction of its own (see TransactionRunner.independent). */
+  /** A transaction of its own (see StoreTransactions.independent). */
   independent<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    return this.connections.run(() => (this.closed ? Promise.reject(new BackgroundStoppedError(label)) : this.runner.independent(label, work)));
+    return this.connections.run(() => (this.closed ? Promise.reject(new BackgroundStoppedError(label)) : this.transactions.independent(label, work)));
   }
 
-  /** One statement without an explicit transaction (see TransactionRunner.autocommit). */
+  /** One statement without an explicit transaction (see StoreTransactions.autocommit). */
   autocommit<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    return this.connections.run(() => (this.closed ? Promise.reject(new BackgroundStoppedError(label)) : this.runner.autocommit(label, work)));
+    return this.connections.run(() => (this.closed ? Promise.reject(new BackgroundStoppedError(label)) : this.transactions.autocommit(label, work)));
   }
 }

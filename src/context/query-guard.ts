@@ -1,41 +1,108 @@
-import type { Logger } from '@nestjs/common';
-import type { DataSource } from 'typeorm';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { DataSource, EntitySubscriberInterface, QueryRunner } from 'typeorm';
 import { QueryOutsideTransactionError } from '../errors/query-outside-transaction.error.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
-import type { QueriesOutsideTransactionMode } from '../options/transactional-message-options.interface.js';
+import type { QueriesOutsideTransactionMode, ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
 import { frameOf } from './transaction-context.storage.js';
 
-interface Installed {
-  original: DataSource['createQueryRunner'];
-  guarded: DataSource['createQueryRunner'];
-  users: number;
+/** What TypeORM's `beforeQuery` event carries that the fence reads (the same in TypeORM 0.3.20+ and 1.x). */
+interface QueryEventLike {
+  queryRunner: QueryRunner;
+  query: string;
 }
 
+const TRANSACTION_CONTROL = /^\s*(COMMIT|ROLLBACK|RELEASE|END)\b/i;
+
+interface Installed {
+  users: number;
+  fence: EntitySubscriberInterface;
+  original?: DataSource['createQueryRunner'];
+  guarded?: DataSource['createQueryRunner'];
+}
+
+/** One guard per DataSource, shared by the registrations on it. */
 const installed = new WeakMap<DataSource, Installed>();
 
 /**
- * @internal Makes a query that would escape the transaction fail loudly.
+ * @internal Makes a query that would leave the transaction fail loudly. Two parts:
  *
- * A repository or EntityManager that is not bound to a transaction asks its DataSource for a
- * fresh QueryRunner for every operation. Inside a transaction context, such a request on the same
- * DataSource means the code is about to write outside the transaction, which would survive its
- * rollback. The guard wraps `dataSource.createQueryRunner` to throw (or warn) there, and to refuse
- * any query made after the transaction ended (an un-awaited call). Returns the uninstaller.
+ * **The fence** (a TypeORM subscriber, `beforeQuery`): refuses a query sent after its transaction
+ * ended from the transaction's context on that transaction's own QueryRunner (a call that was not
+ * awaited would otherwise run between COMMIT and the runner's release, in autocommit, or, on
+ * SQLite's one connection, inside the next transaction). Only COMMIT/ROLLBACK/RELEASE pass.
+ *
+ * **The refusal of new query runners** (`queriesOutsideTransaction`, not under `'allow'`): a
+ * repository or EntityManager that is not bound to the transaction asks its DataSource for a
+ * fresh QueryRunner for every operation; inside a transaction context on the same DataSource
+ * that is a write about to survive the rollback, or (after the end) a query of a call that was
+ * not awaited. This is **the library's one patch of another library's object**: it wraps
+ * `dataSource.createQueryRunner`, on this DataSource only, for as long as the module runs. Why a
+ * subscriber cannot do it: TypeORM announces a query only once its runner holds a connection, so a
+ * pool whose connections are all held by transactions that each make such a query would wait
+ * forever (PostgreSQL's and MySQL's pools wait without a limit by default) instead of failing; and
+ * on SQLite every runner is the same object, so the caller's and the transaction's cannot be told
+ * apart by the query. `test/typeorm-shape.e2e-spec.ts` fails if TypeORM stops creating runners
+ * through the DataSource for `dataSource.manager`, repositories and `dataSource.query()`.
  */
-export function installQueryGuard(
-  dataSource: DataSource,
-  mode: QueriesOutsideTransactionMode,
-  logger: Logger,
-): () => void {
-  if (mode === 'allow') return () => undefined;
-  const existing = installed.get(dataSource);
-  if (existing) {
-    existing.users++;
-    return () => release(dataSource);
+@Injectable()
+export class QueryGuard {
+  private readonly logger = new Logger(LOGGER_CONTEXT);
+  private uninstall: () => void = () => undefined;
+
+  constructor(@Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions) {}
+
+  install(): void {
+    this.uninstall();
+    this.uninstall = installQueryGuard(this.options.dataSource, this.options.queriesOutsideTransaction, this.logger);
   }
-  const original = dataSource.createQueryRunner;
+
+  remove(): void {
+    this.uninstall();
+    this.uninstall = () => undefined;
+  }
+}
+
+function installQueryGuard(dataSource: DataSource, mode: QueriesOutsideTransactionMode, logger: Logger): () => void {
+  let entry = installed.get(dataSource);
+  if (!entry) {
+    entry = { users: 0, fence: fenceOf(dataSource) };
+    dataSource.subscribers.push(entry.fence);
+    if (mode !== 'allow') {
+      entry.original = dataSource.createQueryRunner;
+      entry.guarded = refusingRunners(dataSource, entry.original, mode, logger);
+      dataSource.createQueryRunner = entry.guarded;
+    }
+    installed.set(dataSource, entry);
+  }
+  entry.users++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    release(dataSource);
+  };
+}
+
+function fenceOf(dataSource: DataSource): EntitySubscriberInterface {
+  return {
+    beforeQuery(event: QueryEventLike): void {
+      const frame = frameOf(dataSource);
+      if (frame?.scope.ended && frame.scope.manager.queryRunner === event.queryRunner && !TRANSACTION_CONTROL.test(String(event.query))) {
+        throw new TransactionContextEndedError(`A query in ${frame.label}`);
+      }
+    },
+  } as EntitySubscriberInterface;
+}
+
+function refusingRunners(
+  dataSource: DataSource,
+  original: DataSource['createQueryRunner'],
+  mode: Exclude<QueriesOutsideTransactionMode, 'allow'>,
+  logger: Logger,
+): DataSource['createQueryRunner'] {
   const warned = new Set<string>();
-  const guarded = function (this: DataSource, ...args: Parameters<DataSource['createQueryRunner']>) {
+  return function (this: DataSource, ...args: Parameters<DataSource['createQueryRunner']>) {
     const frame = frameOf(dataSource);
     if (frame) {
       if (frame.scope.ended) throw new TransactionContextEndedError(`A query in ${frame.label}`);
@@ -47,14 +114,13 @@ export function installQueryGuard(
     }
     return original.apply(this, args);
   };
-  dataSource.createQueryRunner = guarded;
-  installed.set(dataSource, { original, guarded, users: 1 });
-  return () => release(dataSource);
 }
 
 function release(dataSource: DataSource): void {
   const entry = installed.get(dataSource);
   if (!entry || --entry.users > 0) return;
-  if (dataSource.createQueryRunner === entry.guarded) dataSource.createQueryRunner = entry.original;
+  const at = dataSource.subscribers.indexOf(entry.fence);
+  if (at >= 0) dataSource.subscribers.splice(at, 1);
+  if (entry.guarded && dataSource.createQueryRunner === entry.guarded) dataSource.createQueryRunner = entry.original!;
   installed.delete(dataSource);
 }

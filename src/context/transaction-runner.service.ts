@@ -1,13 +1,10 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { EntityManager, QueryRunner } from 'typeorm';
-import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
+import type { EntityManager } from 'typeorm';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
-import { NestedIndependentTransactionError } from '../errors/nested-independent-transaction.error.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
 import { TransactionRequiredError } from '../errors/transaction-required.error.js';
 import { TransactionRollbackOnlyError } from '../errors/transaction-rollback-only.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { poolSize } from '../store/dialects/pool-size.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import type { SqlDialect } from '../store/dialects/sql-dialect.interface.js';
 import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
@@ -15,34 +12,8 @@ import { ClsTransactionBridge } from './cls-transaction.bridge.js';
 import { TypeormTransactionalBridge } from './typeorm-transactional.bridge.js';
 import type { HalfMessageDraft } from './half-message-draft.js';
 import type { IsolationLevel } from '../options/isolation-level.js';
-import { installQueryGuard } from './query-guard.js';
-import { fenceQueryRunner } from './query-runner-fence.js';
 import { serialLockFor } from './serial-lock.js';
 import { frameOf, transactionStorage, type TransactionScope } from './transaction-context.storage.js';
-
-/** Deadlock and serialisation failures: the database aborted the transaction; running it again is safe. */
-const DEADLOCK_CODES = new Set(['40P01', '40001', 'ER_LOCK_DEADLOCK', 'SQLITE_BUSY']);
-
-function isDeadlock(error: unknown): boolean {
-  const e = error as { code?: unknown; driverError?: { code?: unknown; errno?: unknown } };
-  return DEADLOCK_CODES.has(String(e?.driverError?.code ?? e?.code)) || e?.driverError?.errno === 1213;
-}
-
-/**
- * @internal The library's own short transactions (claims, marks, ends, checks, half-message
- * inserts) are idempotent, so a deadlock victim is simply run again (up to 4 tries) instead of
- * failing a relay cycle or a caller's commit().
- */
-export async function retryDeadlocks<T>(attempt: () => Promise<T>): Promise<T> {
-  for (let tries = 1; ; tries++) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (tries >= 4 || !isDeadlock(error)) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 5 * tries + Math.random() * 10));
-    }
-  }
-}
 
 function runAll(callbacks: Array<() => void>): void {
   for (const callback of callbacks) callback();
@@ -65,13 +36,13 @@ export interface TransactionDemand {
  * @internal Joins the caller's transaction or opens one, and runs work in the transaction context.
  * The caller's transaction is, in this order: an outer transactional call of this library on the
  * same DataSource, then an active `@nestjs-cls/transactional` or typeorm-transactional
- * transaction on it.
+ * transaction on it. The library's own short transactions on the store are
+ * {@link StoreTransactions}', which never join the caller's.
  */
 @Injectable()
 export class TransactionRunner {
   private readonly logger = new Logger(LOGGER_CONTEXT);
-  readonly dialect: SqlDialect;
-  private uninstallGuard: () => void = () => undefined;
+  private readonly dialect: SqlDialect;
   private readonly isolationWarnings = new Set<string>();
 
   constructor(
@@ -80,15 +51,6 @@ export class TransactionRunner {
     private readonly typeormTransactional: TypeormTransactionalBridge,
   ) {
     this.dialect = resolveDialect(options.dataSource);
-  }
-
-  installGuard(): void {
-    this.uninstallGuard = installQueryGuard(this.options.dataSource, this.options.queriesOutsideTransaction, this.logger);
-  }
-
-  removeGuard(): void {
-    this.uninstallGuard();
-    this.uninstallGuard = () => undefined;
   }
 
   /** The transaction of the current context on this DataSource, if any (ended or not). */
@@ -151,7 +113,6 @@ export class TransactionRunner {
     let opened: TransactionScope | undefined;
     const result = await this.open(demand.isolationLevel, (manager) => {
       const scope = (opened = this.newScope(manager));
-      fenceQueryRunner(manager);
       return inScope(scope)
         .then((value) => {
           // Throwing inside the transaction's callback rolls it back.
@@ -205,79 +166,6 @@ export class TransactionRunner {
 
   private newScope(manager: EntityManager): TransactionScope {
     return { dataSource: this.options.dataSource, manager, ended: false, afterCommit: [], rollbackOnly: undefined };
-  }
-
-  /**
-   * Runs `work` in a transaction of its own, committed when it returns, whatever transaction the
-   * caller is in. Outside the caller's context, so the query guard does not apply. Waits at most
-   * `acquireTimeoutMs` for a pooled connection (ConnectionAcquireTimeoutError), never forever.
-   */
-  independent<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    if (this.dialect.singleConnection && this.currentScope() && !this.currentScope()?.ended) {
-      throw new NestedIndependentTransactionError(label);
-    }
-    const isolation = this.dialect.ownIsolation;
-    const { dataSource } = this.options;
-    if (this.dialect.singleConnection) {
-      return transactionStorage.exit(() =>
-        retryDeadlocks(() => serialLockFor(dataSource).run(() => (isolation ? dataSource.transaction(isolation, work) : dataSource.transaction(work)))),
-      );
-    }
-    return transactionStorage.exit(() =>
-      retryDeadlocks(() =>
-        this.withConnection(label, async (runner) => {
-          await runner.startTransaction(isolation);
-          try {
-            const result = await work(runner.manager);
-            await runner.commitTransaction();
-            return result;
-          } catch (error) {
-            if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-            throw error;
-          }
-        }),
-      ),
-    );
-  }
-
-  /**
-   * Runs a single statement's work without an explicit transaction (one round trip instead of
-   * BEGIN/statement/COMMIT) where that is safe; on SQLite, still serialised with the library's
-   * other transactions on the one connection. `work` gets an EntityManager bound to a QueryRunner.
-   */
-  async autocommit<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    if (this.dialect.singleConnection) return this.independent(label, work);
-    return transactionStorage.exit(() => retryDeadlocks(() => this.withConnection(label, (runner) => work(runner.manager))));
-  }
-
-  /** A pooled connection for `work`, waited for at most `acquireTimeoutMs`, released afterwards. */
-  private async withConnection<T>(label: string, work: (runner: QueryRunner) => Promise<T>): Promise<T> {
-    const runner = this.options.dataSource.createQueryRunner();
-    const connecting = runner.connect();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ConnectionAcquireTimeoutError(label, this.options.acquireTimeoutMs, poolSize(this.options.dataSource))),
-        this.options.acquireTimeoutMs,
-      );
-    });
-    try {
-      await Promise.race([connecting, timeout]);
-    } catch (error) {
-      // Given up on: hand the connection back whenever the pool produces it.
-      void connecting.then(
-        () => runner.release(),
-        () => runner.release(),
-      ).catch(() => undefined);
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
-    try {
-      return await work(runner);
-    } finally {
-      await runner.release();
-    }
   }
 
   private open<T>(isolationLevel: IsolationLevel | undefined, work: (manager: EntityManager) => Promise<T>): Promise<T> {

@@ -12,7 +12,7 @@ import { CheckScheduler } from '../check/check-scheduler.service.js';
 import { InboxPruner } from '../consumer/inbox-pruner.service.js';
 import { ClsTransactionBridge } from '../context/cls-transaction.bridge.js';
 import { TypeormTransactionalBridge } from '../context/typeorm-transactional.bridge.js';
-import { TransactionRunner } from '../context/transaction-runner.service.js';
+import { QueryGuard } from '../context/query-guard.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { TransactionalMessageExplorer } from '../transactional-message.explorer.js';
 import { DuplicateModuleError } from '../errors/duplicate-module.error.js';
@@ -67,7 +67,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     private readonly pgGuard: PgConnectionGuard,
     private readonly cls: ClsTransactionBridge,
     private readonly typeormTransactional: TypeormTransactionalBridge,
-    private readonly runner: TransactionRunner,
+    private readonly queryGuard: QueryGuard,
     private readonly explorer: TransactionalMessageExplorer,
     private readonly listener: PgNotificationListener,
     private readonly delivery: DeliveryRelay,
@@ -87,7 +87,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     this.pgGuard.install();
     await this.cls.connect();
     await this.typeormTransactional.connect();
-    this.runner.installGuard();
+    this.queryGuard.install();
     this.explorer.discover(names);
     await Promise.all([this.metrics.start(), loadTracing()]);
   }
@@ -191,7 +191,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
 
   onApplicationShutdown(): void {
     this.explorer.forget();
-    this.runner.removeGuard();
+    this.queryGuard.remove();
     this.pgGuard.uninstall();
   }
 }

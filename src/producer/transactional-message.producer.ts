@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { emitEvent } from '../events/transactional-message-events.js';
 import type { EntityManager } from 'typeorm';
+import { StoreTransactions } from '../context/store-transactions.js';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { MessageNotFoundError } from '../errors/message-not-found.error.js';
@@ -70,6 +71,7 @@ export class TransactionalMessageProducer {
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     private readonly runner: TransactionRunner,
+    private readonly transactions: StoreTransactions,
     private readonly store: MessageStore,
     private readonly sender: MessageSender,
     private readonly notifier: CommitNotifier,
@@ -236,7 +238,7 @@ export class TransactionalMessageProducer {
     }
     const caller = this.runner.callerTransaction(label, options.manager);
     if (!caller) {
-      const result = await this.runner.independent(label, work);
+      const result = await this.transactions.independent(label, work);
       committed?.();
       return result;
     }
