@@ -35,7 +35,7 @@ describe('PostgreSQL: an error on a pooled connection with no other listener', (
     const app = await createShopApp(db);
     const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     try {
-      // New connections get the listener when the pool creates them; existing ones at boot.
+      // Every connection gets the listener when the pool hands it out (new or idle since boot).
       const clients = await Promise.all([pool().connect(), pool().connect(), pool().connect()]);
       for (const client of clients) {
         expect(client.listenerCount('error')).toBe(1);

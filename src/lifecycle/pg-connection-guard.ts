@@ -7,22 +7,27 @@ interface PgClientLike {
   listenerCount(event: 'error'): number;
 }
 
+/** The events of pg-pool's `Pool` the guard listens to (public API: https://node-postgres.com/apis/pool#events). */
 interface PgPoolLike {
-  on(event: 'connect', listener: (client: PgClientLike) => void): void;
-  removeListener(event: 'connect', listener: (client: PgClientLike) => void): void;
-  _clients?: PgClientLike[];
+  on(event: 'acquire', listener: (client: PgClientLike) => void): void;
+  removeListener(event: 'acquire', listener: (client: PgClientLike) => void): void;
 }
 
-const GUARDED = Symbol('tm-pg-error-guard');
+/** Connections that have the listener (one per connection, whichever registration gave it). */
+const protectedClients = new WeakSet<PgClientLike>();
 
 /**
- * @internal PostgreSQL: gives every connection of the DataSource's pool an `error` listener for
- * its whole life. pg-pool takes its own listener off a connection when it is checked out, and
- * TypeORM adds one only after a promise resolves; a server message that ends the connection in
- * the same network read as its startup (`pg_terminate_backend`, a server shutdown) is emitted in
- * between, with no listener, and an unhandled `error` event ends the Node process. The fault suite
- * hit it (test/faults/RESULTS.md). This listener only logs; the pool and TypeORM still discard the
- * dead connection and fail its queries as before.
+ * @internal PostgreSQL: gives every connection of the DataSource's pool an `error` listener from
+ * the moment it is handed out. pg-pool takes its own listener off a connection when it is checked
+ * out, and TypeORM adds one only after a promise resolves; a server message that ends the
+ * connection in the same network read as its startup (`pg_terminate_backend`, a server shutdown)
+ * is emitted in between, with no listener, and an unhandled `error` event ends the Node process.
+ * The fault suite hit it (test/faults/RESULTS.md).
+ *
+ * Through pg-pool's public `acquire` event, which it emits for every checkout (new or idle
+ * connection) before it removes its own listener: so there is no moment without one. This
+ * listener only logs; the pool and TypeORM still discard the dead connection and fail its queries
+ * as before.
  */
 @Injectable()
 export class PgConnectionGuard {
@@ -33,24 +38,23 @@ export class PgConnectionGuard {
   constructor(@Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions) {}
 
   install(): void {
+    // TypeORM's PostgresDriver keeps its pools public as `master` and `slaves` (replication).
     const driver = this.options.dataSource.driver as unknown as { options: { type: string }; master?: PgPoolLike; slaves?: PgPoolLike[] };
     if (driver.options.type !== 'postgres') return;
     for (const pool of [driver.master, ...(driver.slaves ?? [])]) {
       if (!pool || typeof pool.on !== 'function') continue;
-      pool.on('connect', this.guard);
-      for (const client of pool._clients ?? []) this.protect(client);
+      pool.on('acquire', this.guard);
       this.pools.push(pool);
     }
   }
 
   uninstall(): void {
-    for (const pool of this.pools.splice(0)) pool.removeListener('connect', this.guard);
+    for (const pool of this.pools.splice(0)) pool.removeListener('acquire', this.guard);
   }
 
   private protect(client: PgClientLike): void {
-    const marked = client as PgClientLike & { [GUARDED]?: true };
-    if (marked[GUARDED]) return;
-    marked[GUARDED] = true;
+    if (protectedClients.has(client)) return;
+    protectedClients.add(client);
     client.on('error', (error) => {
       // Say so only when nothing else handled it (the case that used to end the process).
       if (client.listenerCount('error') === 1) {
