@@ -1,3 +1,4 @@
+import { InvalidModuleOptionsError } from '../../errors/invalid-module-options.error.js';
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../message-publisher.interface.js';
 import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS, type KafkaOptions } from './kafka-options.interface.js';
 import { KafkaJsPublisher } from './kafkajs.publisher.js';
@@ -19,7 +20,7 @@ export class KafkaPublisher implements MessagePublisher {
   constructor(options: KafkaOptions, defaultClientId = 'nestjs-transactional-message') {
     const client = options.client ?? DEFAULT_KAFKA_CLIENT;
     if (!(KAFKA_CLIENTS as readonly string[]).includes(client)) {
-      throw new TypeError(`kafka.client ${JSON.stringify(client)} is not a Kafka client this library has: use one of ${KAFKA_CLIENTS.map((c) => `'${c}'`).join(', ')}`);
+      throw new InvalidModuleOptionsError('kafka.client', client, `one of ${KAFKA_CLIENTS.map((c) => `'${c}'`).join(', ')} (installed in your app)`);
     }
     this.client = client === '@platformatic/kafka' ? new PlatformaticKafkaPublisher(options, defaultClientId) : new KafkaJsPublisher(options, defaultClientId);
   }
