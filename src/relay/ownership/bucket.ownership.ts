@@ -5,12 +5,15 @@ import { emitEvent } from '../../events/transactional-message-events.js';
 import type { BackgroundWork } from '../../context/background-work.js';
 import { settlesWithin } from '../../common/within.js';
 import type { ResolvedOptions } from '../../options/transactional-message-options.interface.js';
-import type { BlockedKeys, BucketRow, BucketStore } from '../../store/bucket.store.js';
+import type { BucketRow, BucketStore } from '../../store/bucket.store.js';
 import { KEY_BUCKETS } from '../../store/dialects/bucket-tables.js';
 import type { DeliveryClaim } from './delivery-ownership.js';
 import type { MessageRow } from '../../store/message-row.js';
 import { LOGGER_CONTEXT } from '../../common/constants.js';
 import { rowsOf, type DeliveryOwnership } from './delivery-ownership.js';
+import { InFlight } from './in-flight.js';
+import { KeyBlocks } from './key-blocks.js';
+import { RowLeaseUpgrade } from './row-lease-upgrade.js';
 
 /** A claim of this ownership: its messages' buckets and the tokens they were held under when read. */
 interface BucketClaim extends DeliveryClaim {
@@ -32,6 +35,10 @@ interface BucketClaim extends DeliveryClaim {
  * leaves out the messages in flight (claimed, not yet marked), never a key: a key's next messages
  * go out right after its previous ones, in order, since one relay publishes its batches one after
  * the other.
+ *
+ * This class keeps the bucket leases (take a share, renew, rebalance, give back); the held-back keys
+ * are {@link KeyBlocks}', the messages in flight {@link InFlight}'s, what an upgrade from the
+ * row-lease design leaves {@link RowLeaseUpgrade}'s.
  */
 export class BucketOwnership implements DeliveryOwnership {
   private readonly logger = new Logger(LOGGER_CONTEXT);
@@ -39,32 +46,25 @@ export class BucketOwnership implements DeliveryOwnership {
   private readonly owned = new Map<number, string>();
   /** Owned buckets being given back (more than this relay's share): not read anymore. */
   private readonly leaving = new Set<number>();
-  /** Seqs claimed and not yet marked or released, and how many per bucket. */
-  private readonly inFlight = new Set<number>();
-  private readonly inFlightPerBucket = new Map<number, number>();
-  /** Keys held back from a seq on by a retry not due yet: this relay's failures, and what it found when it took buckets. */
-  private blocked: BlockedKeys = new Map();
-  /** Under `onDead: 'hold'`, keys held back by a DEAD message: read again at each maintenance (an operator may discard it). */
-  private deadBlocked: BlockedKeys = new Map();
+  private readonly inFlight = new InFlight();
+  private readonly blocks: KeyBlocks;
+  private readonly upgrade: RowLeaseUpgrade;
   private maintenances = 0;
-  /** Keys held back by a failure whose write has not finished (a read cannot know it yet), from the seq on. */
-  private readonly failures: BlockedKeys = new Map();
-  /** Failure writes finished so far (a re-read of the blocked keys that overlapped one merges). */
-  private failureWrites = 0;
   private lastMaintenanceAt = -Infinity;
   /** When the leases of all owned buckets were last confirmed (performance.now()). */
   private confirmedAt = -Infinity;
   private maintaining: Promise<void> | undefined;
   private stopped = false;
-  /** Relays of the row-lease design (an earlier version) held committed messages at the last maintenance (reads find nothing meanwhile). */
-  private rowLeasesSeen = false;
 
   constructor(
     private readonly options: ResolvedOptions,
     private readonly identity: string,
     private readonly runner: BackgroundWork,
     private readonly store: BucketStore,
-  ) {}
+  ) {
+    this.blocks = new KeyBlocks(options.relay.onDead === 'hold');
+    this.upgrade = new RowLeaseUpgrade(identity, runner, store, this.logger);
+  }
 
   private get maintenanceIntervalMs(): number {
     return Math.max(10, Math.min(Math.floor(this.options.relay.leaseMs / 3), 5_000));
@@ -74,24 +74,19 @@ export class BucketOwnership implements DeliveryOwnership {
     if (force || performance.now() - this.lastMaintenanceAt >= this.maintenanceIntervalMs) await this.maintain();
     const readable = new Set([...this.owned.keys()].filter((b) => !this.leaving.has(b)));
     const confirmedAt = this.confirmedAt;
-    const blocked = this.blockedNow();
-    const exclude = new Set(this.inFlight);
+    const blocked = this.blocks.now();
+    const exclude = this.inFlight.snapshot();
     const messages = await this.runner.autocommit('relay.claim', (m) => this.store.read(m, readable, exclude, blocked, this.options.relay.batchSize));
     const claim: BucketClaim = { token: '', messages, confirmedAt, tokens: new Map(this.owned) };
     for (const row of messages) {
-      // A message that held its key back is due again (it was read): its key goes on behind it.
-      if (row.key !== null && this.blocked.get(row.key) === row.seq) this.blocked.delete(row.key);
-      if (row.key !== null && this.deadBlocked.get(row.key) === row.seq) this.deadBlocked.delete(row.key); // replayed
-      this.inFlight.add(row.seq);
-      this.inFlightPerBucket.set(row.bucket, (this.inFlightPerBucket.get(row.bucket) ?? 0) + 1);
+      this.blocks.read(row);
+      this.inFlight.add(row);
     }
     return claim;
   }
 
   heldBack(claim: DeliveryClaim): MessageRow[] {
-    const blocked = this.blockedNow();
-    if (blocked.size === 0) return [];
-    return claim.messages.filter((r) => r.key !== null && r.seq > (blocked.get(r.key) ?? Infinity));
+    return this.blocks.heldBack(claim.messages);
   }
 
   letGo(claim: DeliveryClaim, rows: readonly MessageRow[]): void {
@@ -127,21 +122,13 @@ export class BucketOwnership implements DeliveryOwnership {
   async markFailed(claim: DeliveryClaim, row: MessageRow, error: string, dead: boolean, retryInMs: number): Promise<boolean> {
     const bucketRow = row as BucketRow;
     const token = this.owned.get(bucketRow.bucket);
-    if (row.key !== null) setMin(this.failures, row.key, row.seq);
+    this.blocks.failing(row);
     try {
       if (token === undefined) return false;
       return await this.runner.autocommit('relay.fail', (m) => this.store.markFailed(m, bucketRow, token, error, dead, retryInMs));
     } finally {
       this.settle(claim, [row.seq]);
-      this.failureWrites++;
-      const failedSeq = row.key === null ? undefined : this.failures.get(row.key);
-      if (failedSeq !== undefined) {
-        // From now on a read sees the failure: a retry not due, a DEAD message (which under
-        // 'skip' lets its key go on at once).
-        if (!dead) setMin(this.blocked, row.key!, failedSeq);
-        else if (this.options.relay.onDead === 'hold') setMin(this.deadBlocked, row.key!, failedSeq);
-        this.failures.delete(row.key!);
-      }
+      this.blocks.failed(row, dead);
     }
   }
 
@@ -175,23 +162,7 @@ export class BucketOwnership implements DeliveryOwnership {
 
   /** Seqs no longer in flight (marked, failed or given back). */
   private settle(claim: DeliveryClaim, seqs: readonly number[]): void {
-    const rows = new Map((claim.messages as BucketRow[]).map((r) => [r.seq, r]));
-    for (const seq of seqs) {
-      if (!this.inFlight.delete(seq)) continue;
-      const bucket = rows.get(seq)!.bucket;
-      const left = (this.inFlightPerBucket.get(bucket) ?? 1) - 1;
-      if (left > 0) this.inFlightPerBucket.set(bucket, left);
-      else this.inFlightPerBucket.delete(bucket);
-    }
-  }
-
-  /** The keys a read leaves out: the database's blocked keys and this relay's failures. */
-  private blockedNow(): BlockedKeys {
-    if (this.failures.size === 0 && this.deadBlocked.size === 0) return this.blocked;
-    const all = new Map(this.blocked);
-    for (const [key, seq] of this.deadBlocked) setMin(all, key, seq);
-    for (const [key, seq] of this.failures) setMin(all, key, seq);
-    return all;
+    this.inFlight.settle(claim.messages as BucketRow[], seqs);
   }
 
   private maintain(): Promise<void> {
@@ -210,7 +181,7 @@ export class BucketOwnership implements DeliveryOwnership {
     this.lastMaintenanceAt = performance.now();
     const relays = await this.runner.autocommit('relay.buckets', (m) => this.store.heartbeat(m, this.identity, leaseMs));
     await this.renewLeases(false); // the heartbeat just announced this relay
-    await this.upgradeWork();
+    await this.upgrade.run();
     const share = Math.ceil(KEY_BUCKETS / relays);
     if (this.owned.size - this.leaving.size > share) {
       // The highest buckets go first, so relays keep stable shares across rebalances.
@@ -218,7 +189,7 @@ export class BucketOwnership implements DeliveryOwnership {
       const keep = [...this.owned.keys()].filter((b) => !this.leaving.has(b)).sort((a, b) => a - b);
       for (const bucket of keep.slice(keep.length - excess)) this.leaving.add(bucket);
     }
-    const idle = new Map([...this.leaving].filter((b) => !this.inFlightPerBucket.has(b)).map((b) => [b, this.owned.get(b)!]));
+    const idle = new Map([...this.leaving].filter((b) => !this.inFlight.hasBucket(b)).map((b) => [b, this.owned.get(b)!]));
     if (idle.size > 0) {
       await this.runner.autocommit('relay.buckets', (m) => this.store.release(m, this.identity, idle));
       for (const bucket of idle.keys()) {
@@ -246,43 +217,9 @@ export class BucketOwnership implements DeliveryOwnership {
     // under it. DEAD messages are asked for at each maintenance under 'hold' (on their index).
     const full = taken.length > 0 || this.maintenances++ % 12 === 0;
     if (!full && this.options.relay.onDead !== 'hold') return;
-    const writesBefore = this.failureWrites;
-    const pendingBefore = this.failures.size;
+    const since = this.blocks.mark();
     const found = await this.runner.autocommit('relay.claim', (m) => this.store.blockedKeys(m, new Set(this.owned.keys()), full));
-    // Replaced only when no failure was being written meanwhile; otherwise merged (a block too many
-    // lasts until the next maintenance; one too few would let a key's later messages pass).
-    const clean = pendingBefore === 0 && this.failures.size === 0 && writesBefore === this.failureWrites;
-    const refresh = (current: BlockedKeys, read: BlockedKeys): BlockedKeys => {
-      if (clean) return read;
-      for (const [key, seq] of read) setMin(current, key, seq);
-      return current;
-    };
-    if (full) this.blocked = refresh(this.blocked, found.notDue);
-    if (this.options.relay.onDead === 'hold') this.deadBlocked = refresh(this.deadBlocked, found.dead);
-  }
-
-  /**
-   * What an upgrade from the row-lease design leaves: messages written without a bucket by
-   * instances of an earlier version (given theirs here, in batches, so that reads are not filled
-   * with other relays' keys), and committed messages such a relay still holds under a lease (reads
-   * find nothing while any is live; said once, and once more when they are gone).
-   */
-  private async upgradeWork(): Promise<void> {
-    for (let batch = 0; batch < FILL_BATCHES_PER_MAINTENANCE; batch++) {
-      const filled = await this.runner.autocommit('relay.buckets', (m) => this.store.fillBuckets(m, FILL_BATCH));
-      if (filled < FILL_BATCH) break;
-    }
-    const leased = await this.runner.autocommit('relay.buckets', (m) => this.store.rowLeases(m));
-    if (leased > 0 && !this.rowLeasesSeen) {
-      this.logger.warn(
-        `Relay ${this.identity} waits: relays of the row-lease design (an earlier version of this library) hold ${leased} committed ` +
-          `message(s) under a lease, and two designs must never publish at once. It delivers once those leases end (at most their ` +
-          `relay.leaseMs); stop the relays of the earlier version (README: Upgrading).`,
-      );
-    } else if (leased === 0 && this.rowLeasesSeen) {
-      this.logger.log(`Relay ${this.identity} goes on: no lease of the row-lease design is left`);
-    }
-    this.rowLeasesSeen = leased > 0;
+    this.blocks.refresh(since, { notDue: full ? found.notDue : undefined, dead: found.dead });
   }
 
   /**
@@ -305,14 +242,6 @@ export class BucketOwnership implements DeliveryOwnership {
     }
     this.confirmedAt = startedAt;
   }
-}
-
-/** Messages written without a bucket given theirs per statement, and statements per maintenance. */
-const FILL_BATCH = 1_000;
-const FILL_BATCHES_PER_MAINTENANCE = 10;
-
-function setMin(map: BlockedKeys, key: string, seq: number): void {
-  map.set(key, Math.min(seq, map.get(key) ?? Infinity));
 }
 
 /** Up to `n` of `items`, spread at random (relays taking buckets at once rarely want the same ones). */
