@@ -202,6 +202,8 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     }
     await consumer.waitFor('60 ordered messages', () => consumer.of(topic.order).filter((r) => keys.includes(r.key!)).length >= 60);
     for (const key of keys) {
+      // What the relay published (once each, in order), and what the topic holds.
+      expect(publisher.sent.flat().filter((m) => m.key === key).map((m) => m.id)).toEqual(written.get(key));
       expect(consumer.of(topic.order).filter((r) => r.key === key).map((r) => r.headers['tm-message-id'])).toEqual(written.get(key));
     }
     expect(call).toBeGreaterThan(20); // the failures really happened

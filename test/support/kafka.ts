@@ -54,6 +54,7 @@ export async function createTopics(
 export interface Received {
   topic: string;
   partition: number;
+  offset: string;
   key: string | null;
   value: Buffer;
   json: unknown;
@@ -61,11 +62,16 @@ export interface Received {
 }
 
 /**
- * A kafkajs consumer reading the topics from the beginning, recording every record it sees
- * (duplicates included) in arrival order.
+ * A kafkajs consumer reading the topics from the beginning, recording every record of the topics
+ * (duplicates included: two records of one message) in arrival order. A record read again (same
+ * topic, partition and offset: the group rebalanced before its offset was committed, which a loaded
+ * machine can cause) is one record of the topic, recorded once and counted in `rereads`.
  */
 export class TestConsumer {
   readonly received: Received[] = [];
+  /** Records read a second time (same offset), not recorded again. */
+  rereads = 0;
+  private readonly seen = new Set<string>();
   private consumer: Consumer | undefined;
 
   constructor(
@@ -88,6 +94,12 @@ export class TestConsumer {
     consumer.on(consumer.events.GROUP_JOIN, () => joined());
     await consumer.run({
       eachMessage: async ({ topic, partition, message }) => {
+        const at = `${topic}:${partition}:${message.offset}`;
+        if (this.seen.has(at)) {
+          this.rereads++;
+          return;
+        }
+        this.seen.add(at);
         const value = message.value ?? Buffer.alloc(0);
         let json: unknown;
         try {
@@ -95,7 +107,7 @@ export class TestConsumer {
         } catch {
           json = undefined;
         }
-        this.received.push({ topic, partition, key: message.key?.toString() ?? null, value, json, headers: decodeHeaders(message.headers) });
+        this.received.push({ topic, partition, offset: message.offset, key: message.key?.toString() ?? null, value, json, headers: decodeHeaders(message.headers) });
       },
     });
     await ready;
