@@ -76,6 +76,8 @@ export async function benchApp(dataSource: DataSource, options: Partial<Transact
           producerGroup: 'bench',
           kafka: { brokers: KAFKA_BROKERS, clientId: 'tm-bench-relay' },
           ...options,
+          // bench/compare-versions.ts: relay options a version needs to run the same design (JSON).
+          ...(process.env.TM_BENCH_RELAY ? { relay: { ...JSON.parse(process.env.TM_BENCH_RELAY), ...options.relay } } : {}),
         }),
       ],
       providers: [OrderWriter, CheckAnswerer, ...extraProviders, { provide: DataSource, useValue: dataSource }],

@@ -10,9 +10,11 @@ const args = process.argv.slice(2);
 const full = args.includes('--full');
 const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const write = args.includes('--write');
+/** Also print each workload's ratios as one line `TM_BENCH_RATIOS <id> <json>` (bench/compare-versions.ts reads them). */
+const json = args.includes('--json');
 
 const { benchDatabase, machine } = await import('./harness.js');
-const workloads: Array<[string, (quick: boolean) => Promise<{ lines: string[] }>]> = [
+const workloads: Array<[string, (quick: boolean) => Promise<{ lines: string[]; ratios?: Record<string, number> }>]> = [
   ['1', (await import('./workloads/transaction-overhead.js')).transactionOverhead],
   ['2', (await import('./workloads/relay-throughput.js')).relayThroughput],
   ['3', (await import('./workloads/latency.js')).latency],
@@ -32,7 +34,8 @@ const output: string[] = [];
 for (const [id, workload] of workloads) {
   if (only && !only.includes(id)) continue;
   const started = performance.now();
-  const { lines } = await workload(!full);
+  const { lines, ratios } = await workload(!full);
+  if (json) console.log(`TM_BENCH_RATIOS ${id} ${JSON.stringify(ratios ?? {})}`);
   lines.push(`  (${((performance.now() - started) / 1000).toFixed(0)} s)`);
   console.log(`\n${lines.join('\n')}`);
   output.push(lines.join('\n'));

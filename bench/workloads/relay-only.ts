@@ -80,6 +80,6 @@ export async function relayOnly(quick: boolean): Promise<{ lines: string[]; rati
       `  relay, delivered rows kept (retentionMs 7 days) ${fmt(keeping)} msg/s, ratio to the ceiling ${fmt(keeping / ceiling, 2)}, to deleting ${fmt(keeping / deleting, 2)}`,
       `  ceiling ${fmt(ceiling)} msg/s; without a cursor (the head of the live index each time) ${fmt(headCeiling)} msg/s`,
     ],
-    ratios: { 'relay/ceiling': ratio, 'keeping/ceiling': keeping / ceiling, 'keeping/deleting': keeping / deleting, 'head/cursor ceiling': headCeiling / ceiling },
+    ratios: { 'relay deleting msg/s': deleting, 'relay keeping msg/s': keeping, 'ceiling msg/s': ceiling, 'relay/ceiling': ratio, 'keeping/ceiling': keeping / ceiling, 'keeping/deleting': keeping / deleting, 'head/cursor ceiling': headCeiling / ceiling },
   };
 }
