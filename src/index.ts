@@ -103,26 +103,14 @@ export {
 } from './store/migrations/message-table.migrations.js';
 export { DEFAULT_TABLE_NAME } from './store/table-name.js';
 
+// Errors: the classes callers branch on; every error also has a stable `code` (TransactionalMessageErrorCode).
 export { TransactionalMessageError } from './errors/transactional-message.error.js';
-export { InvalidModuleOptionsError } from './errors/invalid-module-options.error.js';
+export { TransactionalMessageErrorCode, type TransactionalMessageErrorCodeValue } from './errors/error-codes.js';
+export { TransactionalMessageConfigurationError } from './errors/configuration.error.js';
+export { TransactionUsageError } from './errors/transaction-usage.error.js';
 export { InvalidMessageError } from './errors/invalid-message.error.js';
-export { MessageBodyNotSerializableError } from './errors/message-body-not-serializable.error.js';
-export { MessageTooLargeError } from './errors/message-too-large.error.js';
-export { TransactionalMessageModuleMissingError } from './errors/module-missing.error.js';
-export { TransactionRequiredError } from './errors/transaction-required.error.js';
-export { TransactionContextEndedError } from './errors/transaction-context-ended.error.js';
-export { QueryOutsideTransactionError } from './errors/query-outside-transaction.error.js';
-export { NoTransactionContextError } from './errors/no-transaction-context.error.js';
 export { TransactionAlreadyEndedError } from './errors/transaction-already-ended.error.js';
 export { MessageNotFoundError } from './errors/message-not-found.error.js';
-export { MessageTableMissingError } from './errors/message-table-missing.error.js';
-export { MessageTableSharedError } from './errors/message-table-shared.error.js';
-export { NestedIndependentTransactionError } from './errors/nested-independent-transaction.error.js';
-export { TransactionRollbackOnlyError } from './errors/transaction-rollback-only.error.js';
 export { ConnectionAcquireTimeoutError } from './errors/connection-acquire-timeout.error.js';
 export { PreparedStatementUnavailableError } from './errors/prepared-statement-unavailable.error.js';
-export { PublisherConfigurationError } from './errors/publisher-configuration.error.js';
 export { PartialPublishError } from './errors/partial-publish.error.js';
-export { DuplicateModuleError } from './errors/duplicate-module.error.js';
-export { OptionalDependencyMissingError } from './errors/optional-dependency-missing.error.js';
-export { UnsupportedDatabaseError } from './errors/unsupported-database.error.js';

@@ -5,22 +5,22 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import {
   currentHalfMessage,
-  DuplicateModuleError,
   InvalidMessageError,
-  InvalidModuleOptionsError,
-  MessageBodyNotSerializableError,
-  MessageTableMissingError,
-  MessageTooLargeError,
-  NoTransactionContextError,
   TransactionalMessage,
   TransactionCheckHandler,
   TransactionStatus,
   TransactionalMessageModule,
-  TransactionalMessageModuleMissingError,
   TransactionalMessageProducer,
   TransactionContext,
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
+import { DuplicateModuleError } from '../src/errors/duplicate-module.error.js';
+import { InvalidModuleOptionsError } from '../src/errors/invalid-module-options.error.js';
+import { MessageBodyNotSerializableError } from '../src/errors/message-body-not-serializable.error.js';
+import { MessageTableMissingError } from '../src/errors/message-table-missing.error.js';
+import { MessageTooLargeError } from '../src/errors/message-too-large.error.js';
+import { NoTransactionContextError } from '../src/errors/no-transaction-context.error.js';
+import { TransactionalMessageModuleMissingError } from '../src/errors/module-missing.error.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
 import { createShopApp, OrderService, ShopOrder } from './support/shop.fixture.js';
 

@@ -4,7 +4,6 @@ import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
 import {
-  MessageTableMissingError,
   TransactionContext,
   TransactionalMessageModule,
   TransactionalMessageProducer,
@@ -12,6 +11,7 @@ import {
   TransactionStatus,
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
+import { MessageTableMissingError } from '../src/errors/message-table-missing.error.js';
 import { keyBucket } from '../src/store/key-bucket.js';
 import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type DatabaseKind, type TestDatabase } from './support/databases.js';

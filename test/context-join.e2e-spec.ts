@@ -5,13 +5,13 @@ import { jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import {
-  QueryOutsideTransactionError,
   TransactionContext,
-  TransactionContextEndedError,
   TransactionalMessage,
   TransactionalMessageModule,
   type QueriesOutsideTransactionMode,
 } from '../src/index.js';
+import { QueryOutsideTransactionError } from '../src/errors/query-outside-transaction.error.js';
+import { TransactionContextEndedError } from '../src/errors/transaction-context-ended.error.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
 import { OrderService, ShopOrder } from './support/shop.fixture.js';
 

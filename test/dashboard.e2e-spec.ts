@@ -8,7 +8,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import {
-  InvalidModuleOptionsError,
   MessageStatus,
   TransactionCheckHandler,
   TransactionalMessageAdminModule,
@@ -17,6 +16,7 @@ import {
   TransactionalMessageRelay,
   TransactionStatus,
 } from '../src/index.js';
+import { InvalidModuleOptionsError } from '../src/errors/invalid-module-options.error.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, uniqueTopic } from './support/kafka.js';
 import { ControlledPublisher, InjectedFailure } from './support/relay.fixture.js';

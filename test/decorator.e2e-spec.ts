@@ -3,13 +3,13 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import {
   MessageStatus,
-  MessageTooLargeError,
   TransactionContext,
-  TransactionRollbackOnlyError,
-  TransactionContextEndedError,
-  TransactionRequiredError,
   TransactionalMessageProducer,
 } from '../src/index.js';
+import { MessageTooLargeError } from '../src/errors/message-too-large.error.js';
+import { TransactionRollbackOnlyError } from '../src/errors/transaction-rollback-only.error.js';
+import { TransactionContextEndedError } from '../src/errors/transaction-context-ended.error.js';
+import { TransactionRequiredError } from '../src/errors/transaction-required.error.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
 import { createShopApp, OrderService, ShopOrder, TEST_METADATA } from './support/shop.fixture.js';
 

@@ -6,17 +6,17 @@ import { randomUUID } from 'node:crypto';
 import { Partitioners } from 'kafkajs';
 import {
   KAFKA_CLIENTS,
-  InvalidModuleOptionsError,
   KafkaPublisher,
   MessageStatus,
   PartialPublishError,
-  PublisherConfigurationError,
   TransactionalMessageModule,
   TransactionalMessageProducer,
   TransactionStatus,
   type KafkaClientName,
   type OutgoingMessage,
 } from '../src/index.js';
+import { InvalidModuleOptionsError } from '../src/errors/invalid-module-options.error.js';
+import { PublisherConfigurationError } from '../src/errors/publisher-configuration.error.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, KAFKA_BROKERS, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { FAST_RELAY } from './support/relay.fixture.js';

@@ -5,12 +5,10 @@ import { randomUUID } from 'node:crypto';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 import {
   currentHalfMessage,
-  DuplicateModuleError,
   getTransactionalMessageProducerToken,
   getTransactionalMessageRelayToken,
   InjectTransactionContext,
   InjectTransactionalMessageProducer,
-  InvalidModuleOptionsError,
   InvalidMessageError,
   PRODUCER_GROUP_HEADER,
   TransactionalMessage,
@@ -22,6 +20,8 @@ import {
   TransactionStatus,
   type HalfMessage,
 } from '../src/index.js';
+import { DuplicateModuleError } from '../src/errors/duplicate-module.error.js';
+import { InvalidModuleOptionsError } from '../src/errors/invalid-module-options.error.js';
 import { createTestDatabase, messageRows, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, KAFKA_BROKERS, KAFKA_CLIENT, TestConsumer, uniqueTopic } from './support/kafka.js';
 

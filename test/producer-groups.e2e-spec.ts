@@ -4,12 +4,12 @@ import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
   MessageStatus,
-  MessageTableSharedError,
   TransactionalMessageModule,
   TransactionalMessageProducer,
   TransactionStatus,
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
+import { MessageTableSharedError } from '../src/errors/message-table-shared.error.js';
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, uniqueTopic } from './support/kafka.js';
 import { ControlledPublisher, FAST_CHECK, FAST_RELAY } from './support/relay.fixture.js';

@@ -8,12 +8,12 @@ import {
   KafkaPublisher,
   MessageStatus,
   onTransactionalMessageEvent,
-  PublisherConfigurationError,
   TransactionalMessageModule,
   TransactionalMessageProducer,
   TransactionStatus,
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
+import { PublisherConfigurationError } from '../src/errors/publisher-configuration.error.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, KAFKA_BROKERS, KAFKA_CLIENT, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ControlledPublisher, FAST_RELAY } from './support/relay.fixture.js';

@@ -1,11 +1,11 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionalMessageConfigurationError } from './configuration.error.js';
 
 /**
  * `TransactionalMessageModule` is registered twice under one name (`forRoot({ name })`, `'default'`
  * without one), or twice on one DataSource's message table. A decorated method could not say which
  * registration it belongs to, or two relays of one application would share a table; the boot fails.
  */
-export class DuplicateModuleError extends TransactionalMessageError {
+export class DuplicateModuleError extends TransactionalMessageConfigurationError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_DUPLICATE_MODULE'`. */
   static override readonly code: string = 'TM_DUPLICATE_MODULE';
 

@@ -1,7 +1,7 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { InvalidMessageError } from './invalid-message.error.js';
 
 /** The message body cannot be turned into JSON (BigInt, a cycle, undefined, a function). */
-export class MessageBodyNotSerializableError extends TransactionalMessageError {
+export class MessageBodyNotSerializableError extends InvalidMessageError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_MESSAGE_BODY_NOT_SERIALIZABLE'`. */
   static override readonly code: string = 'TM_MESSAGE_BODY_NOT_SERIALIZABLE';
 
@@ -10,6 +10,11 @@ export class MessageBodyNotSerializableError extends TransactionalMessageError {
     reason: string,
   ) {
     super(
+      'body',
+      undefined,
+      'a JSON-compatible value or bytes',
+      topic,
+      undefined,
       `The body of the message for topic '${topic}' cannot be serialised to JSON: ${reason}. ` +
         `Pass a JSON-compatible value (convert BigInt to string, remove cycles) or a Buffer/Uint8Array. ` +
         `Nothing was stored; the transaction was rolled back.`,

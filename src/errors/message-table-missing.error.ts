@@ -1,7 +1,7 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionalMessageConfigurationError } from './configuration.error.js';
 
 /** The message table (or the inbox table) does not exist, or cannot be read, in the DataSource's database. */
-export class MessageTableMissingError extends TransactionalMessageError {
+export class MessageTableMissingError extends TransactionalMessageConfigurationError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_MESSAGE_TABLE_MISSING'`. */
   static override readonly code: string = 'TM_MESSAGE_TABLE_MISSING';
 

@@ -1,11 +1,11 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionalMessageConfigurationError } from './configuration.error.js';
 
 /**
  * The message table holds live messages (HALF or COMMITTED) of another producer group. One table
  * serves one producer group: its relay would publish the other group's messages with its own
  * Kafka settings, and its relays would share key buckets with the other group's.
  */
-export class MessageTableSharedError extends TransactionalMessageError {
+export class MessageTableSharedError extends TransactionalMessageConfigurationError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_MESSAGE_TABLE_SHARED'`. */
   static override readonly code: string = 'TM_MESSAGE_TABLE_SHARED';
 

@@ -1,7 +1,7 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { InvalidMessageError } from './invalid-message.error.js';
 
 /** The encoded message (body, key, tags and properties) is over `maxMessageBytes`. */
-export class MessageTooLargeError extends TransactionalMessageError {
+export class MessageTooLargeError extends InvalidMessageError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_MESSAGE_TOO_LARGE'`. */
   static override readonly code: string = 'TM_MESSAGE_TOO_LARGE';
 
@@ -11,6 +11,11 @@ export class MessageTooLargeError extends TransactionalMessageError {
     readonly maxMessageBytes: number,
   ) {
     super(
+      'size',
+      sizeBytes,
+      `at most ${maxMessageBytes} bytes`,
+      topic,
+      undefined,
       `The message for topic '${topic}' is ${sizeBytes} bytes, over the limit of ${maxMessageBytes} bytes ` +
         `(option maxMessageBytes). Send a smaller body (for example a reference to the data), or raise ` +
         `maxMessageBytes together with the broker's message.max.bytes. Nothing was stored; the transaction was rolled back.`,

@@ -1,11 +1,11 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionalMessageConfigurationError } from './configuration.error.js';
 
 /**
  * A `@TransactionalMessage` method was called on an instance that no running
  * `TransactionalMessageModule` knows: the module is not imported, the application is not
  * initialised yet (or already closed), or the instance was created with `new` instead of by Nest.
  */
-export class TransactionalMessageModuleMissingError extends TransactionalMessageError {
+export class TransactionalMessageModuleMissingError extends TransactionalMessageConfigurationError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_MODULE_MISSING'`. */
   static override readonly code: string = 'TM_MODULE_MISSING';
 

@@ -1,11 +1,11 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionUsageError } from './transaction-usage.error.js';
 
 /**
  * On SQLite (one connection per DataSource), something that runs in a transaction of the library's
  * own (the admin service, for example; the explicit API joins the caller's transaction instead) was
  * called inside another transaction, which would wait for itself.
  */
-export class NestedIndependentTransactionError extends TransactionalMessageError {
+export class NestedIndependentTransactionError extends TransactionUsageError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_NESTED_INDEPENDENT_TRANSACTION'`. */
   static override readonly code: string = 'TM_NESTED_INDEPENDENT_TRANSACTION';
 

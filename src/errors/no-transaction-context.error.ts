@@ -1,7 +1,7 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionUsageError } from './transaction-usage.error.js';
 
 /** Something that needs an active transaction context was used outside one. */
-export class NoTransactionContextError extends TransactionalMessageError {
+export class NoTransactionContextError extends TransactionUsageError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_NO_TRANSACTION_CONTEXT'`. */
   static override readonly code: string = 'TM_NO_TRANSACTION_CONTEXT';
 

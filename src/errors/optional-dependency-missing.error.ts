@@ -1,7 +1,7 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionalMessageConfigurationError } from './configuration.error.js';
 
 /** A feature that needs an optional peer dependency was used, and the package is not installed. */
-export class OptionalDependencyMissingError extends TransactionalMessageError {
+export class OptionalDependencyMissingError extends TransactionalMessageConfigurationError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_OPTIONAL_DEPENDENCY_MISSING'`. */
   static override readonly code: string = 'TM_OPTIONAL_DEPENDENCY_MISSING';
 

@@ -1,4 +1,4 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionalMessageConfigurationError } from './configuration.error.js';
 
 /**
  * The Kafka client was refused for its configuration (authentication, authorization of the
@@ -7,7 +7,7 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * that no relay could deliver. An unreachable broker is not this error: the boot goes on and the
  * relay retries.
  */
-export class PublisherConfigurationError extends TransactionalMessageError {
+export class PublisherConfigurationError extends TransactionalMessageConfigurationError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_PUBLISHER_CONFIGURATION'`. */
   static override readonly code: string = 'TM_PUBLISHER_CONFIGURATION';
 

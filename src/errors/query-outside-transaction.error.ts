@@ -1,10 +1,10 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionUsageError } from './transaction-usage.error.js';
 
 /**
  * Inside a transaction context, a query went to the DataSource on a connection of its own (an
  * injected repository, `dataSource.manager`), so it would not be part of the transaction.
  */
-export class QueryOutsideTransactionError extends TransactionalMessageError {
+export class QueryOutsideTransactionError extends TransactionUsageError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_QUERY_OUTSIDE_TRANSACTION'`. */
   static override readonly code: string = 'TM_QUERY_OUTSIDE_TRANSACTION';
 

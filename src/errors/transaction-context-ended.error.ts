@@ -1,10 +1,10 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionUsageError } from './transaction-usage.error.js';
 
 /**
  * Code ran in a transaction context after that transaction had ended, typically a
  * `@TransactionalMessage` call or a query that the caller did not `await`.
  */
-export class TransactionContextEndedError extends TransactionalMessageError {
+export class TransactionContextEndedError extends TransactionUsageError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_TRANSACTION_CONTEXT_ENDED'`. */
   static override readonly code: string = 'TM_TRANSACTION_CONTEXT_ENDED';
 

@@ -1,7 +1,7 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionUsageError } from './transaction-usage.error.js';
 
 /** A `mandatory` `@TransactionalMessage` method was called without a caller's transaction. */
-export class TransactionRequiredError extends TransactionalMessageError {
+export class TransactionRequiredError extends TransactionUsageError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_TRANSACTION_REQUIRED'`. */
   static override readonly code: string = 'TM_TRANSACTION_REQUIRED';
 

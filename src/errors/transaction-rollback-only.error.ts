@@ -1,4 +1,4 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionUsageError } from './transaction-usage.error.js';
 
 /**
  * A call that had joined the transaction failed, and its caller caught the error and tried to
@@ -7,7 +7,7 @@ import { TransactionalMessageError } from './transactional-message.error.js';
  * So the failure made the transaction rollback-only (as Spring's REQUIRED propagation does), and
  * the whole transaction was rolled back. `cause` is the joined call's error.
  */
-export class TransactionRollbackOnlyError extends TransactionalMessageError {
+export class TransactionRollbackOnlyError extends TransactionUsageError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_TRANSACTION_ROLLBACK_ONLY'`. */
   static override readonly code: string = 'TM_TRANSACTION_ROLLBACK_ONLY';
 

@@ -1,7 +1,7 @@
-import { TransactionalMessageError } from './transactional-message.error.js';
+import { TransactionalMessageConfigurationError } from './configuration.error.js';
 
 /** The DataSource's driver is not one the message store supports. */
-export class UnsupportedDatabaseError extends TransactionalMessageError {
+export class UnsupportedDatabaseError extends TransactionalMessageConfigurationError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_UNSUPPORTED_DATABASE'`. */
   static override readonly code: string = 'TM_UNSUPPORTED_DATABASE';
 
