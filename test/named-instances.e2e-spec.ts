@@ -121,7 +121,6 @@ class Shop {
   }
 }
 
-// Delivered rows kept (retentionMs), so the tests can read which table each message went to.
 /** Injects the services as an application would: by class (default registration) and by token (named). */
 @Injectable()
 class Probe {
@@ -133,6 +132,7 @@ class Probe {
   ) {}
 }
 
+// Delivered rows kept (retentionMs), so the tests can read which table each message went to.
 const relay = { pollIntervalMs: 50, backoffInitialMs: 20, backoffMaxMs: 200, retentionMs: 86_400_000 };
 const check = { intervalMs: 100 };
 

@@ -57,12 +57,10 @@ export class StoreTransactions {
    */
   independent<T>(label: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const { dataSource } = this.options;
+    const isolation = this.dialect.ownIsolation;
     if (this.dialect.singleConnection) {
       const caller = frameOf(dataSource)?.scope;
       if (caller && !caller.ended) throw new NestedIndependentTransactionError(label);
-    }
-    const isolation = this.dialect.ownIsolation;
-    if (this.dialect.singleConnection) {
       return transactionStorage.exit(() =>
         retryDeadlocks(() => serialLockFor(dataSource).run(() => (isolation ? dataSource.transaction(isolation, work) : dataSource.transaction(work)))),
       );
