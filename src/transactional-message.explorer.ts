@@ -5,7 +5,7 @@ import {
   type CheckHandlerMetadata,
 } from './check/transaction-check-handler.decorator.js';
 import { CheckHandlerRegistry } from './check/check-handler.registry.js';
-import { senderRegistry } from './context/runner-registry.js';
+import { bindMethods } from './context/method-binding.js';
 import { TransactionalMessageError } from './errors/transactional-message.error.js';
 import { INBOX_METADATA } from './consumer/consumer.constants.js';
 import type { ResolvedOptions } from './options/transactional-message-options.interface.js';
@@ -16,13 +16,14 @@ import type { TransactionalMessageOptions } from './options/message-method-optio
 
 /**
  * @internal Finds, at bootstrap, every provider and controller with `@TransactionalMessage` methods
- * (and tells the decorator which module serves them) and every `@TransactionCheckHandler`.
+ * and binds them to this registration's sender, and every `@TransactionCheckHandler`.
  * Run by the lifecycle: `discover()` at module init, `forget()` once everything has stopped.
  */
 @Injectable()
 export class TransactionalMessageExplorer {
   private readonly logger = new Logger(LOGGER_CONTEXT);
-  private readonly registered: Array<{ instance: object | undefined; type: Function }> = [];
+  /** Undoes each binding this registration made, at `forget()`. */
+  private readonly unbind: Array<() => void> = [];
   private readonly name: string;
 
   constructor(
@@ -63,14 +64,10 @@ export class TransactionalMessageExplorer {
       });
       if (decorated.length > 0) {
         if (!this.options.producer) throw consumerOnly(`@TransactionalMessage method ${type.name}.${decorated[0]}`);
-        if (wrapper.isDependencyTreeStatic()) {
-          senderRegistry.addInstance(instance, this.name, this.sender);
-          this.registered.push({ instance, type });
-        } else {
-          // Request-scoped and transient instances are created later, per request or per consumer.
-          senderRegistry.addClass(type, this.name, this.sender);
-          this.registered.push({ instance: undefined, type });
-        }
+        // Request-scoped and transient instances are created later, per request or per consumer (the
+        // instance here is not one of them): bind their class.
+        const perInstance = wrapper.isDependencyTreeStatic() && !wrapper.isTransient;
+        this.unbind.push(bindMethods(perInstance ? instance : type, this.name, this.sender));
         methods.push(...decorated.map((name) => `${type.name}.${name}`));
       }
       // @Inbox serves the default registration (by the TransactionalInbox class).
@@ -106,7 +103,7 @@ export class TransactionalMessageExplorer {
   }
 
   forget(): void {
-    for (const { instance, type } of this.registered.splice(0)) senderRegistry.remove(instance, type, this.name, this.sender);
+    for (const undo of this.unbind.splice(0)) undo();
     this.checkHandlers.clear();
   }
 }

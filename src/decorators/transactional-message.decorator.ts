@@ -1,4 +1,4 @@
-import { senderRegistry } from '../context/runner-registry.js';
+import { boundSender } from '../context/method-binding.js';
 import { DEFAULT_INSTANCE_NAME } from '../options/instance-name.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import { TRANSACTIONAL_MESSAGE_METADATA } from '../common/constants.js';
@@ -22,6 +22,12 @@ import { validateMethodOptions } from './validate-method-options.js';
  *
  * The decorated method always returns a Promise. Its name and metadata are kept, so other
  * decorators on it keep working.
+ *
+ * The decorator keeps no state: it records the options as metadata and puts in place of the
+ * method a wrapper that asks the instance which registration serves it. The module's explorer binds
+ * every provider and controller Nest creates at bootstrap (a test binds its own with
+ * `captureTransactionalMessages().bind()`). The wrapper has to be on the prototype: Nest's router
+ * and `@nestjs/microservices` take a handler from the prototype before any module's init hook runs.
  */
 export function TransactionalMessage<TArgs extends unknown[] = any[], TResult = any>(
   options: TransactionalMessageOptions<TArgs, TResult>,
@@ -42,7 +48,7 @@ export function TransactionalMessage<TArgs extends unknown[] = any[], TResult = 
     const instanceName = validated.instance ?? DEFAULT_INSTANCE_NAME;
     const wrapper = function (this: object, ...args: unknown[]): Promise<unknown> {
       try {
-        return senderRegistry.find(this, label, instanceName).sendFromMethod(this, label, validated, original, args);
+        return boundSender(this, label, instanceName).sendFromMethod(this, label, validated, original, args);
       } catch (error) {
         return Promise.reject(error);
       }

@@ -19,8 +19,8 @@ export class TransactionalMessageModuleMissingError extends TransactionalMessage
           ? `manages this instance. Import TransactionalMessageModule.forRoot()/forRootAsync() in the application, `
           : `named '${instance}' manages this instance. Import TransactionalMessageModule.forRoot({ name: '${instance}', ... }) in the application, `) +
         `let Nest create the provider (not \`new\`), and call it after app.init() and before app.close(). ` +
-        `In a unit test without the module, captureTransactionalMessages() from 'nestjs-transactional-message/testing' ` +
-        `runs decorated methods without a database and records their messages.`,
+        `In a unit test without the module, captureTransactionalMessages().bind(instance) from 'nestjs-transactional-message/testing' ` +
+        `runs its decorated methods without a database and records their messages.`,
     );
   }
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { emitEvent } from '../events/transactional-message-events.js';
 import { HalfMessageDraft } from '../context/half-message-draft.js';
-import type { MethodSender } from '../context/runner-registry.js';
+import type { MethodSender } from '../context/method-binding.js';
 import { TransactionRunner } from '../context/transaction-runner.service.js';
 import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';

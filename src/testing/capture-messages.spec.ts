@@ -35,7 +35,7 @@ describe('captureTransactionalMessages', () => {
 
   it('records the message each call would store, with its outcome, without a module or a database', async () => {
     capture = captureTransactionalMessages();
-    const orders = new OrderService();
+    const orders = capture.bind(new OrderService());
     await orders.pay('o-1', 'paid');
     await orders.pay('o-2', 'pending');
     await orders.pay('o-3', 'declined');
@@ -49,7 +49,7 @@ describe('captureTransactionalMessages', () => {
 
   it('nested calls share one transaction: kept when the outermost call returns, dropped when it throws', async () => {
     capture = captureTransactionalMessages();
-    const orders = new OrderService();
+    const orders = capture.bind(new OrderService());
     await orders.payAll(['a', 'b'], false);
     expect(capture.messages.map((m) => m.key ?? m.topic)).toEqual(['a', 'b', 'order.batch']);
     capture.clear();
@@ -59,14 +59,30 @@ describe('captureTransactionalMessages', () => {
 
   it('validates as in the application, and stop() brings the missing-module error back', async () => {
     capture = captureTransactionalMessages();
-    await expect(new OrderService().badKey()).rejects.toThrow(InvalidMessageError);
+    const orders = capture.bind(new OrderService());
+    await expect(orders.badKey()).rejects.toThrow(InvalidMessageError);
     capture.stop();
-    await expect(new OrderService().pay('o-4', 'paid')).rejects.toThrow(TransactionalMessageModuleMissingError);
-    await expect(new OrderService().pay('o-4', 'paid')).rejects.toThrow(/captureTransactionalMessages\(\)/);
+    await expect(orders.pay('o-4', 'paid')).rejects.toThrow(TransactionalMessageModuleMissingError);
+    await expect(orders.pay('o-4', 'paid')).rejects.toThrow(/captureTransactionalMessages\(\)\.bind/);
+    expect(capture.messages).toEqual([]);
   });
 
-  it('one capture at a time', () => {
+  it('an instance it did not bind is not captured, and two captures side by side keep their own messages', async () => {
     capture = captureTransactionalMessages();
-    expect(() => captureTransactionalMessages()).toThrow(/already capturing/);
+    const other = captureTransactionalMessages();
+    try {
+      await expect(new OrderService().pay('o-5', 'paid')).rejects.toThrow(TransactionalMessageModuleMissingError);
+      await capture.bind(new OrderService()).pay('o-6', 'paid');
+      await other.bind(new OrderService()).pay('o-7', 'paid');
+      expect(capture.messages.map((m) => m.key)).toEqual(['o-6']);
+      expect(other.messages.map((m) => m.key)).toEqual(['o-7']);
+    } finally {
+      other.stop();
+    }
+  });
+
+  it('bind() refuses what is not an instance, naming it', () => {
+    capture = captureTransactionalMessages();
+    expect(() => capture!.bind(undefined as unknown as object)).toThrow(/capture\.bind\(\) takes the service instance.*got undefined/);
   });
 });

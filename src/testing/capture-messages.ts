@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { HalfMessageDraft } from '../context/half-message-draft.js';
-import { senderRegistry, type MethodSender } from '../context/runner-registry.js';
+import { ANY_REGISTRATION, bindMethods, type MethodSender } from '../context/method-binding.js';
 import { transactionStorage, type TransactionScope } from '../context/transaction-context.storage.js';
 import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
@@ -28,9 +28,15 @@ export interface CapturedMessage {
 export interface MessageCapture {
   /** The messages of the calls that returned, in order; a call that threw (or whose outer call threw) left none. */
   readonly messages: readonly CapturedMessage[];
+  /**
+   * Runs the `@TransactionalMessage` methods of `instance` (whichever registration they name)
+   * through this capture, and returns it: a service created with `new`, or one a testing module
+   * without `TransactionalMessageModule` created (`moduleRef.get(OrderService)`).
+   */
+  bind<T extends object>(instance: T): T;
   /** Forgets the messages captured so far. */
   clear(): void;
-  /** Ends the capture: decorated methods of instances no module serves fail again (TransactionalMessageModuleMissingError). */
+  /** Ends the capture: the instances it bound fail again (TransactionalMessageModuleMissingError). */
   stop(): void;
 }
 
@@ -67,22 +73,22 @@ function decoded(message: EncodedMessage): unknown {
 }
 
 /**
- * For unit tests: runs `@TransactionalMessage` methods of instances that no module serves (a
- * service created with `new`, with mocked dependencies) without a database, and records the
- * message each call would have stored. The method runs as it would in the application:
+ * For unit tests: runs the `@TransactionalMessage` methods of the instances it binds (a service
+ * created with `new`, with mocked dependencies) without a database, and records the message each
+ * call would have stored. The method runs as it would in the application:
  * `currentHalfMessage()` works, the decorator's options and callbacks are applied, the message is
  * validated (InvalidMessageError, MessageTooLargeError, ...), and nested decorated calls share one
  * "transaction": if the outermost call throws, none of their messages are kept.
  *
  * ```ts
  * const capture = captureTransactionalMessages();
- * const orders = new OrderService(mockTransactionContext, mockGateway);
+ * const orders = capture.bind(new OrderService(mockTransactionContext, mockGateway));
  * await orders.pay({ orderId: 'o-1', amount: 100 });
  * expect(capture.messages).toEqual([expect.objectContaining({ topic: 'order.paid', key: 'o-1', outcome: TransactionStatus.COMMIT })]);
  * capture.stop();
  * ```
  *
- * Instances a running module serves are not affected. One capture at a time.
+ * Only the instances bound are affected: captures of tests running side by side keep apart.
  */
 export function captureTransactionalMessages(options: CaptureOptions = {}): MessageCapture {
   const messages: CapturedMessage[] = [];
@@ -115,14 +121,19 @@ export function captureTransactionalMessages(options: CaptureOptions = {}): Mess
       return result;
     },
   };
-  const previous = senderRegistry.setFallback(sender);
-  if (previous) {
-    senderRegistry.setFallback(previous);
-    throw new TransactionalMessageError('captureTransactionalMessages() is already capturing: stop() the other capture first.');
-  }
+  const unbind: Array<() => void> = [];
   return {
     messages,
+    bind<T extends object>(instance: T): T {
+      if (instance === null || typeof instance !== 'object') {
+        throw new TransactionalMessageError(`capture.bind() takes the service instance whose decorated methods to capture, got ${String(instance)}.`);
+      }
+      unbind.push(bindMethods(instance, ANY_REGISTRATION, sender));
+      return instance;
+    },
     clear: () => void messages.splice(0),
-    stop: () => void senderRegistry.setFallback(undefined),
+    stop: () => {
+      for (const undo of unbind.splice(0)) undo();
+    },
   };
 }

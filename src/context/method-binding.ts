@@ -1,0 +1,68 @@
+import { TransactionalMessageModuleMissingError } from '../errors/module-missing.error.js';
+import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
+
+/** @internal What runs a `@TransactionalMessage` method: a registration's sender, or a test capture. */
+export interface MethodSender {
+  sendFromMethod(
+    instance: object,
+    label: string,
+    options: TransactionalMessageOptions,
+    method: (...args: unknown[]) => unknown,
+    args: unknown[],
+  ): Promise<unknown>;
+}
+
+/** @internal The name a test capture binds under: it serves the methods of every registration name. */
+export const ANY_REGISTRATION = '*';
+
+/**
+ * Where a binding is kept: on what it binds (a singleton instance, or the class of request-scoped
+ * and transient ones), never in a table of the library's. `Symbol.for`, so that the CommonJS and
+ * the ESM copy of the library read the same property.
+ */
+const BINDINGS = Symbol.for('nestjs-transactional-message.bindings');
+
+type Bindings = Map<string, Set<MethodSender>>;
+
+function ownBindings(target: object): Bindings | undefined {
+  return Object.hasOwn(target, BINDINGS) ? ((target as Record<symbol, Bindings>)[BINDINGS]) : undefined;
+}
+
+/**
+ * @internal Binds the `@TransactionalMessage` methods of `target` that name registration `name`
+ * to `sender`: for a singleton, the instance; for request-scoped and transient providers, whose
+ * instances are created later, their class. The binding is a non-enumerable property of the target,
+ * so it goes with it: two applications in one process bind their own instances. Returns the
+ * function that undoes it.
+ */
+export function bindMethods(target: object, name: string, sender: MethodSender): () => void {
+  let bindings = ownBindings(target);
+  if (!bindings) {
+    if (!Object.isExtensible(target)) {
+      const what = typeof target === 'function' ? target.name : target.constructor?.name;
+      throw new TransactionalMessageModuleMissingError(`${what} (frozen or sealed: its decorated methods cannot be bound)`, name);
+    }
+    bindings = new Map();
+    Object.defineProperty(target, BINDINGS, { value: bindings, configurable: true, enumerable: false, writable: false });
+  }
+  let senders = bindings.get(name);
+  if (!senders) bindings.set(name, (senders = new Set()));
+  senders.add(sender);
+  const bound = senders;
+  return () => void bound.delete(sender);
+}
+
+/**
+ * @internal The sender of a decorated call: the one bound to the instance under the method's
+ * registration name (or a capture's), else the one bound to its class. A request-scoped class bound
+ * by two running applications at once is ambiguous and fails, as an unbound instance does.
+ */
+export function boundSender(instance: unknown, label: string, name: string): MethodSender {
+  if (instance === null || typeof instance !== 'object') throw new TransactionalMessageModuleMissingError(label, name);
+  const own = ownBindings(instance);
+  const direct = own?.get(name) ?? own?.get(ANY_REGISTRATION);
+  if (direct?.size) return [...direct][direct.size - 1]!;
+  const byClass = ownBindings(instance.constructor)?.get(name);
+  if (byClass?.size === 1) return byClass.values().next().value as MethodSender;
+  throw new TransactionalMessageModuleMissingError(label, name);
+}
