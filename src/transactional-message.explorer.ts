@@ -7,7 +7,7 @@ import {
 import { CheckHandlerRegistry } from './check/check-handler.registry.js';
 import { bindMethods } from './context/method-binding.js';
 import { TransactionalMessageError } from './errors/transactional-message.error.js';
-import { INBOX_METADATA } from './consumer/consumer.constants.js';
+import { INBOX_METADATA, type InboxMetadata } from './consumer/consumer.constants.js';
 import type { ResolvedOptions } from './options/transactional-message-options.interface.js';
 import { LOGGER_CONTEXT, RESOLVED_OPTIONS, TRANSACTIONAL_MESSAGE_METADATA } from './common/constants.js';
 import { MessageSender } from './producer/message-sender.service.js';
@@ -49,6 +49,7 @@ export class TransactionalMessageExplorer {
           `(registered: ${[...names].map((n) => `'${n}'`).join(', ')}). Register forRoot({ name: '${instance}', ... }) or fix the name.`,
       );
     const methods: string[] = [];
+    const of = this.name === DEFAULT_INSTANCE_NAME ? '' : ` of '${this.name}'`;
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
       const instance: unknown = wrapper.instance;
       if (!instance || typeof instance !== 'object') continue;
@@ -70,13 +71,14 @@ export class TransactionalMessageExplorer {
         this.unbind.push(bindMethods(perInstance ? instance : type, this.name, this.sender));
         methods.push(...decorated.map((name) => `${type.name}.${name}`));
       }
-      // @Inbox serves the default registration (by the TransactionalInbox class).
-      if (this.name === DEFAULT_INSTANCE_NAME && !this.options.inbox.enabled) {
-        const inboxHandler = methodNames.find((name) => Reflect.hasMetadata(INBOX_METADATA, prototype[name] as object));
-        if (inboxHandler) {
+      for (const name of methodNames) {
+        const inbox = Reflect.getMetadata(INBOX_METADATA, prototype[name] as object) as InboxMetadata | undefined;
+        if (!inbox) continue;
+        if (!names.has(inbox.instance)) throw unknown(`@Inbox on ${type.name}.${name}`, inbox.instance);
+        if (inbox.instance === this.name && !this.options.inbox.enabled) {
           throw new TransactionalMessageError(
-            `@Inbox on ${type.name}.${inboxHandler} needs the inbox: set inbox: { enabled: true } in TransactionalMessageModule ` +
-              `options and run transactionalMessageInboxMigrations() in this database.`,
+            `@Inbox on ${type.name}.${name} needs the inbox: set inbox: { enabled: true } in the TransactionalMessageModule ` +
+              `options${of} and run transactionalMessageInboxMigrations() in its database.`,
           );
         }
       }
@@ -97,7 +99,6 @@ export class TransactionalMessageExplorer {
         this.checkHandlers.add(metadata.topics, { label, invoke: (message) => method.call(instance, message) });
       }
     }
-    const of = this.name === DEFAULT_INSTANCE_NAME ? '' : ` of '${this.name}'`;
     this.logger.log(`@TransactionalMessage methods${of}: ${methods.length ? methods.join(', ') : 'none'}`);
     this.logger.log(`@TransactionCheckHandler methods${of}: ${this.checkHandlers.describe()}`);
   }

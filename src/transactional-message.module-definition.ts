@@ -1,9 +1,9 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import { INSTANCE_NAME } from './common/constants.js';
 import { InvalidModuleOptionsError } from './errors/invalid-module-options.error.js';
-import { DEFAULT_INSTANCE_NAME, INSTANCE_NAME_RULE, isInstanceName } from './options/instance-name.js';
+import { DEFAULT_INSTANCE_NAME, INSTANCE_NAME_RULE, isInstanceName, registrationAlias } from './options/instance-name.js';
 import type { TransactionalMessageModuleOptions } from './options/transactional-message-options.interface.js';
-import { EXPORTED_SERVICES, instanceToken } from './transactional-message.tokens.js';
+import { EXPORTED_SERVICES } from './transactional-message.tokens.js';
 
 /** Extra options of `forRoot()` / `forRootAsync()` besides the module options. */
 export interface TransactionalMessageModuleExtras {
@@ -34,8 +34,9 @@ export const {
     if (extras.name !== undefined && !isInstanceName(extras.name)) throw new InvalidModuleOptionsError('name', extras.name, INSTANCE_NAME_RULE);
     const name = extras.name ?? DEFAULT_INSTANCE_NAME;
     // The default registration exports its services by class; a named one by tokens of its name
-    // only, so that two registrations never export the same token.
-    const aliases = name === DEFAULT_INSTANCE_NAME ? [] : EXPORTED_SERVICES.map((service) => ({ provide: instanceToken(service, name), useExisting: service }));
+    // only, so that two registrations never export the same token. Every registration, the default
+    // one too, provides the tokens of its name: the library finds a registration's service by them.
+    const aliases = EXPORTED_SERVICES.map((service) => ({ provide: registrationAlias(service, name), useExisting: service }));
     return {
       ...definition,
       global: extras.isGlobal,

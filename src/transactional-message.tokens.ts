@@ -4,8 +4,7 @@ import { TransactionalInbox } from './consumer/transactional-inbox.service.js';
 import { TransactionalMessageInterceptor } from './consumer/transactional-message.interceptor.js';
 import { TransactionContext } from './context/transaction-context.service.js';
 import { TransactionalMessageHealthIndicator } from './operations/health.indicator.js';
-import { DEFAULT_INSTANCE_NAME, INSTANCE_NAME_RULE, isInstanceName } from './options/instance-name.js';
-import { InvalidModuleOptionsError } from './errors/invalid-module-options.error.js';
+import { registrationToken } from './options/instance-name.js';
 import { TransactionalMessageProducer } from './producer/transactional-message.producer.js';
 import { TransactionalMessageRelay } from './transactional-message.relay.js';
 
@@ -22,14 +21,9 @@ export const EXPORTED_SERVICES = [
 
 type Exported = (typeof EXPORTED_SERVICES)[number];
 
-/**
- * @internal The injection token of `service` in the registration `name`: the class itself for the
- * default registration (so plain constructor injection works), a string of both names otherwise.
- */
+/** @internal The injection token of `service` in the registration `name` (see `registrationToken`). */
 export function instanceToken<T extends Exported>(service: T, name: string | undefined): T | string {
-  if (name === undefined || name === DEFAULT_INSTANCE_NAME) return service;
-  if (!isInstanceName(name)) throw new InvalidModuleOptionsError('name', name, INSTANCE_NAME_RULE);
-  return `nestjs-transactional-message:${name}:${service.name}`;
+  return registrationToken(service, name);
 }
 
 /**

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { Controller, Injectable, type INestMicroservice } from '@nestjs/common';
-import { EventPattern, Payload, Transport } from '@nestjs/microservices';
+import { EventPattern, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import {
   Inbox,
@@ -16,7 +16,7 @@ import {
   type ConsumedMessage,
 } from '../src/index.js';
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './support/databases.js';
-import { createTopics, eventually, KAFKA_BROKERS, testKafka, uniqueTopic } from './support/kafka.js';
+import { createTopics, eventually, listenKafkaMicroservice, testKafka, uniqueTopic } from './support/kafka.js';
 
 @Entity('shipment_effect')
 class Shipment {
@@ -61,16 +61,7 @@ describe.each(DATABASE_KINDS)('a consumer-only service on %s: a DataSource and t
       controllers: [Logistics],
     }).compile();
     moduleRef.useLogger(false);
-    microservice = moduleRef.createNestMicroservice({
-      transport: Transport.KAFKA,
-      options: {
-        client: { brokers: KAFKA_BROKERS, clientId: `tm-test-consumer-only-${kind}` },
-        consumer: { groupId: `tm-test-${randomBytes(4).toString('hex')}`, retry: { retries: 10, initialRetryTime: 50, maxRetryTime: 500 } },
-        subscribe: { fromBeginning: true },
-      },
-    });
-    microservice.useLogger(false);
-    await microservice.listen();
+    microservice = await listenKafkaMicroservice(moduleRef, `tm-test-consumer-only-${kind}`, { consumer: { retry: { retries: 10, initialRetryTime: 50, maxRetryTime: 500 } } });
   });
 
   afterAll(async () => {

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { Controller, type INestMicroservice } from '@nestjs/common';
-import { EventPattern, Payload, Transport } from '@nestjs/microservices';
+import { EventPattern, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Column, Entity, PrimaryGeneratedColumn, type EntityManager } from 'typeorm';
 import {
   Inbox,
@@ -16,7 +16,7 @@ import {
   type ConsumedMessage,
 } from '../src/index.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
-import { createTopics, eventually, KAFKA_BROKERS, testKafka, uniqueTopic } from './support/kafka.js';
+import { createTopics, eventually, listenKafkaMicroservice, testKafka, uniqueTopic } from './support/kafka.js';
 
 @Entity('consumer_effect')
 class Effect {
@@ -95,17 +95,10 @@ describe.each(DATABASE_KINDS)('consumer side on %s: inbox, tag filtering, messag
       controllers: [OrderEvents],
     }).compile();
     moduleRef.useLogger(false);
-    microservice = moduleRef.createNestMicroservice({
-      transport: Transport.KAFKA,
-      options: {
-        client: { brokers: KAFKA_BROKERS, clientId: `tm-test-${kind}` },
-        consumer: { groupId: `tm-test-${randomBytes(4).toString('hex')}`, retry: { retries: 10, initialRetryTime: 50, maxRetryTime: 500 } },
-        subscribe: { fromBeginning: true },
-        run: { autoCommit: true },
-      },
+    microservice = await listenKafkaMicroservice(moduleRef, `tm-test-${kind}`, {
+      consumer: { retry: { retries: 10, initialRetryTime: 50, maxRetryTime: 500 } },
+      run: { autoCommit: true },
     });
-    microservice.useLogger(false);
-    await microservice.listen();
   });
 
   afterAll(async () => {

@@ -256,6 +256,10 @@ describe('the admin dashboard in a real headless Chromium (PostgreSQL)', () => {
     expect((await fetch(`${url}/ops/messages/api/summary`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
     expect(() => TransactionalMessageAdminModule.forRoot({ path: 'ops' })).toThrow(InvalidModuleOptionsError);
     expect(() => TransactionalMessageAdminModule.forRoot({ path: 'ops' })).toThrow(/a guard for the admin API/);
+    // Its option errors name its own forRoot(), not TransactionalMessageModule's.
+    expect(() => TransactionalMessageAdminModule.forRoot({ path: 'ops' })).toThrow(/^TransactionalMessageAdminModule option 'guard' .* Fix it in TransactionalMessageAdminModule\.forRoot\(\)\.$/s);
+    expect(() => TransactionalMessageAdminModule.forRoot({ path: 'a b', guard: OperatorGuard })).toThrow(/^TransactionalMessageAdminModule option 'path' is "a b"/);
+    expect(() => TransactionalMessageAdminModule.forRoot({ guard: OperatorGuard, instance: 'no spaces' })).toThrow(/^TransactionalMessageAdminModule option 'instance' is "no spaces"/);
     expect(() => TransactionalMessageAdminModule.forRoot({ path: 'ops', allowUnguarded: true })).not.toThrow();
   });
 });

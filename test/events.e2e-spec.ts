@@ -96,7 +96,7 @@ describe.each(DATABASE_KINDS)('events on %s: one typed seam on node:diagnostics_
     expect(ofName('batch.published').reduce((sum, e) => sum + e.count, 0)).toBe(1);
     expect(ofName('batch.published')[0]).toMatchObject({ perTopic: { [topic]: 1 } });
     expect(ofName('check.completed').map((e) => [e.checkNumber, e.result, e.decision])).toEqual([[1, 'COMMIT', 'commit']]);
-    expect(ofName('message.ended')).toEqual([{ producerGroup: `events-${kind}`, id: explicit, outcome: 'ROLLBACK' }]);
+    expect(ofName('message.ended')).toEqual([{ instance: 'default', producerGroup: `events-${kind}`, id: explicit, outcome: 'ROLLBACK' }]);
   });
 
   it('the events are plain diagnostics_channel channels, named nestjs-transactional-message:<event>', async () => {

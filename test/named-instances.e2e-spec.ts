@@ -1,5 +1,6 @@
 import 'reflect-metadata';
-import { Inject, Injectable, type INestApplication } from '@nestjs/common';
+import { Controller, Inject, Injectable, type INestApplication, type INestMicroservice } from '@nestjs/common';
+import { EventPattern, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { randomUUID } from 'node:crypto';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
@@ -7,6 +8,7 @@ import {
   currentHalfMessage,
   getTransactionalMessageProducerToken,
   getTransactionalMessageRelayToken,
+  Inbox,
   InjectTransactionContext,
   InjectTransactionalMessageProducer,
   InvalidMessageError,
@@ -19,11 +21,14 @@ import {
   TransactionContext,
   TransactionStatus,
   type HalfMessage,
+  MessageInfo,
+  type ConsumedMessage,
+  TransactionalMessageAdminModule,
 } from '../src/index.js';
 import { DuplicateModuleError } from '../src/errors/duplicate-module.error.js';
 import { InvalidModuleOptionsError } from '../src/errors/invalid-module-options.error.js';
 import { createTestDatabase, messageRows, type TestDatabase } from './support/databases.js';
-import { createTopics, eventually, KAFKA_BROKERS, KAFKA_CLIENT, TestConsumer, uniqueTopic } from './support/kafka.js';
+import { createTopics, eventually, KAFKA_BROKERS, listenKafkaMicroservice, KAFKA_CLIENT, TestConsumer, uniqueTopic } from './support/kafka.js';
 
 // One application, two DataSources (PostgreSQL and SQLite), a registration of the module on each:
 // the default one and one named 'archive'. Each has its own message table, producer group, relay,
@@ -121,6 +126,27 @@ class Shop {
   }
 }
 
+/** A consumer of both topics, each through the inbox of the registration whose DataSource it writes to. */
+@Controller()
+class Mirror {
+  constructor(
+    private readonly shop: TransactionContext,
+    @InjectTransactionContext('archive') private readonly archive: TransactionContext,
+  ) {}
+
+  @EventPattern<string>(shopTopic)
+  @Inbox({ consumer: 'mirror' })
+  async onShop(@Payload() _body: unknown, @MessageInfo() info: ConsumedMessage): Promise<void> {
+    await this.shop.manager.insert(ShopOrder, { id: `mirror-${info.key}` });
+  }
+
+  @EventPattern<string>(archiveTopic)
+  @Inbox({ consumer: 'mirror', instance: 'archive' })
+  async onArchive(@Payload() _body: unknown, @MessageInfo() info: ConsumedMessage): Promise<void> {
+    await this.archive.manager.insert(ArchiveEntry, { id: `mirror-${info.key}` });
+  }
+}
+
 /** Injects the services as an application would: by class (default registration) and by token (named). */
 @Injectable()
 class Probe {
@@ -140,12 +166,14 @@ describe('two DataSources, two registrations: nothing crosses', () => {
   let pg: TestDatabase;
   let lite: TestDatabase;
   let app: INestApplication;
+  let microservice: INestMicroservice;
+  let url: string;
   let consumer: TestConsumer;
 
   beforeAll(async () => {
     [pg, lite] = await Promise.all([
-      createTestDatabase('postgres', { entities: [ShopOrder] }),
-      createTestDatabase('sqlite', { entities: [ArchiveEntry] }),
+      createTestDatabase('postgres', { entities: [ShopOrder], inbox: true }),
+      createTestDatabase('sqlite', { entities: [ArchiveEntry], inbox: true }),
     ]);
     await createTopics([shopTopic, archiveTopic]);
     consumer = await new TestConsumer([shopTopic, archiveTopic]).start();
@@ -158,6 +186,7 @@ describe('two DataSources, two registrations: nothing crosses', () => {
           kafka: { ...KAFKA_CLIENT, brokers: KAFKA_BROKERS, clientId: 'tm-test-named-shop' },
           relay,
           check,
+          inbox: { enabled: true },
         }),
         TransactionalMessageModule.forRoot({
           name: 'archive',
@@ -167,16 +196,23 @@ describe('two DataSources, two registrations: nothing crosses', () => {
           kafka: { ...KAFKA_CLIENT, brokers: KAFKA_BROKERS, clientId: 'tm-test-named-archive' },
           relay,
           check,
+          inbox: { enabled: true },
         }),
+        TransactionalMessageAdminModule.forRoot({ path: 'ops/shop', allowUnguarded: true }),
+        TransactionalMessageAdminModule.forRoot({ path: 'ops/archive', allowUnguarded: true, instance: 'archive' }),
       ],
       providers: [Shop, Archiver, Probe],
+      controllers: [Mirror],
     }).compile();
     moduleRef.useLogger(false);
-    app = moduleRef.createNestApplication();
-    await app.init();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.listen(0, '127.0.0.1');
+    url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    microservice = await listenKafkaMicroservice(moduleRef, 'tm-test-named-mirror');
   });
 
   afterAll(async () => {
+    await microservice?.close();
     await app?.close();
     await consumer?.stop();
     await Promise.all([pg?.drop(), lite?.drop()]);
@@ -263,6 +299,43 @@ describe('two DataSources, two registrations: nothing crosses', () => {
     expect((await rowsOf(lite)).filter((r) => r.key === key)).toEqual([{ topic: archiveTopic, key, group: 'archive' }]);
     expect((await rowsOf(pg)).filter((r) => r.key === key)).toEqual([]);
     await eventually('the explicit message published by the archive relay', () => consumer.of(archiveTopic).some((r) => r.key === key));
+  });
+  it("@Inbox records into the inbox of the registration it names, in that registration's transaction", async () => {
+    const shopKey = randomUUID();
+    const archiveKey = randomUUID();
+    await app.get(Shop).archiveDirectly(archiveKey);
+    await app.get(Probe).producer.sendMessageInTransaction({ topic: shopTopic, key: shopKey, body: {} }, () => TransactionStatus.COMMIT);
+    await eventually('the mirror handled both', async () =>
+      (await pg.dataSource.getRepository(ShopOrder).countBy({ id: `mirror-${shopKey}` })) === 1 &&
+      (await lite.dataSource.getRepository(ArchiveEntry).countBy({ id: `mirror-${archiveKey}` })) === 1,
+    30_000);
+    const idOf = async (db: TestDatabase, key: string) => (await messageRows(db)).find((r) => r.message_key === key)!.id as string;
+    const inboxOf = async (db: TestDatabase) =>
+      ((await db.dataSource.query('SELECT consumer, message_id FROM transactional_message_inbox')) as Array<{ consumer: string; message_id: string }>).map(
+        (r) => `${r.consumer}:${r.message_id}`,
+      );
+    const [shopId, archiveId] = [await idOf(pg, shopKey), await idOf(lite, archiveKey)];
+    expect(await inboxOf(pg)).toContain(`mirror:${shopId}`);
+    expect(await inboxOf(pg)).not.toContain(`mirror:${archiveId}`);
+    expect(await inboxOf(lite)).toContain(`mirror:${archiveId}`);
+    expect(await inboxOf(lite)).not.toContain(`mirror:${shopId}`);
+  });
+
+  it('an admin module per registration, each at its own path, shows and acts on its own messages only', async () => {
+    const archiveProducer = app.get<TransactionalMessageProducer>(getTransactionalMessageProducerToken('archive'));
+    const half = await archiveProducer.sendHalfMessage({ topic: archiveTopic, key: randomUUID(), body: {}, checkImmunityMs: 3_600_000 });
+    const get = async (path: string) => {
+      const response = await fetch(`${url}/${path}`);
+      return { status: response.status, body: (await response.json()) as Record<string, any> };
+    };
+    expect((await get(`ops/archive/api/messages/${half}`)).body.message).toMatchObject({ id: half, producerGroup: 'archive', status: 'HALF' });
+    expect((await get(`ops/shop/api/messages/${half}`)).status).toBe(404);
+    const listed = async (path: string) => ((await get(`${path}/api/messages?status=HALF`)).body.messages as Array<{ id: string }>).map((m) => m.id);
+    expect(await listed('ops/archive')).toContain(half);
+    expect(await listed('ops/shop')).not.toContain(half);
+    const rolledBack = await fetch(`${url}/ops/archive/api/messages/${half}/rollback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(rolledBack.status).toBe(200);
+    expect((await archiveProducer.getMessage(half))?.status).toBe('ROLLED_BACK');
   });
 });
 
@@ -351,5 +424,23 @@ describe('named registrations: bad input fails at the earliest point', () => {
     await expect(boot([TransactionalMessageModule.forRoot(options(pg, 'a')), TransactionalMessageModule.forRoot({ name: 'archive', ...options(lite, 'b') })], [Lost])).rejects.toThrow(
       /Lost\.m names instance 'archiv', but no TransactionalMessageModule registration has that name \(registered: 'default', 'archive'\)/,
     );
+  });
+  it("an @Inbox naming no registration, or one without the inbox, fails the boot", async () => {
+    @Injectable()
+    class LostInbox {
+      @Inbox({ instance: 'archiv' })
+      async handle(): Promise<void> {}
+    }
+    @Injectable()
+    class ArchiveInbox {
+      @Inbox({ instance: 'archive' })
+      async handle(): Promise<void> {}
+    }
+    const both = () => [TransactionalMessageModule.forRoot(options(pg, 'a')), TransactionalMessageModule.forRoot({ name: 'archive', ...options(lite, 'b') })];
+    await expect(boot(both(), [LostInbox])).rejects.toThrow(/@Inbox on LostInbox\.handle names instance 'archiv', but no TransactionalMessageModule registration has that name/);
+    await expect(boot(both(), [ArchiveInbox])).rejects.toThrow(
+      /@Inbox on ArchiveInbox\.handle needs the inbox: set inbox: \{ enabled: true \} in the TransactionalMessageModule options of 'archive'/,
+    );
+    expect(() => Inbox({ instance: 'no spaces' })).toThrow(/@Inbox instance is "no spaces"/);
   });
 });

@@ -1,13 +1,13 @@
 import 'reflect-metadata';
 import { Controller, Injectable, type INestApplication, type INestMicroservice } from '@nestjs/common';
-import { EventPattern, Payload, Transport } from '@nestjs/microservices';
+import { EventPattern, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { context, propagation, trace, SpanKind } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { KafkaJsInstrumentation } from '@opentelemetry/instrumentation-kafkajs';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
   Inbox,
   transactionalMessageInboxMigrations,
@@ -16,7 +16,7 @@ import {
   TransactionalMessageRelay,
 } from '../src/index.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { createTopics, eventually, KAFKA_BROKERS, uniqueTopic } from './support/kafka.js';
+import { createTopics, eventually, KAFKA_BROKERS, listenKafkaMicroservice, uniqueTopic } from './support/kafka.js';
 
 // OpenTelemetry as an application sets it up: a tracer provider (spans kept in memory here), the
 // AsyncLocalStorage context manager, W3C propagation, and the kafkajs instrumentation enabled.
@@ -83,16 +83,7 @@ describe('tracing: one trace from the producing request through the relay to the
     moduleRef.useLogger(false);
     app = moduleRef.createNestApplication({ logger: false });
     await app.init();
-    microservice = moduleRef.createNestMicroservice({
-      transport: Transport.KAFKA,
-      options: {
-        client: { brokers: KAFKA_BROKERS, clientId: 'tm-test-tracing' },
-        consumer: { groupId: `tm-test-${randomBytes(4).toString('hex')}` },
-        subscribe: { fromBeginning: true },
-      },
-    });
-    microservice.useLogger(false);
-    await microservice.listen();
+    microservice = await listenKafkaMicroservice(moduleRef, 'tm-test-tracing');
   });
 
   afterAll(async () => {

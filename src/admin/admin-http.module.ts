@@ -6,6 +6,7 @@ import {
   Get,
   Header,
   HttpCode,
+  Inject,
   Module,
   NotFoundException,
   ConflictException,
@@ -23,11 +24,14 @@ import {
 } from '@nestjs/common';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
+import { INSTANCE_NAME_RULE, isInstanceName, registrationToken } from '../options/instance-name.js';
 import { MessageNotFoundError } from '../errors/message-not-found.error.js';
 import { TransactionAlreadyEndedError } from '../errors/transaction-already-ended.error.js';
 import type { MessageStatus } from '../message/message-status.enum.js';
 import { DASHBOARD_CSP, dashboardPage } from './dashboard.page.js';
 import { TransactionalMessageAdmin, type LiveStatus, type MessageQuery, type OperatorInfo } from './transactional-message-admin.service.js';
+
+const ADMIN_MODULE = 'TransactionalMessageAdminModule';
 
 /** Options of {@link TransactionalMessageAdminModule.forRoot}. */
 export interface AdminHttpOptions {
@@ -44,6 +48,11 @@ export interface AdminHttpOptions {
   dashboard?: boolean;
   /** Modules that the guard's own dependencies come from (an auth module). Default none. */
   imports?: ModuleMetadata['imports'];
+  /**
+   * The registration (`TransactionalMessageModule.forRoot({ name })`) whose messages it shows and
+   * acts on. Default: the unnamed one. One admin module per registration, each at its own path.
+   */
+  instance?: string;
 }
 
 /** Maps the library's errors to HTTP statuses, with their messages. */
@@ -115,6 +124,8 @@ function serialisable<T extends { body?: unknown; bodyBytes?: unknown }>(message
  *
  * ```ts
  * TransactionalMessageAdminModule.forRoot({ path: 'ops/messages', guard: AdminGuard })
+ * // a named registration's messages, at a path of their own:
+ * TransactionalMessageAdminModule.forRoot({ path: 'ops/archive-messages', guard: AdminGuard, instance: 'archive' })
  * ```
  *
  * `GET <path>` is the dashboard; the JSON API is under `<path>/api`: `summary`, `messages`
@@ -126,22 +137,27 @@ function serialisable<T extends { body?: unknown; bodyBytes?: unknown }>(message
 export class TransactionalMessageAdminModule {
   static forRoot(options: AdminHttpOptions = {}): DynamicModule {
     const path = (options.path ?? 'transactional-messages').replace(/^\/+|\/+$/g, '');
-    if (!/^[A-Za-z0-9._~\-/]*$/.test(path)) throw new InvalidModuleOptionsError('admin path', options.path, 'a URL path of letters, digits, . _ ~ - /');
+    if (!/^[A-Za-z0-9._~\-/]*$/.test(path)) throw new InvalidModuleOptionsError('path', options.path, 'a URL path of letters, digits, . _ ~ - /', ADMIN_MODULE);
     if (!options.guard && options.allowUnguarded !== true) {
       throw new InvalidModuleOptionsError(
         'guard',
         undefined,
         'a guard for the admin API (it ends, replays and purges messages): TransactionalMessageAdminModule.forRoot({ guard: YourAuthGuard }), ' +
           'or allowUnguarded: true on a network you trust',
+        ADMIN_MODULE,
       );
     }
+    if (options.instance !== undefined && !isInstanceName(options.instance)) {
+      throw new InvalidModuleOptionsError('instance', options.instance, INSTANCE_NAME_RULE, ADMIN_MODULE);
+    }
+    const adminToken = registrationToken(TransactionalMessageAdmin, options.instance);
     const guards = options.guard ? [options.guard] : [];
     const withDashboard = options.dashboard !== false;
 
     @Controller(path)
     @UseGuards(...guards)
     class TransactionalMessageAdminController {
-      constructor(private readonly admin: TransactionalMessageAdmin) {}
+      constructor(@Inject(adminToken) private readonly admin: TransactionalMessageAdmin) {}
 
       @Get()
       @Header('content-type', 'text/html; charset=utf-8')

@@ -185,7 +185,7 @@ export class TransactionalMessageAdmin {
   }
 
   private report(action: TransactionalMessageEventMap['operator.action']['action'], id: string | null, count: number, by: OperatorInfo): void {
-    emitEvent('operator.action', () => ({ producerGroup: this.options.producerGroup ?? '', action, id, count, operator: by.operator ?? null }));
+    emitEvent('operator.action', () => ({ instance: this.options.name, producerGroup: this.options.producerGroup ?? '', action, id, count, operator: by.operator ?? null }));
   }
 
   /** Puts every DEAD message `query` selects (topic, key, producer group, age) back in the queue; returns how many. */

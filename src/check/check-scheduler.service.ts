@@ -138,7 +138,7 @@ export class CheckScheduler {
       this.store.expire(m, producerGroup, check.maxAgeMs, check.onExhausted === 'park', check.batchSize),
     );
     if (expired > 0) {
-      emitEvent('check.expired', () => ({ producerGroup, count: expired, parked: check.onExhausted === 'park' }));
+      emitEvent('check.expired', () => ({ instance: this.options.name, producerGroup, count: expired, parked: check.onExhausted === 'park' }));
       this.logger.warn(
         `${expired} half message(s) reached check.maxAgeMs without a decision: ${check.onExhausted === 'park' ? 'parked (CHECK_EXHAUSTED)' : 'rolled back'}`,
       );
@@ -230,6 +230,7 @@ export class CheckScheduler {
     if (applied && decision.kind === 'commit') this.notifier.committed();
     if (applied) {
       emitEvent('check.completed', () => ({
+        instance: this.options.name,
         producerGroup: row.producerGroup,
         id: row.id,
         topic: row.topic,

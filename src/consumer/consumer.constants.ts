@@ -5,4 +5,6 @@ export const TAG_FILTER_METADATA = 'nestjs-transactional-message:tag-filter';
 /** @internal What `@Inbox` records on a handler. */
 export interface InboxMetadata {
   consumer: string | undefined;
+  /** The registration whose inbox records the message (`'default'` without one). */
+  instance: string;
 }

@@ -1,5 +1,6 @@
 import { applyDecorators, createParamDecorator, SetMetadata, UseInterceptors, type ExecutionContext } from '@nestjs/common';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
+import { DEFAULT_INSTANCE_NAME, INSTANCE_NAME_RULE, isInstanceName } from '../options/instance-name.js';
 import { readConsumedMessage, type ConsumedMessage } from './consumed-message.js';
 import { INBOX_METADATA, TAG_FILTER_METADATA, type InboxMetadata } from './consumer.constants.js';
 import { TransactionalMessageInterceptor } from './transactional-message.interceptor.js';
@@ -15,6 +16,11 @@ export interface InboxDecoratorOptions {
   consumer?: string;
   /** RocketMQ tag expression (`'paid || refunded'`, `'*'`): messages without a matching tag are skipped. Default `'*'`. */
   tags?: string;
+  /**
+   * The registration (`forRoot({ name })`) whose database holds the inbox: the handler's
+   * transaction is on its DataSource. Default: the unnamed registration.
+   */
+  instance?: string;
 }
 
 /**
@@ -25,7 +31,7 @@ export interface InboxDecoratorOptions {
  *
  * If the handler throws, the transaction (and the record) rolls back and the error reaches the
  * transport, which redelivers the message (`@nestjs/microservices` Kafka: kafkajs retries it).
- * Requires `inbox: { enabled: true }`.
+ * Requires `inbox: { enabled: true }` in the registration it names (`{ instance }`, the unnamed one without).
  *
  * ```ts
  * @EventPattern('order.paid')
@@ -40,8 +46,11 @@ export function Inbox(options: InboxDecoratorOptions = {}): MethodDecorator {
   if (options.consumer !== undefined && (typeof options.consumer !== 'string' || options.consumer.length === 0 || options.consumer.length > 255)) {
     throw new TransactionalMessageError(`@Inbox consumer must be a name of 1-255 characters, got ${JSON.stringify(options.consumer)}.`);
   }
+  if (options.instance !== undefined && !isInstanceName(options.instance)) {
+    throw new TransactionalMessageError(`@Inbox instance is ${JSON.stringify(options.instance)}; it must be ${INSTANCE_NAME_RULE}.`);
+  }
   const decorators = [
-    SetMetadata(INBOX_METADATA, { consumer: options.consumer } satisfies InboxMetadata),
+    SetMetadata(INBOX_METADATA, { consumer: options.consumer, instance: options.instance ?? DEFAULT_INSTANCE_NAME } satisfies InboxMetadata),
     UseInterceptors(TransactionalMessageInterceptor),
   ];
   if (options.tags !== undefined) decorators.unshift(SetMetadata(TAG_FILTER_METADATA, parseTagExpression(options.tags, '@Inbox')));

@@ -51,11 +51,11 @@ export class TransactionalInbox {
     const attempt = () =>
       this.runner.run(`inbox ${consumer}`, {}, undefined, async (scope): Promise<InboxResult<T>> => {
         if (!(await this.store.record(scope.manager, consumer, id))) {
-          emitEvent('inbox.processed', () => ({ consumer, messageId: id, duplicate: true }));
+          emitEvent('inbox.processed', () => ({ instance: this.options.name, producerGroup: this.options.producerGroup ?? '', consumer, messageId: id, duplicate: true }));
           return { duplicate: true };
         }
         const result = await work(scope.manager);
-        emitEvent('inbox.processed', () => ({ consumer, messageId: id, duplicate: false }));
+        emitEvent('inbox.processed', () => ({ instance: this.options.name, producerGroup: this.options.producerGroup ?? '', consumer, messageId: id, duplicate: false }));
         return { duplicate: false, result };
       });
     // Concurrent deliveries of one id wait on each other's record; when the first rolls back (its

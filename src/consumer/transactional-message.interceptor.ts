@@ -1,5 +1,5 @@
 import { Injectable, Logger, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+import { ModuleRef, Reflector } from '@nestjs/core';
 import { from, lastValueFrom, of, type Observable } from 'rxjs';
 import { LOGGER_CONTEXT } from '../common/constants.js';
 import { runInConsumerSpan } from '../telemetry/tracing.js';
@@ -7,6 +7,8 @@ import { headerText, readConsumedMessage } from './consumed-message.js';
 import { INBOX_METADATA, TAG_FILTER_METADATA, type InboxMetadata } from './consumer.constants.js';
 import type { TagExpression } from './tag-expression.js';
 import { TransactionalInbox } from './transactional-inbox.service.js';
+import { TransactionalMessageConfigurationError } from '../errors/configuration.error.js';
+import { registrationAlias } from '../options/instance-name.js';
 
 /**
  * @internal Applies `@TagFilter` and `@Inbox` to a Kafka `@EventPattern` handler: skips records
@@ -19,10 +21,30 @@ export class TransactionalMessageInterceptor implements NestInterceptor {
   /** Per record, the handlers already intercepted: several handlers of one topic share the record's context. */
   private readonly handled = new WeakMap<object, Set<Function>>();
 
+  /** The inbox of each registration an `@Inbox` names, found once. */
+  private readonly inboxes = new Map<string, TransactionalInbox>();
+
   constructor(
     private readonly reflector: Reflector,
-    private readonly inbox: TransactionalInbox,
+    private readonly moduleRef: ModuleRef,
   ) {}
+
+  /** The inbox of registration `name`, wherever the application registered it. */
+  private inboxOf(name: string, label: string): TransactionalInbox {
+    let inbox = this.inboxes.get(name);
+    if (!inbox) {
+      try {
+        inbox = this.moduleRef.get<TransactionalInbox>(registrationAlias(TransactionalInbox, name), { strict: false });
+      } catch {
+        throw new TransactionalMessageConfigurationError(
+          `@Inbox on ${label} records into the inbox of registration '${name}', but the application has no TransactionalMessageModule ` +
+            `registration of that name: register forRoot(${name === 'default' ? '' : `{ name: '${name}', ... }`}) with inbox: { enabled: true }, or fix the instance.`,
+        );
+      }
+      this.inboxes.set(name, inbox);
+    }
+    return inbox;
+  }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'rpc') return next.handle();
@@ -51,8 +73,9 @@ export class TransactionalMessageInterceptor implements NestInterceptor {
       return traced(handle);
     }
     const consumer = inbox.consumer ?? label;
+    const registration = this.inboxOf(inbox.instance ?? 'default', label);
     return traced(() =>
-      this.inbox.process(consumer, message.id!, handle).then((outcome) => {
+      registration.process(consumer, message.id!, handle).then((outcome) => {
         if (outcome.duplicate) {
           this.logger.debug(`${label}: message ${message.id} was already processed by consumer '${consumer}'; skipped`);
           return undefined;

@@ -1,7 +1,10 @@
 import { TransactionalMessageConfigurationError } from './configuration.error.js';
 import { describeValue } from './transactional-message.error.js';
 
-/** A `TransactionalMessageModule.forRoot()` / `forRootAsync()` option is missing or invalid. */
+/**
+ * An option of `TransactionalMessageModule.forRoot()` / `forRootAsync()` (or of another module of
+ * the library, which the message names) is missing or invalid.
+ */
 export class InvalidModuleOptionsError extends TransactionalMessageConfigurationError {
   /** Stable identifier of this error, also on each instance: `error.code === 'TM_INVALID_MODULE_OPTIONS'`. */
   static override readonly code: string = 'TM_INVALID_MODULE_OPTIONS';
@@ -10,10 +13,12 @@ export class InvalidModuleOptionsError extends TransactionalMessageConfiguration
     readonly option: string,
     readonly value: unknown,
     expected: string,
+    /** The module whose options these are. */
+    module = 'TransactionalMessageModule',
   ) {
     super(
-      `TransactionalMessageModule option '${option}' is ${describeValue(value)}; expected ${expected}. ` +
-        `Fix it in TransactionalMessageModule.forRoot()/forRootAsync().`,
+      `${module} option '${option}' is ${describeValue(value)}; expected ${expected}. ` +
+        `Fix it in ${module}.forRoot()${module === 'TransactionalMessageModule' ? '/forRootAsync()' : ''}.`,
     );
   }
 }

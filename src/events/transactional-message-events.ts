@@ -4,6 +4,8 @@ import type { TransactionStatus } from '../message/transaction-status.enum.js';
 
 /** Which instance reported an event: several applications (or modules) can share a process. */
 export interface EventSource {
+  /** The registration that reported it (`forRoot({ name })`; `'default'` without a name). */
+  readonly instance: string;
   /** The producer group ('' in a consumer-only instance). */
   readonly producerGroup: string;
 }
@@ -54,7 +56,7 @@ export interface TransactionalMessageEventMap {
    */
   'lease.lost': EventSource & { count: number; during: 'before-publish' | 'publish' | 'renewal' };
   /** A record's effect was applied through the inbox (`duplicate`: it had been already, skipped). */
-  'inbox.processed': { consumer: string; messageId: string; duplicate: boolean };
+  'inbox.processed': EventSource & { consumer: string; messageId: string; duplicate: boolean };
 }
 
 export type TransactionalMessageEventName = keyof TransactionalMessageEventMap;

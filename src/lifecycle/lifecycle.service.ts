@@ -80,7 +80,23 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     private readonly metrics: TransactionalMessageMetrics,
   ) {}
 
-  async onModuleInit(): Promise<void> {
+  /**
+   * Once per module, also when the hooks run twice: an application and a microservice created from
+   * one testing module (`moduleRef.createNestApplication()` and `createNestMicroservice()`) each
+   * run the module's init and bootstrap hooks.
+   */
+  onModuleInit(): Promise<void> {
+    return (this.initialised ??= this.init());
+  }
+
+  onApplicationBootstrap(): Promise<void> {
+    return (this.bootstrapped ??= this.bootstrap());
+  }
+
+  private initialised: Promise<void> | undefined;
+  private bootstrapped: Promise<void> | undefined;
+
+  private async init(): Promise<void> {
     const names = this.registrationNames();
     await this.schema.verify();
     await this.preparedStatements.decide();
@@ -92,7 +108,7 @@ export class TransactionalMessageLifecycle implements OnModuleInit, OnApplicatio
     await Promise.all([this.metrics.start(), loadTracing()]);
   }
 
-  async onApplicationBootstrap(): Promise<void> {
+  private async bootstrap(): Promise<void> {
     if (this.options.inbox.enabled && this.options.relay.autoStart) this.inboxPruner.start();
     if (!this.options.producer) {
       this.logger.log('Consumer-only instance (no producerGroup): the inbox and tag filtering, nothing is sent from here');

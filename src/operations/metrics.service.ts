@@ -54,11 +54,13 @@ export class TransactionalMessageMetrics {
   }
 
   private instrument(meter: Meter): void {
-    const group = this.options.producerGroup;
-    const base: Attributes = { 'producer.group': group };
-    const ours = (event: { producerGroup?: string }) => event.producerGroup === undefined || event.producerGroup === group;
+    const instance = this.options.name;
+    const base: Attributes = { 'producer.group': this.options.producerGroup, 'instance.name': instance };
+    const group = this.options.producerGroup ?? '';
+    // Several registrations (and applications) share the process's channels: count only this one's events.
+    const ours = (event: { instance: string; producerGroup: string }) => event.instance === instance && event.producerGroup === group;
     const on = <N extends TransactionalMessageEventName>(name: N, handler: (event: TransactionalMessageEventMap[N]) => void) =>
-      this.unsubscribe.push(onTransactionalMessageEvent(name, (event) => ours(event as { producerGroup?: string }) && handler(event)));
+      this.unsubscribe.push(onTransactionalMessageEvent(name, (event) => ours(event) && handler(event)));
 
     const stored = meter.createCounter('transactional_message.messages.stored', { description: 'Messages written, by topic and first status' });
     on('message.stored', (e) => stored.add(1, { ...base, topic: e.topic, status: e.status }));
@@ -83,7 +85,7 @@ export class TransactionalMessageMetrics {
     const expired = meter.createCounter('transactional_message.checks.expired', { description: 'Half messages ended by check.maxAgeMs without a check' });
     on('check.expired', (e) => expired.add(e.count, { ...base, parked: e.parked }));
     const inbox = meter.createCounter('transactional_message.inbox.processed', { description: 'Records handled through the inbox; duplicate: skipped' });
-    on('inbox.processed', (e) => inbox.add(1, { consumer: e.consumer, duplicate: e.duplicate }));
+    on('inbox.processed', (e) => inbox.add(1, { 'instance.name': instance, consumer: e.consumer, duplicate: e.duplicate }));
 
     if (!this.options.producer) return;
     const waiting = meter.createObservableGauge('transactional_message.messages.waiting', { description: 'Messages by live status (HALF, COMMITTED, DEAD, CHECK_EXHAUSTED, DISCARDED)' });

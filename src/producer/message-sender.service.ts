@@ -24,6 +24,7 @@ const STATUS_OF_OUTCOME: Record<TransactionStatus, InitialStatus> = {
 @Injectable()
 export class MessageSender implements MethodSender {
   readonly defaults: MessageDefaults;
+  private readonly instance: string;
 
   constructor(
     @Inject(RESOLVED_OPTIONS) options: ResolvedOptions,
@@ -31,6 +32,7 @@ export class MessageSender implements MethodSender {
     private readonly store: MessageStore,
     private readonly notifier: CommitNotifier,
   ) {
+    this.instance = options.name;
     this.defaults = {
       producerGroup: options.producerGroup,
       maxMessageBytes: options.maxMessageBytes,
@@ -54,7 +56,7 @@ export class MessageSender implements MethodSender {
       const message = withTraceContext(buildMessage(draft, options, args, result, label, this.defaults));
       const status = STATUS_OF_OUTCOME[draft.outcome];
       await this.store.insert(scope.manager, message, status);
-      emitEvent('message.stored', () => ({ producerGroup: message.producerGroup, id: message.id, topic: message.topic, key: message.key, status, bytes: message.body.length }));
+      emitEvent('message.stored', () => ({ instance: this.instance, producerGroup: message.producerGroup, id: message.id, topic: message.topic, key: message.key, status, bytes: message.body.length }));
       if (status === MessageStatus.COMMITTED) scope.afterCommit.push(this.wakeRelay);
       return result;
     });

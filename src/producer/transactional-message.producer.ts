@@ -125,6 +125,7 @@ export class TransactionalMessageProducer {
     const encoded = withTraceContext(encodeMessage(message, this.sender.defaults, label));
     await this.inTransaction(label, options, (manager) => this.store.insert(manager, encoded, MessageStatus.HALF));
     emitEvent('message.stored', () => ({
+      instance: this.options.name,
       producerGroup: encoded.producerGroup,
       id: encoded.id,
       topic: encoded.topic,
@@ -191,7 +192,7 @@ export class TransactionalMessageProducer {
       options,
       async (manager) => {
         result = await this.store.end(manager, id, requested);
-        if (result === 'ended') emitEvent('message.ended', () => ({ producerGroup: this.options.producerGroup, id, outcome: requested }));
+        if (result === 'ended') emitEvent('message.ended', () => ({ instance: this.options.name, producerGroup: this.options.producerGroup, id, outcome: requested }));
       },
       () => result === 'ended' && requested === 'COMMIT' && this.notifier.committed(),
     );

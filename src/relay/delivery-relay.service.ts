@@ -187,7 +187,7 @@ export class DeliveryRelay {
           if (this.transportFailures > 0) {
             this.logger.log(`Downstream available again after ${this.transportFailures} failed attempt(s)`);
             const failures = this.transportFailures;
-            emitEvent('relay.recovered', () => ({ producerGroup: this.options.producerGroup, failures }));
+            emitEvent('relay.recovered', () => ({ instance: this.options.name, producerGroup: this.options.producerGroup, failures }));
             this.transportFailures = 0;
             this.unavailableSince = undefined;
           }
@@ -204,7 +204,7 @@ export class DeliveryRelay {
           // Backs off up to backoffMaxMs, woken only by a stop: a commit's doorbell must not turn an
           // outage into one connect (and one authentication attempt, one error line) per commit.
           const delay = retryDelayMs(this.transportFailures, Math.max(backoffInitialMs, 100), Math.max(backoffMaxMs, 100));
-          emitEvent('relay.unavailable', () => ({ producerGroup: this.options.producerGroup, error: error.message, config: error.config, failures, retryInMs: delay }));
+          emitEvent('relay.unavailable', () => ({ instance: this.options.name, producerGroup: this.options.producerGroup, error: error.message, config: error.config, failures, retryInMs: delay }));
           if (error.config) {
             this.logger.error(
               `The publisher is misconfigured (${error.message}): nothing can be published until its configuration is fixed. ` +

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource, type DataSourceOptions, type MixedList } from 'typeorm';
-import { transactionalMessageMigrations } from '../../src/index.js';
+import { transactionalMessageInboxMigrations, transactionalMessageMigrations } from '../../src/index.js';
 
 /** The databases every integration test runs against. */
 export type DatabaseKind = 'postgres' | 'mariadb' | 'sqlite';
@@ -31,6 +31,8 @@ export interface TestDatabaseOptions {
   migrate?: boolean;
   /** An admin URL of another server of `kind` (default POSTGRES_URL / MARIADB_URL). */
   serverUrl?: string;
+  /** Run the inbox's migrations too (default false). */
+  inbox?: boolean;
 }
 
 /**
@@ -44,7 +46,7 @@ export async function createTestDatabase(kind: DatabaseKind, options: TestDataba
   const common = {
     entities: options.entities ?? [],
     synchronize: true,
-    migrations: options.migrate === false ? [] : transactionalMessageMigrations({ tableName }),
+    migrations: options.migrate === false ? [] : [...transactionalMessageMigrations({ tableName }), ...(options.inbox ? transactionalMessageInboxMigrations() : [])],
     migrationsRun: options.migrate !== false,
     logging: false,
   } as const;

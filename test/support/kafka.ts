@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import type { INestMicroservice } from '@nestjs/common';
+import { Transport, type KafkaOptions } from '@nestjs/microservices';
+import type { TestingModule } from '@nestjs/testing';
 import { Kafka, logLevel, type Consumer, type IHeaders } from 'kafkajs';
 import { DEFAULT_KAFKA_CLIENT, type KafkaClientName } from '../../src/index.js';
 
@@ -144,4 +147,27 @@ export async function eventually(what: string, condition: () => boolean | Promis
     if (Date.now() > deadline) throw new Error(`Timed out waiting for: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/**
+ * A Kafka microservice of `moduleRef` (its `@EventPattern` handlers) listening from the start of
+ * its topics, in a consumer group of its own; `consumer` adds options of kafkajs' consumer.
+ */
+export async function listenKafkaMicroservice(
+  moduleRef: TestingModule,
+  clientId: string,
+  extra: { consumer?: Partial<NonNullable<KafkaOptions['options']>['consumer']>; run?: NonNullable<KafkaOptions['options']>['run'] } = {},
+): Promise<INestMicroservice> {
+  const microservice = moduleRef.createNestMicroservice<KafkaOptions>({
+    transport: Transport.KAFKA,
+    options: {
+      client: { brokers: KAFKA_BROKERS, clientId },
+      consumer: { groupId: `tm-test-${randomBytes(4).toString('hex')}`, ...extra.consumer },
+      subscribe: { fromBeginning: true },
+      ...(extra.run ? { run: extra.run } : {}),
+    },
+  });
+  microservice.useLogger(false);
+  await microservice.listen();
+  return microservice;
 }

@@ -123,7 +123,7 @@ export class ClaimDelivery {
     this.leaseConfirmedAt = performance.now();
     const lost = this.pending.filter((r) => !still.has(r.seq));
     if (lost.length === 0) return true;
-    emitEvent('lease.lost', () => ({ producerGroup: options.producerGroup, count: lost.length, during: 'before-publish' }));
+    emitEvent('lease.lost', () => ({ instance: options.name, producerGroup: options.producerGroup, count: lost.length, during: 'before-publish' }));
     // A key that lost a message to another relay is left whole: its later messages, still ours,
     // would otherwise go out before the one the other relay holds. Released, they are claimed again
     // behind it.

@@ -66,6 +66,7 @@ export class DeliveryBookkeeping {
     const reason = describeError(error);
     await this.retried('relay.fail', () => this.ownership.markFailed(claim, row, reason, dead, delay));
     emitEvent('message.failed', () => ({
+      instance: this.options.name,
       producerGroup: row.producerGroup,
       id: row.id,
       topic: row.topic,

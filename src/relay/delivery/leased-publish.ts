@@ -46,7 +46,7 @@ export class LeasedPublish {
         if (!still) return;
         lastConfirmed = performance.now();
         if (still.size < seqs.length) {
-          emitEvent('lease.lost', () => ({ producerGroup: this.options.producerGroup, count: seqs.length - still.size, during: 'publish' }));
+          emitEvent('lease.lost', () => ({ instance: this.options.name, producerGroup: this.options.producerGroup, count: seqs.length - still.size, during: 'publish' }));
           this.logger.warn(
             `Lease lost during a publish on ${seqs.length - still.size} message(s) (another relay took them over); they may be published twice`,
           );
@@ -115,6 +115,7 @@ export class LeasedPublish {
   private published(claim: DeliveryClaim, batch: readonly MessageRow[], started: number): void {
     if (batch.length === 0) return;
     emitEvent('batch.published', () => ({
+      instance: this.options.name,
       producerGroup: this.options.producerGroup,
       count: batch.length,
       bytes: batch.reduce((sum, r) => sum + this.record(claim, r).bytes, 0),

@@ -237,7 +237,7 @@ export class BucketOwnership implements DeliveryOwnership {
       this.leaving.delete(bucket);
     }
     if (lost.length > 0) {
-      emitEvent('lease.lost', () => ({ producerGroup: this.options.producerGroup, count: lost.length, during: 'renewal' }));
+      emitEvent('lease.lost', () => ({ instance: this.options.name, producerGroup: this.options.producerGroup, count: lost.length, during: 'renewal' }));
       this.logger.warn(`Lost ${lost.length} key bucket(s) (their lease ran out before this relay renewed it; another relay may hold them now)`);
     }
     this.confirmedAt = startedAt;
