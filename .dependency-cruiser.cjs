@@ -2,7 +2,8 @@
 // cycle. `npm run lint:deps` checks it (in scripts/test.sh, so in CI). A folder may import its own
 // layer's files and any lower layer; folders that share a layer do not import each other.
 //
-//   module files, lifecycle, testing, cli, index   (wiring: builds everything below)
+//   module files, lifecycle, testing, cli, index   (Nest's thin layer over the engine, and entry points)
+//   engine                                         (one registration's parts, built with `new`, started and stopped)
 //   operations                                     (health, metrics)
 //   admin                                          (operators' API over the producer and the store)
 //   producer | consumer | decorators               (what users call)
@@ -26,6 +27,7 @@ const LAYERS = [
   ['producer', 'consumer', 'decorators'],
   ['admin'],
   ['operations'],
+  ['engine'],
   ['lifecycle', 'module', 'testing', 'cli', 'index'],
 ];
 

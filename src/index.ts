@@ -29,7 +29,7 @@ export type { TransactionalMessageOptions, FromCall } from './options/message-me
 export { currentHalfMessage } from './context/current-half-message.js';
 export type { HalfMessageHandle } from './context/half-message-draft.js';
 export { TransactionContext, type RunInTransactionOptions } from './context/transaction-context.service.js';
-export { TransactionalMessageRelay } from './transactional-message.relay.js';
+export { TransactionalMessageRelay } from './engine/transactional-message.relay.js';
 export {
   TransactionalMessageAdmin,
   LIVE_STATUSES,

@@ -4,20 +4,22 @@ import {
   TRANSACTION_CHECK_HANDLER_METADATA,
   type CheckHandlerMetadata,
 } from './check/transaction-check-handler.decorator.js';
-import { CheckHandlerRegistry } from './check/check-handler.registry.js';
+import type { CheckHandlerRegistry } from './check/check-handler.registry.js';
+import { TransactionalMessageEngine } from './engine/transactional-message.engine.js';
 import { bindMethods } from './context/method-binding.js';
 import { TransactionalMessageError } from './errors/transactional-message.error.js';
 import { INBOX_METADATA, type InboxMetadata } from './consumer/consumer.constants.js';
 import type { ResolvedOptions } from './options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS, TRANSACTIONAL_MESSAGE_METADATA } from './common/constants.js';
-import { MessageSender } from './producer/message-sender.service.js';
+import { LOGGER_CONTEXT, TRANSACTIONAL_MESSAGE_METADATA } from './common/constants.js';
+import type { MessageSender } from './producer/message-sender.service.js';
 import { DEFAULT_INSTANCE_NAME } from './options/instance-name.js';
 import type { TransactionalMessageOptions } from './options/message-method-options.interface.js';
 
 /**
  * @internal Finds, at bootstrap, every provider and controller with `@TransactionalMessage` methods
- * and binds them to this registration's sender, and every `@TransactionCheckHandler`.
- * Run by the lifecycle: `discover()` at module init, `forget()` once everything has stopped.
+ * and binds them to this registration's sender (its engine's), and every `@TransactionCheckHandler`
+ * (into its engine's registry). Run by the lifecycle: `discover()` at module init, `forget()` once
+ * everything has stopped.
  */
 @Injectable()
 export class TransactionalMessageExplorer {
@@ -26,14 +28,19 @@ export class TransactionalMessageExplorer {
   private readonly unbind: Array<() => void> = [];
   private readonly name: string;
 
+  private readonly sender: MessageSender;
+  private readonly checkHandlers: CheckHandlerRegistry;
+  private readonly options: ResolvedOptions;
+
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
-    private readonly sender: MessageSender,
-    private readonly checkHandlers: CheckHandlerRegistry,
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @Inject(TransactionalMessageEngine) engine: TransactionalMessageEngine,
   ) {
-    this.name = options.name;
+    this.sender = engine.sender;
+    this.checkHandlers = engine.checkHandlers;
+    this.options = engine.options;
+    this.name = engine.options.name;
   }
 
   /**

@@ -1,48 +1,26 @@
 import { Module } from '@nestjs/common';
-import { DiscoveryModule } from '@nestjs/core';
-import { CheckHandlerRegistry } from './check/check-handler.registry.js';
-import { CheckScheduler } from './check/check-scheduler.service.js';
-import { InboxStore } from './consumer/inbox.store.js';
-import { InboxPruner } from './consumer/inbox-pruner.service.js';
+import { DiscoveryModule, ModuleRef } from '@nestjs/core';
+import { TransactionalMessageAdmin } from './admin/transactional-message-admin.service.js';
+import { INSTANCE_NAME, RESOLVED_OPTIONS } from './common/constants.js';
 import { TransactionalInbox } from './consumer/transactional-inbox.service.js';
 import { TransactionalMessageInterceptor } from './consumer/transactional-message.interceptor.js';
-import { ClsTransactionBridge } from './context/cls-transaction.bridge.js';
-import { TypeormTransactionalBridge } from './context/typeorm-transactional.bridge.js';
 import { TransactionContext } from './context/transaction-context.service.js';
-import { TransactionRunner } from './context/transaction-runner.service.js';
-import { StoreTransactions } from './context/store-transactions.js';
-import { QueryGuard } from './context/query-guard.js';
-import { BackgroundWork } from './context/background-work.js';
+import { TransactionalMessageEngine } from './engine/transactional-message.engine.js';
+import { TransactionalMessageRelay } from './engine/transactional-message.relay.js';
 import { TransactionalMessageLifecycle } from './lifecycle/lifecycle.service.js';
+import { TransactionalMessageHealthIndicator } from './operations/health.indicator.js';
 import { resolveOptions } from './options/resolve-options.js';
 import type { ResolvedOptions, TransactionalMessageModuleOptions } from './options/transactional-message-options.interface.js';
-import { MessageSender } from './producer/message-sender.service.js';
-import { TransactionalMessageExplorer } from './transactional-message.explorer.js';
 import { TransactionalMessageProducer } from './producer/transactional-message.producer.js';
-import { KafkaPublisher } from './publisher/kafka/kafka.publisher.js';
-import { CommitNotifier } from './context/commit-notifier.js';
-import { DeliveryRelay } from './relay/delivery-relay.service.js';
-import { BucketOwnership } from './relay/ownership/bucket.ownership.js';
-import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from './relay/ownership/delivery-ownership.js';
-import { BucketStore } from './store/bucket.store.js';
-import { TransactionalMessageRelay } from './transactional-message.relay.js';
-import { Doorbell } from './common/doorbell.js';
-import { PgNotificationListener } from './relay/pg-notification.listener.js';
-import { PgConnectionGuard } from './lifecycle/pg-connection-guard.js';
-import { Pruner } from './relay/pruner.service.js';
-import { relayIdentity } from './relay/relay-identity.js';
-import { CheckStore } from './store/check.store.js';
-import { resolveDialect } from './store/dialects/resolve-dialect.js';
-import { MessageStore } from './store/message.store.js';
-import { RetentionStore } from './store/retention.store.js';
-import { AdminStore } from './store/admin.store.js';
-import { TransactionalMessageAdmin } from './admin/transactional-message-admin.service.js';
-import { TransactionalMessageMetrics } from './operations/metrics.service.js';
-import { TransactionalMessageHealthIndicator } from './operations/health.indicator.js';
-import { PreparedStatementsCheck } from './lifecycle/prepared-statements.check.js';
-import { SchemaCheck } from './lifecycle/schema-check.service.js';
-import { INSTANCE_NAME, MESSAGE_PUBLISHER, RELAY_IDENTITY, RESOLVED_OPTIONS } from './common/constants.js';
+import { TransactionalMessageExplorer } from './transactional-message.explorer.js';
 import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-message.module-definition.js';
+
+/** A service of the registration's engine, provided under its class. */
+const fromEngine = <T>(provide: abstract new (...args: never[]) => T, service: (engine: TransactionalMessageEngine) => T) => ({
+  provide,
+  useFactory: service,
+  inject: [TransactionalMessageEngine],
+});
 
 /**
  * Transactional messages for one TypeORM DataSource: the decorator, the explicit producer API,
@@ -75,66 +53,20 @@ import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './transactional-m
       inject: [MODULE_OPTIONS_TOKEN, INSTANCE_NAME],
     },
     {
-      provide: MessageStore,
-      useFactory: (options: ResolvedOptions) => {
-        const dialect = resolveDialect(options.dataSource);
-        const notify = dialect.notifications && options.relay.listenNotify;
-        return new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null, options.preparedStatements === true);
-      },
-      inject: [RESOLVED_OPTIONS],
+      provide: TransactionalMessageEngine,
+      // The application's providers, for the adapters that join another library's transactions.
+      useFactory: (options: ResolvedOptions, moduleRef: ModuleRef) =>
+        new TransactionalMessageEngine(options, (token) => moduleRef.get(token as never, { strict: false })),
+      inject: [RESOLVED_OPTIONS, ModuleRef],
     },
-    {
-      provide: DELIVERY_OWNERSHIP,
-      useFactory: (options: ResolvedOptions, identity: string, runner: BackgroundWork, store: MessageStore): DeliveryOwnership =>
-        new BucketOwnership(options, identity, runner, new BucketStore(store, options.relay.onDead === 'hold', options.relay.retentionMs === 0)),
-      inject: [RESOLVED_OPTIONS, RELAY_IDENTITY, BackgroundWork, MessageStore],
-    },
-    { provide: CheckStore, useFactory: (store: MessageStore) => new CheckStore(store), inject: [MessageStore] },
-    { provide: AdminStore, useFactory: (store: MessageStore) => new AdminStore(store), inject: [MessageStore] },
-    TransactionalMessageAdmin,
-    TransactionalMessageMetrics,
-    TransactionalMessageHealthIndicator,
-    { provide: RetentionStore, useFactory: (store: MessageStore) => new RetentionStore(store), inject: [MessageStore] },
-    { provide: Doorbell, useFactory: () => new Doorbell() },
-    CommitNotifier,
-    {
-      provide: InboxStore,
-      useFactory: (options: ResolvedOptions) => new InboxStore(resolveDialect(options.dataSource), options.inbox.tableName),
-      inject: [RESOLVED_OPTIONS],
-    },
-    TransactionalInbox,
-    InboxPruner,
+    fromEngine(TransactionContext, (engine) => engine.context),
+    fromEngine(TransactionalMessageProducer, (engine) => engine.producer),
+    fromEngine(TransactionalInbox, (engine) => engine.inbox),
+    fromEngine(TransactionalMessageRelay, (engine) => engine.relay),
+    fromEngine(TransactionalMessageAdmin, (engine) => engine.admin),
+    fromEngine(TransactionalMessageHealthIndicator, (engine) => engine.health),
     TransactionalMessageInterceptor,
-    {
-      provide: MESSAGE_PUBLISHER,
-      useFactory: (options: ResolvedOptions) =>
-        options.publisher ?? (options.kafka ? new KafkaPublisher(options.kafka, options.producerGroup) : null),
-      inject: [RESOLVED_OPTIONS],
-    },
-    {
-      provide: RELAY_IDENTITY,
-      useFactory: (options: ResolvedOptions) => relayIdentity(options.producerGroup),
-      inject: [RESOLVED_OPTIONS],
-    },
-    SchemaCheck,
-    PreparedStatementsCheck,
-    ClsTransactionBridge,
-    TypeormTransactionalBridge,
-    TransactionRunner,
-    StoreTransactions,
-    QueryGuard,
-    BackgroundWork,
-    MessageSender,
-    TransactionContext,
-    TransactionalMessageProducer,
-    CheckHandlerRegistry,
     TransactionalMessageExplorer,
-    DeliveryRelay,
-    CheckScheduler,
-    TransactionalMessageRelay,
-    Pruner,
-    PgNotificationListener,
-    PgConnectionGuard,
     TransactionalMessageLifecycle,
   ],
   // Exports: by class (the default registration) or by tokens of its name, added by forRoot() (module-definition).

@@ -6,7 +6,7 @@ import { TransactionContext } from './context/transaction-context.service.js';
 import { TransactionalMessageHealthIndicator } from './operations/health.indicator.js';
 import { registrationToken } from './options/instance-name.js';
 import { TransactionalMessageProducer } from './producer/transactional-message.producer.js';
-import { TransactionalMessageRelay } from './transactional-message.relay.js';
+import { TransactionalMessageRelay } from './engine/transactional-message.relay.js';
 
 /** @internal What a registration exports: under the class itself (default) or a token of its name. */
 export const EXPORTED_SERVICES = [

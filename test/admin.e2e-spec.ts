@@ -13,10 +13,10 @@ import {
   TransactionalMessageRelay,
   TransactionStatus,
 } from '../src/index.js';
-import { AdminStore } from '../src/store/admin.store.js';
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './support/databases.js';
 import { createTopics, uniqueTopic } from './support/kafka.js';
 import { ControlledPublisher, InjectedFailure } from './support/relay.fixture.js';
+import { TransactionalMessageEngine } from '../src/engine/transactional-message.engine.js';
 
 describe.each(DATABASE_KINDS)('TransactionalMessageAdmin on %s', (kind) => {
   const topic = { orders: uniqueTopic(`${kind}.admin-orders`), parked: uniqueTopic(`${kind}.admin-parked`) };
@@ -141,7 +141,7 @@ describe.each(DATABASE_KINDS)('TransactionalMessageAdmin on %s', (kind) => {
       await db.dataSource.query('ANALYZE transactional_message');
       const statements: Array<[string, unknown[]]> = [];
       const recorder = { query: async (sql: string, params: unknown[]) => (statements.push([sql, params]), []) } as unknown as EntityManager;
-      const store = app.get(AdminStore);
+      const store = app.get(TransactionalMessageEngine).adminStore;
       for (const status of [MessageStatus.HALF, MessageStatus.COMMITTED, MessageStatus.DEAD, MessageStatus.CHECK_EXHAUSTED, MessageStatus.DISCARDED]) {
         await store.list(recorder, status, { topic: topic.orders }, 0, 50);
         await store.count(recorder, status, {});

@@ -13,10 +13,10 @@ import {
 } from '../src/index.js';
 import { MessageTableMissingError } from '../src/errors/message-table-missing.error.js';
 import { keyBucket } from '../src/store/key-bucket.js';
-import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type DatabaseKind, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ClaimWatch, ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure } from './support/relay.fixture.js';
+import { TransactionalMessageEngine } from '../src/engine/transactional-message.engine.js';
 
 /** Keys that hash into the same key bucket as `key`. */
 function keysInBucketOf(key: string, count: number): string[] {
@@ -165,6 +165,8 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     const aId = await a;
     expect(await seqOf(aId)).toBeLessThan(await seqOf(later[0]));
     await consumer.waitFor('A', () => keyedIds(topic.late, 'late-key').includes(aId));
+    // A consumer can read a record before the producer has the broker's acknowledgement of it.
+    await eventually('the relay has the acknowledgement of A', () => relay.publisher.sentIds().includes(aId));
     expect(relay.publisher.sentIds()).toEqual([...later, aId]);
   });
 
@@ -273,7 +275,7 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     await eventually('relay A is publishing', () => publisherA.publishCalls === 1);
     const b = await instance({ relay: { leaseMs: 500 } });
     // B joins the group and reads at least twenty times (two leases of 50 ms polls) while A's publish is held.
-    const watchB = new ClaimWatch(b.app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP));
+    const watchB = new ClaimWatch(b.app.get(TransactionalMessageEngine).ownership);
     await eventually('both relays announced', async () => (await announced()) === 2);
     await eventually('relay B claimed twenty times', () => watchB.started >= 20);
     expect(publisherA.publishSettled).toBe(0);
@@ -351,7 +353,7 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
         warn.mock.calls.some(([text]) => /waits: relays of the row-lease design .* hold 3 committed message\(s\) under a lease/.test(String(text))),
       );
       // Claims that came after the warning found nothing (and the maintenances went on).
-      const watch = new ClaimWatch(relay.app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP));
+      const watch = new ClaimWatch(relay.app.get(TransactionalMessageEngine).ownership);
       await watch.idle();
       expect(relay.publisher.publishCalls).toBe(0);
       expect(warn.mock.calls.filter(([text]) => /waits: relays of the row-lease design/.test(String(text)))).toHaveLength(1);
@@ -370,7 +372,7 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
     const { app } = await instance();
     await eventually('the relay announced', async () => (await announced()) === 1);
     // The next maintenance's first statement never answers (a lock, a connection that died silently).
-    const store = (app.get(DELIVERY_OWNERSHIP) as unknown as { store: { heartbeat: (...args: unknown[]) => Promise<unknown> } }).store;
+    const store = (app.get(TransactionalMessageEngine).ownership as unknown as { store: { heartbeat: (...args: unknown[]) => Promise<unknown> } }).store;
     let stuck = false;
     store.heartbeat = () => {
       stuck = true;

@@ -12,12 +12,12 @@ import {
   TransactionStatus,
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
-import { MessageStore } from '../src/store/message.store.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { createTopics, KAFKA_BROKERS, KAFKA_CLIENT, uniqueTopic } from './support/kafka.js';
 import { OwnPgBouncer } from './support/pgbouncer.js';
 import { testPort } from './support/ports.js';
 import { FAST_RELAY } from './support/relay.fixture.js';
+import { TransactionalMessageEngine } from '../src/engine/transactional-message.engine.js';
 
 const WRITERS = 8;
 const PER_WRITER = 10;
@@ -100,7 +100,7 @@ describe.each([
     const debug = jest.spyOn(Logger.prototype, 'debug');
     try {
       const app = await boot();
-      expect(app.get(MessageStore).preparedStatements).toBe(support === 'on');
+      expect(app.get(TransactionalMessageEngine).store.preparedStatements).toBe(support === 'on');
       const said = [...log.mock.calls, ...debug.mock.calls].map(([text]) => String(text));
       if (support === 'off') expect(said.some((t) => t.includes('runs as a plain query') && t.includes('max_prepared_statements'))).toBe(true);
       // The check saw a transaction move to another server connection with the statement kept.
@@ -127,7 +127,7 @@ describe.each([
   } else {
     it('with preparedStatements: true, prepares, and every write works', async () => {
       const app = await boot({ preparedStatements: true });
-      expect(app.get(MessageStore).preparedStatements).toBe(true);
+      expect(app.get(TransactionalMessageEngine).store.preparedStatements).toBe(true);
       const ids = await write(app);
       expect(await app.get(TransactionalMessageRelay).drain()).toBe(ids.length);
     });
@@ -135,7 +135,7 @@ describe.each([
 
   it('with preparedStatements: false, sends plain queries, and every write works', async () => {
     const app = await boot({ preparedStatements: false });
-    expect(app.get(MessageStore).preparedStatements).toBe(false);
+    expect(app.get(TransactionalMessageEngine).store.preparedStatements).toBe(false);
     const ids = await write(app);
     expect(await app.get(TransactionalMessageRelay).drain()).toBe(ids.length);
     const outcome = await app.get(TransactionalMessageProducer).sendMessageInTransaction({ topic, key: 'last', body: {} }, () => TransactionStatus.COMMIT);

@@ -16,8 +16,8 @@ import {
 import { createTestDatabase, messageRows, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ClaimWatch, ControlledPublisher, FAST_CHECK, FAST_RELAY, gate } from './support/relay.fixture.js';
-import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
 import { CheckStore } from '../src/store/check.store.js';
+import { TransactionalMessageEngine } from '../src/engine/transactional-message.engine.js';
 
 /** Several application instances, each with its own DataSource and relay, on one database. */
 describe.each(['postgres', 'mariadb'] as const)('several relays on one %s database', (kind) => {
@@ -201,7 +201,7 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     // message over once the lease has run out, and decides it.
     const options = { relay: { leaseMs: 400 }, check: { intervalMs: 30, handlerTimeoutMs: 300 } };
     const a = await instance(options);
-    const store = a.app.get(CheckStore);
+    const store = a.app.get(TransactionalMessageEngine).checkStore;
     const renew = store.renew.bind(store);
     let stalls = 0;
     let renewals = 0;
@@ -243,7 +243,7 @@ describe.each(['postgres', 'mariadb'] as const)('several relays on one %s databa
     // Relay B polls all the while: it looks at least twenty times (a second of 50 ms polls, two
     // leases) before A's publish returns, so it had every chance to take the batch over.
     const b = await instance({ relay: { leaseMs: 500 } });
-    const watchB = new ClaimWatch(b.app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP));
+    const watchB = new ClaimWatch(b.app.get(TransactionalMessageEngine).ownership);
     await eventually('relay B claimed twenty times', () => watchB.started >= 20);
     expect(publisherA.publishSettled).toBe(0); // A's publish was held all the while
     slow.open();

@@ -15,14 +15,12 @@ import {
   type HalfMessage,
   type TransactionalMessageModuleOptions,
 } from '../src/index.js';
-import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
-import { DeliveryRelay } from '../src/relay/delivery-relay.service.js';
 import { CheckStore } from '../src/store/check.store.js';
-import { BackgroundWork } from '../src/context/background-work.js';
 import { createTestDatabase, DATABASE_KINDS, messageRows, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ClaimWatch, ControlledPublisher, FAST_CHECK, FAST_RELAY, gate, InjectedFailure } from './support/relay.fixture.js';
 import { ShopOrder } from './support/shop.fixture.js';
+import { TransactionalMessageEngine } from '../src/engine/transactional-message.engine.js';
 
 describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)', (kind) => {
   const topic = {
@@ -425,7 +423,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
 
   /** Counts the checker's rounds (each begins with the expiry query), to wait for it to have run. */
   function countRounds(app: INestApplicationContext): { rounds: number } {
-    const store = app.get(CheckStore);
+    const store = app.get(TransactionalMessageEngine).checkStore;
     const counter = { rounds: 0 };
     const expire = store.expire.bind(store);
     store.expire = (...args: Parameters<CheckStore['expire']>) => {
@@ -482,7 +480,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     let commitBeforeCall: string | undefined;
     const { producer } = await boot([SlowChecker], { check: { handlerTimeoutMs: 5_000 } }, (m) => {
       // Between the claim (its own transaction, committed) and the handler call.
-      const work = m.get(BackgroundWork);
+      const work = m.get(TransactionalMessageEngine).background;
       const independent = work.independent.bind(work);
       work.independent = async (label, fn) => {
         const result = await independent(label, fn);
@@ -540,7 +538,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     const { app, producer } = await boot([], { publisher, relay: { shutdownTimeoutMs: 200, leaseMs: 300 } });
     const { messageId } = await producer.sendMessageInTransaction({ topic: topic.shutdown, key: 's', body: {} }, () => TransactionStatus.COMMIT);
     await eventually('the publish started', () => publisher.publishCalls > 0);
-    const ownership = app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP);
+    const ownership = app.get(TransactionalMessageEngine).ownership;
     const renew = ownership.renew.bind(ownership);
     let renewals = 0;
     ownership.renew = (claim, seqs) => (renewals++, renew(claim, seqs));
@@ -651,7 +649,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     const publisher = new ControlledPublisher();
     publisher.publishGate = held.wait;
     const { app, producer } = await boot([], { publisher, relay: { batchSize: 5, autoStart: false } });
-    const watch = new ClaimWatch(app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP));
+    const watch = new ClaimWatch(app.get(TransactionalMessageEngine).ownership);
     let intercepted = false;
     let failed = false;
     watch.intercept = (n) => {
@@ -665,7 +663,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
         throw new Error('Connection terminated unexpectedly (injected)');
       })();
     };
-    app.get(DeliveryRelay).start();
+    app.get(TransactionalMessageEngine).delivery.start();
     await eventually('the read-ahead failed', () => failed);
     await new Promise((resolve) => setTimeout(resolve, 100)); // Node reports an unhandled rejection on the next ticks
     expect(publisher.publishSettled).toBe(0); // the publish was still held open when the read failed
@@ -684,7 +682,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     }
     // A ten-minute poll: a delivery within the test's time can only come from the wake-up.
     let watch!: ClaimWatch;
-    const { app } = await boot([Writer], { relay: { pollIntervalMs: 600_000 } }, (m) => (watch = new ClaimWatch(m.get<DeliveryOwnership>(DELIVERY_OWNERSHIP))));
+    const { app } = await boot([Writer], { relay: { pollIntervalMs: 600_000 } }, (m) => (watch = new ClaimWatch(m.get(TransactionalMessageEngine).ownership)));
     await watch.idle(); // the relay looked, found nothing and waits: only a wake-up delivers now
     await app.get(Writer).write();
     await consumer.waitFor('the locally committed message', () => consumer.of(topic.wake).some((r) => (r.json as { local?: boolean }).local));
@@ -693,7 +691,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
   if (kind === 'postgres') {
     it('wakes on a commit of another instance through LISTEN/NOTIFY', async () => {
       let watch!: ClaimWatch;
-      await boot([], { relay: { pollIntervalMs: 600_000 } }, (m) => (watch = new ClaimWatch(m.get<DeliveryOwnership>(DELIVERY_OWNERSHIP))));
+      await boot([], { relay: { pollIntervalMs: 600_000 } }, (m) => (watch = new ClaimWatch(m.get(TransactionalMessageEngine).ownership)));
       const writer = await boot([], { relay: { enabled: false } });
       await watch.idle(); // the relay looked, found nothing and waits: only a NOTIFY delivers now
       const { messageId } = await writer.producer.sendMessageInTransaction(

@@ -14,7 +14,7 @@ import { ShopOrder } from './support/shop.fixture.js';
  *   a `beforeQuery` subscriber that throws stops the query before it is sent (the fence);
  * - prepared statements (src/store/dialects/prepared-sql.ts): `QueryRunner.connect()` gives the
  *   node-postgres client, and its `query({ name, text, values })` prepares the statement;
- * - the connection guard (src/lifecycle/pg-connection-guard.ts): pg-pool emits `acquire` for
+ * - the connection guard (src/engine/pg-connection-guard.ts): pg-pool emits `acquire` for
  *   every checkout while its own `error` listener is still on the connection.
  */
 describe.each(DATABASE_KINDS)('what the library relies on in TypeORM, on %s', (kind) => {

@@ -16,10 +16,10 @@ import {
   type OutgoingMessage,
   type PublishFailure,
 } from '../src/index.js';
-import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from '../src/relay/ownership/delivery-ownership.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, KAFKA_BROKERS, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ClaimWatch } from './support/relay.fixture.js';
+import { TransactionalMessageEngine } from '../src/engine/transactional-message.engine.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** The earlier version, packed at commit 441e8f8 (its dist/ and package.json; see test/upgrade/earlier-instance.mjs). */
@@ -158,7 +158,7 @@ describe('upgrading from the row-lease relay (PostgreSQL, real Kafka, the earlie
     const producer = app.get(TransactionalMessageProducer);
     // The new relay runs a few rounds while the earlier relay's slow batch is still leased and in
     // flight; then that publish ends.
-    const watch = new ClaimWatch(app.get<DeliveryOwnership>(DELIVERY_OWNERSHIP));
+    const watch = new ClaimWatch(app.get(TransactionalMessageEngine).ownership);
     await eventually('the new relay looked for work a few times', () => watch.started >= 5, 60_000);
     earlier.kill('SIGUSR2');
     let writing = true;

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { StoreTransactions } from '../context/store-transactions.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
@@ -11,7 +11,7 @@ import { CommitNotifier } from '../context/commit-notifier.js';
 import { AdminStore, type AdminFilter } from '../store/admin.store.js';
 import { publicMessage } from '../store/message-row.js';
 import type { CheckAttempt, StoredMessage } from '../store/stored-message.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 
 /** The statuses of messages that still wait for something (or someone): what operators list. */
 export const LIVE_STATUSES = [
@@ -83,12 +83,11 @@ const MAX_OLDER_THAN_MS = 100 * 365 * 24 * 60 * 60 * 1000;
  * check history; end a HALF or parked message; replay DEAD ones; purge. Every list and count runs
  * on an index of the status it reads (never on the delivered history).
  */
-@Injectable()
 export class TransactionalMessageAdmin {
   private readonly logger = new Logger(LOGGER_CONTEXT);
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly transactions: StoreTransactions,
     private readonly store: AdminStore,
     private readonly producer: TransactionalMessageProducer,

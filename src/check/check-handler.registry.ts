@@ -1,4 +1,3 @@
-import { Injectable } from '@nestjs/common';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { HalfMessage } from './half-message.interface.js';
 
@@ -9,7 +8,6 @@ export interface CheckHandlerRef {
 }
 
 /** @internal The check handlers of this application, by topic. */
-@Injectable()
 export class CheckHandlerRegistry {
   private readonly byTopic = new Map<string, CheckHandlerRef>();
   private catchAll: CheckHandlerRef | undefined;

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { emitEvent } from '../events/transactional-message-events.js';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -10,7 +10,7 @@ import { Doorbell } from '../common/doorbell.js';
 import { CheckStore } from '../store/check.store.js';
 import { poolSize } from '../store/dialects/pool-size.js';
 import type { MessageRow } from '../store/message-row.js';
-import { LOGGER_CONTEXT, RELAY_IDENTITY, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 import { decideCheck } from './check-decision.js';
 import { CheckHandlerRegistry } from './check-handler.registry.js';
 import type { HalfMessage } from './half-message.interface.js';
@@ -34,7 +34,6 @@ interface CheckRound {
  * answer that failed while the checker was stopping (the application closing the handler's
  * resources) is not counted either, so shutdown never spends a message's check budget.
  */
-@Injectable()
 export class CheckScheduler {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private readonly wake = new Doorbell();
@@ -51,8 +50,8 @@ export class CheckScheduler {
   private readonly calls = new Map<string, Promise<unknown>>();
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
-    @Inject(RELAY_IDENTITY) private readonly identity: string,
+    private readonly options: ResolvedOptions,
+    private readonly identity: string,
     private readonly runner: BackgroundWork,
     private readonly store: CheckStore,
     private readonly handlers: CheckHandlerRegistry,

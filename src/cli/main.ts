@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // `npx nestjs-transactional-message <command> --data-source <file>`: the operator's and CI's tool.
 import 'reflect-metadata';
-import { Module, type INestApplicationContext } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { Logger } from '@nestjs/common';
 import { Command, Option } from 'commander';
 import type { DataSource } from 'typeorm';
 import { LIVE_STATUSES, TransactionalMessageAdmin, type MessageQuery } from '../admin/transactional-message-admin.service.js';
 import { transactionalMessageInboxMigrations } from '../consumer/inbox-migrations.js';
-import { TransactionalMessageModule } from '../transactional-message.module.js';
+import { TransactionalMessageEngine } from '../engine/transactional-message.engine.js';
+import { resolveOptions } from '../options/resolve-options.js';
 import { transactionalMessageMigrations } from '../store/migrations/message-table.migrations.js';
 import { DEFAULT_TABLE_NAME, validateTableName } from '../store/table-name.js';
 import { loadDataSource } from './load-data-source.js';
@@ -34,27 +34,22 @@ const common = (command: Command) =>
 
 const print = (options: CommonOptions, value: unknown, text: () => string) => console.log(options.json ? JSON.stringify(value, null, 2) : text());
 
-/** Opens the DataSource and the module over it (no relay, no metrics), runs `work`, closes both. */
+/**
+ * Opens the DataSource and an engine over it (no Nest application: no relay, no metrics), checks
+ * the table as the module's boot does, runs `work`, closes both.
+ */
 async function withAdmin<T>(options: CommonOptions, work: (admin: TransactionalMessageAdmin) => Promise<T>): Promise<T> {
   const dataSource = await open(options);
-  let app: INestApplicationContext | undefined;
+  Logger.overrideLogger(['error']);
+  const engine = new TransactionalMessageEngine(
+    resolveOptions({ dataSource, producerGroup: 'cli', tableName: options.table, relay: { enabled: false }, metrics: false }),
+  );
   try {
-    @Module({
-      imports: [
-        TransactionalMessageModule.forRoot({
-          dataSource,
-          producerGroup: 'cli',
-          tableName: options.table,
-          relay: { enabled: false },
-          metrics: false,
-        }),
-      ],
-    })
-    class CliModule {}
-    app = await NestFactory.createApplicationContext(CliModule, { logger: ['error'] });
-    return await work(app.get(TransactionalMessageAdmin));
+    await engine.init();
+    return await work(engine.admin);
   } finally {
-    await app?.close();
+    await engine.stop();
+    engine.release();
     await dataSource.destroy();
   }
 }

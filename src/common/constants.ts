@@ -6,7 +6,3 @@ export const INSTANCE_NAME = Symbol('nestjs-transactional-message:instance-name'
 export const RESOLVED_OPTIONS = Symbol('nestjs-transactional-message:resolved-options');
 /** @internal Logger context of the library. */
 export const LOGGER_CONTEXT = 'TransactionalMessage';
-/** @internal Injection token of the MessagePublisher the relay uses. */
-export const MESSAGE_PUBLISHER = Symbol('nestjs-transactional-message:publisher');
-/** @internal Injection token of this relay instance's name. */
-export const RELAY_IDENTITY = Symbol('nestjs-transactional-message:relay-identity');

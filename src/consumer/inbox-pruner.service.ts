@@ -1,21 +1,20 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { BackgroundWork } from '../context/background-work.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { PeriodicTask } from '../relay/periodic-task.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 import { InboxStore } from './inbox.store.js';
 
 /** Below this deduplication window, the boot warns that redeliveries can run an effect again. */
 const SHORT_INBOX_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 /** @internal Deletes inbox records older than `inbox.retentionMs`, in small batches. */
-@Injectable()
 export class InboxPruner {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private readonly task: PeriodicTask;
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly runner: BackgroundWork,
     private readonly store: InboxStore,
   ) {

@@ -1,4 +1,3 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { emitEvent } from '../events/transactional-message-events.js';
 import type { EntityManager } from 'typeorm';
 import { retryDeadlocks } from '../context/store-transactions.js';
@@ -6,7 +5,7 @@ import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { RESOLVED_OPTIONS } from '../common/constants.js';
+
 import { InboxStore } from './inbox.store.js';
 
 /** What `TransactionalInbox.process` did. */
@@ -22,10 +21,9 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
  * and is skipped. If the effect throws, its transaction rolls back together with the record, so a
  * retry runs it again: the effect happens exactly once.
  */
-@Injectable()
 export class TransactionalInbox {
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly runner: TransactionRunner,
     private readonly store: InboxStore,
   ) {}

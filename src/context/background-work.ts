@@ -1,8 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { StoreTransactions } from './store-transactions.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { RESOLVED_OPTIONS } from '../common/constants.js';
+
 import { Semaphore } from '../common/semaphore.js';
 
 /**
@@ -32,14 +31,13 @@ export function isBackgroundStopped(error: unknown): boolean {
  * It also bounds how many pooled connections the background work holds at once
  * (`relay.maxConnections`), so that business requests are never starved by the library.
  */
-@Injectable()
 export class BackgroundWork {
   private closed = false;
   private readonly connections: Semaphore;
 
   constructor(
     private readonly transactions: StoreTransactions,
-    @Inject(RESOLVED_OPTIONS) options: ResolvedOptions,
+    options: ResolvedOptions,
   ) {
     this.connections = new Semaphore(options.relay.maxConnections);
   }

@@ -1,9 +1,8 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
+import { Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 
 /** The part of @nestjs-cls/transactional's TransactionHost (TypeORM adapter) that is used. */
 interface ClsTransactionHost {
@@ -12,24 +11,26 @@ interface ClsTransactionHost {
   withTransaction<R>(options: object, fn: () => Promise<R>): Promise<R>;
 }
 
+/** @internal Finds a provider of the application by token, or throws (Nest's `ModuleRef.get(token, { strict: false })`). */
+export type ProviderLookup = (token: unknown) => unknown;
+
 /**
  * @internal Joins and opens transactions through `@nestjs-cls/transactional` when the application
  * uses it on the same DataSource, so that `TransactionHost.tx` and `@Transactional()` code share
  * the one transaction with `@TransactionalMessage`. The package is optional: without it (or with
  * `joinClsTransactions: false`) the bridge stays inactive.
  */
-@Injectable()
 export class ClsTransactionBridge {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private host: ClsTransactionHost | undefined;
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
-    private readonly moduleRef: ModuleRef,
+    private readonly options: ResolvedOptions,
+    private readonly lookup: ProviderLookup | undefined,
   ) {}
 
   async connect(): Promise<void> {
-    if (!this.options.joinClsTransactions) return;
+    if (!this.options.joinClsTransactions || !this.lookup) return;
     let getTransactionHostToken: (connectionName?: string) => unknown;
     try {
       ({ getTransactionHostToken } = await import('@nestjs-cls/transactional'));
@@ -40,7 +41,7 @@ export class ClsTransactionBridge {
     try {
       // This application's TransactionHost (the package also keeps a process-wide static one,
       // which can belong to another application in the same process).
-      host = this.moduleRef.get(getTransactionHostToken(this.options.clsConnectionName) as never, { strict: false });
+      host = this.lookup(getTransactionHostToken(this.options.clsConnectionName)) as ClsTransactionHost;
     } catch {
       if (this.options.clsConnectionName !== undefined) {
         throw new InvalidModuleOptionsError(

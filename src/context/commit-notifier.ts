@@ -1,8 +1,8 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { transactionStorage } from './transaction-context.storage.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { MessageStore } from '../store/message.store.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 import { Doorbell } from '../common/doorbell.js';
 
 /** At most one NOTIFY per this many ms from one instance. */
@@ -17,7 +17,6 @@ const NOTIFY_INTERVAL_MS = 10;
  * would cost about as much as the business commit. It is sent after the commit, on a pooled
  * connection, at most one per 10 ms. A relay that misses it finds the message at its next poll.
  */
-@Injectable()
 export class CommitNotifier {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private readonly notifyOthers: boolean;
@@ -26,7 +25,7 @@ export class CommitNotifier {
   private closed = false;
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly store: MessageStore,
     private readonly doorbell: Doorbell,
   ) {

@@ -1,9 +1,9 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import type { DataSource, EntitySubscriberInterface, QueryRunner } from 'typeorm';
 import { QueryOutsideTransactionError } from '../errors/query-outside-transaction.error.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
 import type { QueriesOutsideTransactionMode, ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 import { frameOf } from './transaction-context.storage.js';
 
 /** What TypeORM's `beforeQuery` event carries that the fence reads (the same in TypeORM 0.3.20+ and 1.x). */
@@ -45,12 +45,11 @@ const installed = new WeakMap<DataSource, Installed>();
  * apart by the query. `test/typeorm-shape.e2e-spec.ts` fails if TypeORM stops creating runners
  * through the DataSource for `dataSource.manager`, repositories and `dataSource.query()`.
  */
-@Injectable()
 export class QueryGuard {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private uninstall: () => void = () => undefined;
 
-  constructor(@Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions) {}
+  constructor(private readonly options: ResolvedOptions) {}
 
   install(): void {
     this.uninstall();

@@ -1,4 +1,3 @@
-import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager, QueryRunner } from 'typeorm';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { NestedIndependentTransactionError } from '../errors/nested-independent-transaction.error.js';
@@ -6,7 +5,7 @@ import type { ResolvedOptions } from '../options/transactional-message-options.i
 import { poolSize } from '../store/dialects/pool-size.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import type { SqlDialect } from '../store/dialects/sql-dialect.interface.js';
-import { RESOLVED_OPTIONS } from '../common/constants.js';
+
 import { serialLockFor } from './serial-lock.js';
 import { frameOf, transactionStorage } from './transaction-context.storage.js';
 
@@ -42,11 +41,10 @@ export async function retryDeadlocks<T>(attempt: () => Promise<T>): Promise<T> {
  * of the library on the one connection. The caller's transactions (joining, propagation) are
  * {@link TransactionRunner}'s; nothing here joins one.
  */
-@Injectable()
 export class StoreTransactions {
   readonly dialect: SqlDialect;
 
-  constructor(@Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions) {
+  constructor(private readonly options: ResolvedOptions) {
     this.dialect = resolveDialect(options.dataSource);
   }
 

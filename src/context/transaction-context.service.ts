@@ -1,4 +1,3 @@
-import { Injectable } from '@nestjs/common';
 import type { EntityManager, EntityTarget, ObjectLiteral, Repository } from 'typeorm';
 import { NoTransactionContextError } from '../errors/no-transaction-context.error.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
@@ -18,7 +17,6 @@ export interface RunInTransactionOptions {
  * method (or `runInTransaction`), `manager` and `getRepository()` write in the same transaction
  * as the message. Inject it like any provider.
  */
-@Injectable()
 export class TransactionContext {
   constructor(private readonly runner: TransactionRunner) {}
 

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { TransactionContextEndedError } from '../errors/transaction-context-ended.error.js';
@@ -7,7 +7,7 @@ import { TransactionRollbackOnlyError } from '../errors/transaction-rollback-onl
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import type { SqlDialect } from '../store/dialects/sql-dialect.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 import { ClsTransactionBridge } from './cls-transaction.bridge.js';
 import { TypeormTransactionalBridge } from './typeorm-transactional.bridge.js';
 import type { HalfMessageDraft } from './half-message-draft.js';
@@ -39,14 +39,13 @@ export interface TransactionDemand {
  * transaction on it. The library's own short transactions on the store are
  * {@link StoreTransactions}', which never join the caller's.
  */
-@Injectable()
 export class TransactionRunner {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private readonly dialect: SqlDialect;
   private readonly isolationWarnings = new Set<string>();
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly cls: ClsTransactionBridge,
     private readonly typeormTransactional: TypeormTransactionalBridge,
   ) {

@@ -1,7 +1,7 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 
 /** Where typeorm-transactional's `addTransactionalDataSource()` records a DataSource's name. */
 const DATA_SOURCE_NAME = '@transactional/data-source';
@@ -24,13 +24,12 @@ interface TypeormTransactional {
  *
  * The package is optional and loaded only for a DataSource registered with it.
  */
-@Injectable()
 export class TypeormTransactionalBridge {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private library: TypeormTransactional | undefined;
   private connectionName: string | undefined;
 
-  constructor(@Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions) {}
+  constructor(private readonly options: ResolvedOptions) {}
 
   async connect(): Promise<void> {
     const name = (this.options.dataSource as unknown as Record<string, unknown>)[DATA_SOURCE_NAME];

@@ -1,8 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { TransactionalMessageAdmin } from '../admin/transactional-message-admin.service.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { DeliveryRelay } from '../relay/delivery-relay.service.js';
-import { RESOLVED_OPTIONS } from '../common/constants.js';
 
 /** What counts as unhealthy; checks whose threshold is left out are not made. */
 export interface HealthThresholds {
@@ -44,10 +42,9 @@ export type TransactionalMessageHealth = Record<
  * and 30 s, plus `relay.pollIntervalMs`), the downstream is unavailable, or a threshold is passed. Use it for
  * readiness and alerts: restarting an instance fixes neither a broker outage nor a DEAD message.
  */
-@Injectable()
 export class TransactionalMessageHealthIndicator {
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly relay: DeliveryRelay,
     private readonly admin: TransactionalMessageAdmin,
   ) {}

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import type { Attributes, BatchObservableCallback, Meter } from '@opentelemetry/api';
 import { TransactionalMessageAdmin, type MessageSummary } from '../admin/transactional-message-admin.service.js';
 import {
@@ -7,7 +7,7 @@ import {
   type TransactionalMessageEventName,
 } from '../events/transactional-message-events.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 
 /** The meter's name (the instrumentation scope). */
 export const METER_NAME = 'nestjs-transactional-message';
@@ -20,14 +20,13 @@ const SUMMARY_CACHE_MS = 1_000;
  * `@opentelemetry/api` is an optional peer: without it, or without a MeterProvider registered
  * (before the application is created), nothing is recorded and nothing costs anything.
  */
-@Injectable()
 export class TransactionalMessageMetrics {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private readonly unsubscribe: Array<() => void> = [];
   private summary: { at: number; value: Promise<MessageSummary> } | undefined;
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly admin: TransactionalMessageAdmin,
   ) {}
 

@@ -1,4 +1,3 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { emitEvent } from '../events/transactional-message-events.js';
 import { HalfMessageDraft } from '../context/half-message-draft.js';
 import type { MethodSender } from '../context/method-binding.js';
@@ -12,7 +11,6 @@ import { TransactionStatus } from '../message/transaction-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { MessageStore, type InitialStatus } from '../store/message.store.js';
 import { CommitNotifier } from '../context/commit-notifier.js';
-import { RESOLVED_OPTIONS } from '../common/constants.js';
 
 const STATUS_OF_OUTCOME: Record<TransactionStatus, InitialStatus> = {
   [TransactionStatus.COMMIT]: MessageStatus.COMMITTED,
@@ -21,13 +19,12 @@ const STATUS_OF_OUTCOME: Record<TransactionStatus, InitialStatus> = {
 };
 
 /** @internal Runs `@TransactionalMessage` methods and stores their message in their transaction. */
-@Injectable()
 export class MessageSender implements MethodSender {
   readonly defaults: MessageDefaults;
   private readonly instance: string;
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) options: ResolvedOptions,
+    options: ResolvedOptions,
     private readonly runner: TransactionRunner,
     private readonly store: MessageStore,
     private readonly notifier: CommitNotifier,

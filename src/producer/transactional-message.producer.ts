@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { emitEvent } from '../events/transactional-message-events.js';
 import type { EntityManager } from 'typeorm';
 import { StoreTransactions } from '../context/store-transactions.js';
@@ -14,7 +14,7 @@ import type { CheckAttempt, StoredMessage } from '../store/stored-message.interf
 import { CommitNotifier } from '../context/commit-notifier.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 import { withTraceContext } from './build-message.js';
 import { MessageSender } from './message-sender.service.js';
 
@@ -64,12 +64,11 @@ const STATUSES: ReadonlySet<unknown> = new Set(Object.values(TransactionStatus))
  * transaction, each call is a short transaction of its own, and waits at most `acquireTimeoutMs`
  * for a pooled connection (ConnectionAcquireTimeoutError), never forever.
  */
-@Injectable()
 export class TransactionalMessageProducer {
   private readonly logger = new Logger(LOGGER_CONTEXT);
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly runner: TransactionRunner,
     private readonly transactions: StoreTransactions,
     private readonly store: MessageStore,

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { emitEvent } from '../events/transactional-message-events.js';
 import { performance } from 'node:perf_hooks';
 import { isBackgroundStopped } from '../context/background-work.js';
@@ -7,8 +7,8 @@ import type { MessagePublisher } from '../publisher/message-publisher.interface.
 import { describeError } from '../errors/describe-error.js';
 import type { DeliveryClaim } from './ownership/delivery-ownership.js';
 import type { MessageRow } from '../store/message-row.js';
-import { LOGGER_CONTEXT, MESSAGE_PUBLISHER, RESOLVED_OPTIONS } from '../common/constants.js';
-import { DELIVERY_OWNERSHIP, type DeliveryOwnership } from './ownership/delivery-ownership.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
+import type { DeliveryOwnership } from './ownership/delivery-ownership.js';
 import { retryDelayMs } from './backoff.js';
 import { Doorbell } from '../common/doorbell.js';
 import { settlesWithin } from '../common/within.js';
@@ -24,7 +24,6 @@ import { TransportUnavailable } from './delivery/transport-unavailable.js';
  * a batch is published, its mark runs while the next one is published); stops within
  * `shutdownTimeoutMs`, releasing what it still holds.
  */
-@Injectable()
 export class DeliveryRelay {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private running = false;
@@ -61,9 +60,9 @@ export class DeliveryRelay {
   private readonly parts: ClaimDeliveryParts;
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
-    @Inject(MESSAGE_PUBLISHER) private readonly publisher: MessagePublisher,
-    @Inject(DELIVERY_OWNERSHIP) private readonly ownership: DeliveryOwnership,
+    private readonly options: ResolvedOptions,
+    private readonly publisher: MessagePublisher,
+    private readonly ownership: DeliveryOwnership,
     private readonly doorbell: Doorbell,
   ) {
     this.publishing = new LeasedPublish(options, publisher, ownership, this.logger, () => this.active);

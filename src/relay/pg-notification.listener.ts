@@ -1,8 +1,8 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { MessageStore } from '../store/message.store.js';
 import { standalonePgClient, type PgStandaloneClient as PgClient } from '../store/dialects/pg-standalone-client.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 import { Doorbell } from '../common/doorbell.js';
 
 /**
@@ -13,7 +13,6 @@ import { Doorbell } from '../common/doorbell.js';
  * would leave a pool of one with nothing for anybody else (the boot hung). Reconnects after a
  * failure; polling covers the gap.
  */
-@Injectable()
 export class PgNotificationListener {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private client: PgClient | undefined;
@@ -21,7 +20,7 @@ export class PgNotificationListener {
   private retry: NodeJS.Timeout | undefined;
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly store: MessageStore,
     private readonly doorbell: Doorbell,
   ) {}

@@ -1,19 +1,18 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { BackgroundWork } from '../context/background-work.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { RetentionStore } from '../store/retention.store.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 import { PeriodicTask } from './periodic-task.js';
 
 /** @internal Deletes delivered and rolled-back messages after `relay.retentionMs`, in small batches. */
-@Injectable()
 export class Pruner {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private readonly task: PeriodicTask;
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly runner: BackgroundWork,
     private readonly store: RetentionStore,
   ) {

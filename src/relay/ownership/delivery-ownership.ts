@@ -51,9 +51,6 @@ export interface DeliveryOwnership {
   stop(): Promise<void>;
 }
 
-/** @internal Injection token of the relay's DeliveryOwnership. */
-export const DELIVERY_OWNERSHIP = Symbol('nestjs-transactional-message:delivery-ownership');
-
 /** @internal The messages of `claim` with the given seqs. */
 export function rowsOf(claim: DeliveryClaim, seqs: readonly number[]): MessageRow[] {
   const wanted = new Set(seqs);

@@ -1,9 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { CheckScheduler } from './check/check-scheduler.service.js';
-import { TransactionalMessageError } from './errors/transactional-message.error.js';
-import type { ResolvedOptions } from './options/transactional-message-options.interface.js';
-import { RESOLVED_OPTIONS } from './common/constants.js';
-import { DeliveryRelay } from './relay/delivery-relay.service.js';
+import { CheckScheduler } from '../check/check-scheduler.service.js';
+import { TransactionalMessageError } from '../errors/transactional-message.error.js';
+import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+
+import { DeliveryRelay } from '../relay/delivery-relay.service.js';
 
 /**
  * The relay on demand, for tests and scripts: publish what is due, run the checks that are due,
@@ -15,10 +14,9 @@ import { DeliveryRelay } from './relay/delivery-relay.service.js';
  * expect(await app.get(TransactionalMessageRelay).drain()).toBe(1);   // and now published
  * ```
  */
-@Injectable()
 export class TransactionalMessageRelay {
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly delivery: DeliveryRelay,
     private readonly checks: CheckScheduler,
   ) {}

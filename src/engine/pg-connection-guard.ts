@@ -1,6 +1,6 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 
 interface PgClientLike {
   on(event: 'error', listener: (error: Error) => void): void;
@@ -29,13 +29,12 @@ const protectedClients = new WeakSet<PgClientLike>();
  * listener only logs; the pool and TypeORM still discard the dead connection and fail its queries
  * as before.
  */
-@Injectable()
 export class PgConnectionGuard {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private readonly pools: PgPoolLike[] = [];
   private readonly guard = (client: PgClientLike) => this.protect(client);
 
-  constructor(@Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions) {}
+  constructor(private readonly options: ResolvedOptions) {}
 
   install(): void {
     // TypeORM's PostgresDriver keeps its pools public as `master` and `slaves` (replication).

@@ -1,18 +1,16 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import { MessageTableMissingError } from '../errors/message-table-missing.error.js';
 import { MessageTableSharedError } from '../errors/message-table-shared.error.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-import { RESOLVED_OPTIONS } from '../common/constants.js';
+
 import { ROW_LEASES_RETIRED } from '../store/dialects/bucket-tables.js';
 import { MessageStore } from '../store/message.store.js';
 
 /** @internal Fails the bootstrap, with the fix, when the DataSource or the message table is not ready. */
-@Injectable()
 export class SchemaCheck {
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly store: MessageStore,
   ) {}
 

@@ -1,8 +1,8 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { PreparedStatementUnavailableError } from '../errors/prepared-statement-unavailable.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
 import { describeError } from '../errors/describe-error.js';
-import { LOGGER_CONTEXT, RESOLVED_OPTIONS } from '../common/constants.js';
+import { LOGGER_CONTEXT } from '../common/constants.js';
 import { MessageStore } from '../store/message.store.js';
 
 /**
@@ -11,12 +11,11 @@ import { MessageStore } from '../store/message.store.js';
  * statement prepared in one transaction is known in the next ones on the DataSource's connections
  * (not behind a pooler in transaction mode that drops them); `true` fails the boot when it is not.
  */
-@Injectable()
 export class PreparedStatementsCheck {
   private readonly logger = new Logger(LOGGER_CONTEXT);
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly options: ResolvedOptions,
     private readonly store: MessageStore,
   ) {}
 
