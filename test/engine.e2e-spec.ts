@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { MessageStatus, TransactionStatus } from '../src/index.js';
 import { TransactionalMessageEngine } from '../src/engine/transactional-message.engine.js';
@@ -33,6 +34,8 @@ describe('an engine per DataSource, without Nest', () => {
   };
 
   beforeAll(async () => {
+    // No Nest application to give a logger to: keep the engines quiet.
+    Logger.overrideLogger(false);
     [pg, lite] = await Promise.all([createTestDatabase('postgres'), createTestDatabase('sqlite')]);
     await createTopics(Object.values(topics));
     consumer = await new TestConsumer(Object.values(topics)).start();

@@ -16,8 +16,9 @@ describe('a decorated method in a unit test', () => {
   it('records its message without a database', async () => {
     const capture = captureTransactionalMessages();
     try {
-      await new PaymentService().pay('o-1', false);
-      await new PaymentService().pay('o-2', true);
+      const payments = capture.bind(new PaymentService());
+      await payments.pay('o-1', false);
+      await payments.pay('o-2', true);
       expect(capture.messages.map((m) => [m.key, m.outcome])).toEqual([
         ['o-1', TransactionStatus.COMMIT],
         ['o-2', TransactionStatus.UNKNOWN],
