@@ -6,7 +6,7 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { transactionalMessageMigrations } from 'nestjs-transactional-message';
 
 export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-export const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+export const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? `127.0.0.1:${process.env.KAFKA_PORT ?? 9092}`).split(',');
 /** The Kafka client of the relay in the workloads that do not compare clients (TM_BENCH_CLIENT; default: the library's default). */
 export const BENCH_CLIENT = process.env.TM_BENCH_CLIENT as 'kafkajs' | '@platformatic/kafka' | undefined;
 

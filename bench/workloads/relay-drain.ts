@@ -1,9 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import { Partitioners } from 'kafkajs';
 import type { DataSource } from 'typeorm';
 import type { KafkaClientName, MessagePublisher } from 'nestjs-transactional-message';
 import { benchApp } from '../app.js';
-import { BENCH_CLIENT, body, createTopic, kafka, KAFKA_BROKERS, waitUntil } from '../harness.js';
+import { BENCH_CLIENT, body, kafka, KAFKA_BROKERS, waitUntil } from '../harness.js';
 
 /**
  * Inserts `count` COMMITTED messages (~200-byte JSON bodies, `keys` distinct keys), as the relay
@@ -73,65 +71,5 @@ export async function drainWithRelay(
     return rate;
   } finally {
     for (const app of apps) await app.close();
-  }
-}
-
-/** Baseline: raw kafkajs sends the same records from memory, with the relay's producer settings. */
-export async function drainRaw(count: number, batchSize = 500): Promise<number> {
-  const topic = `${'tm-bench.raw'}.${randomUUID().slice(0, 8)}`;
-  await createTopic(topic);
-  const records = Array.from({ length: count }, (_, i) => ({
-    key: `key-${i % 1_000}`,
-    value: Buffer.from(JSON.stringify(body(i))),
-    headers: { 'tm-message-id': randomUUID(), 'tm-producer-group': 'bench', 'tm-content-type': 'application/json', 'tm-key': `key-${i % 1_000}` },
-    timestamp: String(Date.now()),
-  }));
-  const producer = kafka().producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
-    idempotent: true,
-    maxInFlightRequests: 1,
-    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
-  });
-  await producer.connect();
-  try {
-    const started = performance.now();
-    for (let i = 0; i < records.length; i += batchSize) {
-      await producer.sendBatch({ acks: -1, topicMessages: [{ topic, messages: records.slice(i, i + batchSize) }] });
-    }
-    return count / ((performance.now() - started) / 1000);
-  } finally {
-    await producer.disconnect();
-  }
-}
-
-/** Baseline: raw @platformatic/kafka sends the same records from memory, with the relay's producer settings. */
-export async function drainRawPlatformatic(count: number, batchSize = 500): Promise<number> {
-  const { Producer, ProduceAcks, compatibilityPartitioner } = await import('@platformatic/kafka');
-  const topic = `${'tm-bench.raw-plt'}.${randomUUID().slice(0, 8)}`;
-  await createTopic(topic);
-  const records = Array.from({ length: count }, (_, i) => ({
-    topic,
-    key: Buffer.from(`key-${i % 1_000}`),
-    value: Buffer.from(JSON.stringify(body(i))),
-    headers: { 'tm-message-id': randomUUID(), 'tm-producer-group': 'bench', 'tm-content-type': 'application/json', 'tm-key': `key-${i % 1_000}` },
-    timestamp: BigInt(Date.now()),
-  }));
-  const producer = new Producer<Buffer, Buffer, string, string>({
-    clientId: 'tm-bench-raw',
-    bootstrapBrokers: KAFKA_BROKERS,
-    idempotent: true,
-    acks: ProduceAcks.ALL,
-    maxInflights: 1,
-    partitioner: (message, key) => compatibilityPartitioner(message, key),
-    serializers: { key: (k?: Buffer) => k, value: (v?: Buffer) => v, headerKey: (k?: string) => (k === undefined ? undefined : Buffer.from(k)), headerValue: (v?: string) => (v === undefined ? undefined : Buffer.from(v)) },
-  });
-  try {
-    const started = performance.now();
-    for (let i = 0; i < records.length; i += batchSize) {
-      await producer.send({ messages: records.slice(i, i + batchSize) });
-    }
-    return count / ((performance.now() - started) / 1000);
-  } finally {
-    await producer.close();
   }
 }
