@@ -19,13 +19,6 @@ export const EXPORTED_SERVICES = [
   TransactionalMessageHealthIndicator,
 ] as const;
 
-type Exported = (typeof EXPORTED_SERVICES)[number];
-
-/** @internal The injection token of `service` in the registration `name` (see `registrationToken`). */
-export function instanceToken<T extends Exported>(service: T, name: string | undefined): T | string {
-  return registrationToken(service, name);
-}
-
 /**
  * The injection token of the `TransactionalMessageProducer` of registration `name`
  * (`forRoot({ name })`); the class itself without a name.
@@ -35,32 +28,32 @@ export function instanceToken<T extends Exported>(service: T, name: string | und
  * ```
  */
 export function getTransactionalMessageProducerToken(name?: string): typeof TransactionalMessageProducer | string {
-  return instanceToken(TransactionalMessageProducer, name);
+  return registrationToken(TransactionalMessageProducer, name);
 }
 
 /** The injection token of the `TransactionContext` of registration `name`; the class itself without a name. */
 export function getTransactionContextToken(name?: string): typeof TransactionContext | string {
-  return instanceToken(TransactionContext, name);
+  return registrationToken(TransactionContext, name);
 }
 
 /** The injection token of the `TransactionalInbox` of registration `name`; the class itself without a name. */
 export function getTransactionalInboxToken(name?: string): typeof TransactionalInbox | string {
-  return instanceToken(TransactionalInbox, name);
+  return registrationToken(TransactionalInbox, name);
 }
 
 /** The injection token of the `TransactionalMessageRelay` of registration `name`; the class itself without a name. */
 export function getTransactionalMessageRelayToken(name?: string): typeof TransactionalMessageRelay | string {
-  return instanceToken(TransactionalMessageRelay, name);
+  return registrationToken(TransactionalMessageRelay, name);
 }
 
 /** The injection token of the `TransactionalMessageAdmin` of registration `name`; the class itself without a name. */
 export function getTransactionalMessageAdminToken(name?: string): typeof TransactionalMessageAdmin | string {
-  return instanceToken(TransactionalMessageAdmin, name);
+  return registrationToken(TransactionalMessageAdmin, name);
 }
 
 /** The injection token of the `TransactionalMessageHealthIndicator` of registration `name`; the class itself without a name. */
 export function getTransactionalMessageHealthIndicatorToken(name?: string): typeof TransactionalMessageHealthIndicator | string {
-  return instanceToken(TransactionalMessageHealthIndicator, name);
+  return registrationToken(TransactionalMessageHealthIndicator, name);
 }
 
 /** Injects the `TransactionalMessageProducer` of registration `name` (the default one without). */

@@ -5,7 +5,6 @@ import { TransactionRunner } from '../context/transaction-runner.service.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-
 import { InboxStore } from './inbox.store.js';
 
 /** What `TransactionalInbox.process` did. */

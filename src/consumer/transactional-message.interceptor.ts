@@ -8,7 +8,7 @@ import { INBOX_METADATA, TAG_FILTER_METADATA, type InboxMetadata } from './consu
 import type { TagExpression } from './tag-expression.js';
 import { TransactionalInbox } from './transactional-inbox.service.js';
 import { TransactionalMessageConfigurationError } from '../errors/configuration.error.js';
-import { registrationAlias } from '../options/instance-name.js';
+import { DEFAULT_INSTANCE_NAME, registrationAlias } from '../options/instance-name.js';
 
 /**
  * @internal Applies `@TagFilter` and `@Inbox` to a Kafka `@EventPattern` handler: skips records
@@ -38,7 +38,7 @@ export class TransactionalMessageInterceptor implements NestInterceptor {
       } catch {
         throw new TransactionalMessageConfigurationError(
           `@Inbox on ${label} records into the inbox of registration '${name}', but the application has no TransactionalMessageModule ` +
-            `registration of that name: register forRoot(${name === 'default' ? '' : `{ name: '${name}', ... }`}) with inbox: { enabled: true }, or fix the instance.`,
+            `registration of that name: register forRoot(${name === DEFAULT_INSTANCE_NAME ? '' : `{ name: '${name}', ... }`}) with inbox: { enabled: true }, or fix the instance.`,
         );
       }
       this.inboxes.set(name, inbox);
@@ -73,7 +73,7 @@ export class TransactionalMessageInterceptor implements NestInterceptor {
       return traced(handle);
     }
     const consumer = inbox.consumer ?? label;
-    const registration = this.inboxOf(inbox.instance ?? 'default', label);
+    const registration = this.inboxOf(inbox.instance ?? DEFAULT_INSTANCE_NAME, label);
     return traced(() =>
       registration.process(consumer, message.id!, handle).then((outcome) => {
         if (outcome.duplicate) {

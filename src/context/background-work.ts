@@ -1,7 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { StoreTransactions } from './store-transactions.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-
 import { Semaphore } from '../common/semaphore.js';
 
 /**

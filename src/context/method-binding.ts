@@ -22,7 +22,8 @@ export const ANY_REGISTRATION = '*';
  */
 const BINDINGS = Symbol.for('nestjs-transactional-message.bindings');
 
-type Bindings = Map<string, Set<MethodSender>>;
+/** By registration name, the senders bound, in the order they were bound. */
+type Bindings = Map<string, MethodSender[]>;
 
 function ownBindings(target: object): Bindings | undefined {
   return Object.hasOwn(target, BINDINGS) ? ((target as Record<symbol, Bindings>)[BINDINGS]) : undefined;
@@ -46,10 +47,13 @@ export function bindMethods(target: object, name: string, sender: MethodSender):
     Object.defineProperty(target, BINDINGS, { value: bindings, configurable: true, enumerable: false, writable: false });
   }
   let senders = bindings.get(name);
-  if (!senders) bindings.set(name, (senders = new Set()));
-  senders.add(sender);
+  if (!senders) bindings.set(name, (senders = []));
+  senders.push(sender);
   const bound = senders;
-  return () => void bound.delete(sender);
+  return () => {
+    const at = bound.lastIndexOf(sender);
+    if (at >= 0) bound.splice(at, 1);
+  };
 }
 
 /**
@@ -60,9 +64,10 @@ export function bindMethods(target: object, name: string, sender: MethodSender):
 export function boundSender(instance: unknown, label: string, name: string): MethodSender {
   if (instance === null || typeof instance !== 'object') throw new TransactionalMessageModuleMissingError(label, name);
   const own = ownBindings(instance);
-  const direct = own?.get(name) ?? own?.get(ANY_REGISTRATION);
-  if (direct?.size) return [...direct][direct.size - 1]!;
+  // On an instance, the latest binding (a capture, or the registration that bound it last).
+  const direct = own?.get(name)?.at(-1) ?? own?.get(ANY_REGISTRATION)?.at(-1);
+  if (direct) return direct;
   const byClass = ownBindings(instance.constructor)?.get(name);
-  if (byClass?.size === 1) return byClass.values().next().value as MethodSender;
+  if (byClass?.length === 1) return byClass[0]!;
   throw new TransactionalMessageModuleMissingError(label, name);
 }

@@ -5,7 +5,6 @@ import type { ResolvedOptions } from '../options/transactional-message-options.i
 import { poolSize } from '../store/dialects/pool-size.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import type { SqlDialect } from '../store/dialects/sql-dialect.interface.js';
-
 import { serialLockFor } from './serial-lock.js';
 import { frameOf, transactionStorage } from './transaction-context.storage.js';
 

@@ -3,7 +3,6 @@ import { MessageTableMissingError } from '../errors/message-table-missing.error.
 import { MessageTableSharedError } from '../errors/message-table-shared.error.js';
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-
 import { ROW_LEASES_RETIRED } from '../store/dialects/bucket-tables.js';
 import { MessageStore } from '../store/message.store.js';
 

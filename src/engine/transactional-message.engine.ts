@@ -227,7 +227,6 @@ export class TransactionalMessageEngine {
 
   /** Removes what `init()` put on the DataSource, once nothing runs. */
   release(): void {
-    this.checkHandlers.clear();
     this.queryGuard.remove();
     this.pgGuard.uninstall();
   }

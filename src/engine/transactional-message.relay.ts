@@ -1,7 +1,6 @@
 import { CheckScheduler } from '../check/check-scheduler.service.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
-
 import { DeliveryRelay } from '../relay/delivery-relay.service.js';
 
 /**
