@@ -19,6 +19,8 @@ export interface DrainRun {
   withoutBoot: number;
   /** Milliseconds from the start of the clock to the start of the first publish request. */
   firstPublishMs: number;
+  /** The relay only: the share of the time from its first publish to the last acknowledgement spent inside publish requests. */
+  publishShare?: number;
 }
 
 const BATCH = 500;
@@ -40,9 +42,11 @@ async function relay(url: string, topic: string, count: number): Promise<DrainRu
   let firstPublish: number | undefined;
   let published = 0;
   let ended = 0;
+  let inPublish = 0;
   const off = onTransactionalMessageEvent('batch.published', (event) => {
     const now = performance.now();
     firstPublish ??= now - event.durationMs;
+    inPublish += event.durationMs;
     published += event.count;
     if (published >= count && ended === 0) ended = now;
   });
@@ -57,7 +61,7 @@ async function relay(url: string, topic: string, count: number): Promise<DrainRu
       const [{ left }] = await dataSource.query(`SELECT count(*)::int AS left FROM transactional_message WHERE status = 'COMMITTED'`);
       return left === 0;
     }, 60_000);
-    return result(count, started, firstPublish!, ended);
+    return { ...result(count, started, firstPublish!, ended), publishShare: inPublish / (ended - firstPublish!) };
   } finally {
     off();
     await app.close();
