@@ -42,6 +42,12 @@ async function rawRun(client: KafkaClientName, count: number): Promise<DrainRun>
   return freshDrain(['raw', client, topic, String(count)]);
 }
 
+/** Median CPU ms per 1,000 messages, by process. */
+function cpuLine(runs: DrainRun[]): string {
+  const of = (which: 'node' | 'postgres' | 'broker') => fmt(median(runs.map((r) => r.cpuMsPer1000?.[which] ?? 0)), 1);
+  return `Node ${of('node')}, PostgreSQL ${of('postgres')}, broker ${of('broker')}`;
+}
+
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -73,7 +79,7 @@ export async function relayThroughput(quick: boolean): Promise<{ lines: string[]
         else raw.push(await rawRun(client, count));
       }
     }
-    const m = (runs: DrainRun[], field: keyof DrainRun) => median(runs.map((r) => r[field] ?? 0));
+    const m = (runs: DrainRun[], field: Exclude<keyof DrainRun, 'cpuMsPer1000'>) => median(runs.map((r) => r[field] ?? 0));
     const withBoot = m(relay, 'withBoot') / m(raw, 'withBoot');
     const withoutBoot = m(relay, 'withoutBoot') / m(raw, 'withoutBoot');
     Object.assign(ratios, {
@@ -83,12 +89,20 @@ export async function relayThroughput(quick: boolean): Promise<{ lines: string[]
       [`raw ${client}`]: m(raw, 'withBoot'),
       [`relay first publish ms ${client}`]: m(relay, 'firstPublishMs'),
       [`raw first publish ms ${client}`]: m(raw, 'firstPublishMs'),
+      [`relay busy cores ${client}`]: m(relay, 'busyCores'),
+      [`raw busy cores ${client}`]: m(raw, 'busyCores'),
     });
     lines.push(
       `  ${client}: relay ${fmt(m(relay, 'withBoot'))} msg/s (${fmt(m(relay, 'withoutBoot'))} from its first publish, which came ${fmt(m(relay, 'firstPublishMs'))} ms after the start), ` +
         `raw ${fmt(m(raw, 'withBoot'))} msg/s (${fmt(m(raw, 'withoutBoot'))}; first publish at ${fmt(m(raw, 'firstPublishMs'))} ms)`,
       `    relay ÷ raw with boot ${fmt(withBoot, 2)} (target ≥ 0.85: ${withBoot >= 0.85 ? 'met' : 'MISSED'}), without boot ${fmt(withoutBoot, 2)}; ` +
         `the relay spent ${fmt(100 * m(relay, 'publishShare'))} % of its drain inside publish requests`,
+      ...(relay[0]?.cpuMsPer1000 && raw[0]?.cpuMsPer1000
+        ? [
+            `    busy cores of the machine's ${relay[0].cores} from the first acknowledgement to the last: relay ${fmt(m(relay, 'busyCores'), 2)}, raw ${fmt(m(raw, 'busyCores'), 2)}; ` +
+              `CPU ms per 1,000 messages: relay ${cpuLine(relay)}; raw ${cpuLine(raw)}`,
+          ]
+        : []),
     );
   }
   if (ratios['relay kafkajs'] && ratios['relay @platformatic/kafka']) {

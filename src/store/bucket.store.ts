@@ -4,7 +4,7 @@ import { KEY_BUCKETS, ROW_LEASES_RETIRED } from './dialects/bucket-tables.js';
 import { failedSet, finishDelivered } from './delivery.store.js';
 import { keyBucket } from './key-bucket.js';
 import { affected, type MessageStore } from './message.store.js';
-import { deliveryColumns, toStoredMessage, type MessageRow } from './message-row.js';
+import { deliveryColumns, DeliveryRow, type MessageRow } from './message-row.js';
 import { SqlParams } from './sql-params.js';
 
 const COMMITTED = `'${MessageStatus.COMMITTED}'`;
@@ -172,7 +172,7 @@ export class BucketStore {
     );
     const result: BucketRow[] = [];
     for (const row of rows) {
-      const message = toStoredMessage(row) as BucketRow;
+      const message = new DeliveryRow(row) as DeliveryRow & BucketRow;
       message.bucket = row.bucket === null ? keyBucket(message.key, message.id) : Number(row.bucket);
       if (owned.has(message.bucket)) result.push(message);
     }

@@ -79,6 +79,59 @@ export function toStoredMessage(row: Record<string, unknown>): MessageRow {
   };
 }
 
+/**
+ * @internal A committed message as the relay reads it (the columns of `deliveryColumns`): the same
+ * data as `toStoredMessage` gives, built for the relay's hot path. One class, so every row has one
+ * shape; the body is decoded on first use by a getter on the prototype, not by a closure per row
+ * (measured: bench/RESULTS.md, 2026-12-05 night). Never handed to users as it is (spread, it would
+ * lose `body`): the public API goes through `publicMessage`.
+ */
+export class DeliveryRow implements MessageRow {
+  readonly seq: number;
+  readonly id: string;
+  readonly producerGroup: string;
+  readonly topic: string;
+  readonly key: string | null;
+  readonly tags: string[];
+  readonly properties: Record<string, string>;
+  readonly bodyBytes: Buffer;
+  readonly contentType: string;
+  readonly status: MessageStatus;
+  readonly createdAt: Date;
+  readonly transactionEndedAt = null;
+  readonly checkImmunityMs: number;
+  readonly checkCount: number;
+  readonly nextCheckAt = null;
+  readonly deliveryAttempts: number;
+  readonly nextAttemptAt = null;
+  readonly lastError: string | null;
+  readonly deliveredAt = null;
+  #decoded: { value: unknown } | undefined;
+
+  constructor(row: Record<string, unknown>) {
+    this.seq = Number(row.seq);
+    this.id = String(row.id);
+    this.producerGroup = String(row.producer_group);
+    this.topic = String(row.topic);
+    this.key = row.message_key === null ? null : String(row.message_key);
+    this.tags = row.tags ? String(row.tags).split(',') : [];
+    this.properties = row.properties ? JSON.parse(String(row.properties)) : {};
+    this.bodyBytes = Buffer.isBuffer(row.body) ? row.body : Buffer.from(row.body as Uint8Array);
+    this.contentType = String(row.content_type);
+    this.status = row.status as MessageStatus;
+    this.createdAt = parseDbTime(row.created_at) as Date;
+    this.checkImmunityMs = Number(row.check_immunity_ms);
+    this.checkCount = Number(row.check_count);
+    this.deliveryAttempts = Number(row.delivery_attempts);
+    this.lastError = row.last_error === null ? null : String(row.last_error);
+  }
+
+  get body(): unknown {
+    this.#decoded ??= { value: this.contentType === JSON_CONTENT_TYPE ? JSON.parse(this.bodyBytes.toString('utf8')) : this.bodyBytes };
+    return this.#decoded.value;
+  }
+}
+
 /** @internal Strips the row number for the public API. */
 export function publicMessage(row: MessageRow): StoredMessage {
   const { seq: _seq, body, ...rest } = row;

@@ -23,11 +23,28 @@ export function loadPlatformaticKafka(): Promise<PlatformaticModule> {
   return platformatic;
 }
 
+/**
+ * Header names as bytes, encoded once: the library's own five and the names of the messages'
+ * properties, which repeat from message to message (bounded, should an application use a great
+ * many different names).
+ */
+const headerNames = new Map<string, Buffer>();
+const HEADER_NAMES_KEPT = 1_000;
+
+function headerName(name: string): Buffer {
+  let bytes = headerNames.get(name);
+  if (bytes === undefined) {
+    bytes = Buffer.from(name);
+    if (headerNames.size < HEADER_NAMES_KEPT) headerNames.set(name, bytes);
+  }
+  return bytes;
+}
+
 /** Serialisers that pass the relay's bytes and strings through as they are. */
 const RAW = {
   key: (key?: Buffer) => key,
   value: (value?: Buffer) => value,
-  headerKey: (key?: string) => (key === undefined ? undefined : Buffer.from(key)),
+  headerKey: (key?: string) => (key === undefined ? undefined : headerName(key)),
   headerValue: (value?: string) => (value === undefined ? undefined : Buffer.from(value)),
 };
 
@@ -63,16 +80,16 @@ export class PlatformaticKafkaPublisher implements MessagePublisher {
     const metadata = await this.metadataOf(producer, messages);
     const records: Record_[] = messages.map((message) => {
       const partitions = metadata.topics.get(message.topic)!.partitionsCount;
-      const key = message.key !== null ? Buffer.from(message.key) : undefined;
-      return {
-        topic: message.topic,
-        ...(key !== undefined ? { key } : {}),
-        value: message.value,
-        headers: message.headers as Record<string, string>,
-        timestamp: BigInt(message.timestamp.getTime()),
-        // The Java client's partition for a keyed record; keyless ones spread over the partitions in turn.
-        partition: (key !== undefined ? compatibilityPartitioner(undefined as never, key) : this.nextRoundRobin(message.topic)) % partitions,
-      };
+      const record: Record_ = { topic: message.topic, value: message.value, headers: message.headers as Record<string, string>, timestamp: BigInt(message.timestamp.getTime()) };
+      if (message.key !== null) {
+        record.key = Buffer.from(message.key);
+        // The Java client's partition for a keyed record.
+        record.partition = compatibilityPartitioner(undefined as never, record.key) % partitions;
+      } else {
+        // Keyless ones spread over the partitions in turn.
+        record.partition = this.nextRoundRobin(message.topic) % partitions;
+      }
+      return record;
     });
     try {
       await producer.send({ messages: records });
