@@ -7,11 +7,9 @@
 //   node bench/dist/fresh-drain.js raw <client> <topic> <count>
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { DataSource } from 'typeorm';
 import type { KafkaClientName } from 'nestjs-transactional-message';
-import { body, KAFKA_BROKERS, waitUntil } from './harness.js';
+import { body, cpuBetween, cpuSample, KAFKA_BROKERS, waitUntil, type CpuSample, type CpuUse } from './harness.js';
 
 /** What one run prints. */
 export interface DrainRun {
@@ -23,70 +21,8 @@ export interface DrainRun {
   firstPublishMs: number;
   /** The relay only: the share of the time from its first publish to the last acknowledgement spent inside publish requests. */
   publishShare?: number;
-  /**
-   * How many of the machine's cores were busy (every process: Node, PostgreSQL, the broker) from
-   * the first acknowledgement to the last, and how many it has (Linux: /proc/stat; else absent).
-   */
-  busyCores?: number;
-  cores?: number;
-  /** CPU milliseconds per 1,000 messages over the same span: this process, PostgreSQL's processes, the broker's. */
-  cpuMsPer1000?: { node: number; postgres: number; broker: number };
-}
-
-/** CPU used so far: the machine's busy and total ticks, PostgreSQL's and the broker's processes' ticks (Linux: /proc), this process's µs. */
-interface CpuSample {
-  busy: number;
-  total: number;
-  postgres: number;
-  broker: number;
-  self: number;
-}
-
-/** Ticks of the processes named `postgres` and `java` (the broker), from /proc. */
-function processTicks(): { postgres: number; broker: number } {
-  const ticks = { postgres: 0, broker: 0 };
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const which = name === 'postgres' ? 'postgres' : name === 'java' ? 'broker' : undefined;
-      if (!which) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks[which] += Number(fields[11]) + Number(fields[12]); // utime, stime
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return ticks;
-}
-
-function cpuSample(): CpuSample | undefined {
-  try {
-    const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = fields.map(Number) as number[];
-    const busy = user! + nice! + system! + irq! + softirq! + (steal ?? 0);
-    const usage = process.cpuUsage();
-    return { busy, total: busy + idle! + iowait!, ...processTicks(), self: usage.user + usage.system };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Busy cores, and CPU milliseconds per 1,000 messages by process, between two samples (absent off Linux). */
-function cpuBetween(from: CpuSample | undefined, to: CpuSample | undefined, messages: number): Partial<DrainRun> {
-  if (!from || !to || to.total === from.total) return {};
-  const tickMs = 10; // USER_HZ is 100 on Linux
-  const per1000 = (ms: number) => (ms / messages) * 1000;
-  return {
-    busyCores: ((to.busy - from.busy) / (to.total - from.total)) * cpus().length,
-    cores: cpus().length,
-    cpuMsPer1000: {
-      node: per1000((to.self - from.self) / 1000),
-      postgres: per1000((to.postgres - from.postgres) * tickMs),
-      broker: per1000((to.broker - from.broker) * tickMs),
-    },
-  };
+  /** From the first acknowledgement to the last (Linux; else absent): see CpuUse. */
+  cpu?: CpuUse;
 }
 
 const BATCH = 500;
@@ -135,7 +71,7 @@ async function relay(url: string, topic: string, count: number): Promise<DrainRu
       const [{ left }] = await dataSource.query(`SELECT count(*)::int AS left FROM transactional_message WHERE status = 'COMMITTED'`);
       return left === 0;
     }, 60_000);
-    return { ...result(count, started, firstPublish!, ended), publishShare: inPublish / (ended - firstPublish!), ...cpuBetween(firstAck, lastAck, afterFirst) };
+    return { ...result(count, started, firstPublish!, ended), publishShare: inPublish / (ended - firstPublish!), cpu: cpuBetween(firstAck, lastAck, afterFirst) };
   } finally {
     off();
     await app.close();
@@ -170,7 +106,7 @@ async function rawKafkajs(topic: string, count: number): Promise<DrainRun> {
       await producer.sendBatch({ acks: -1, topicMessages: [{ topic, messages: records.slice(i, i + BATCH) }] });
       firstAck ??= cpuSample();
     }
-    return { ...result(count, started, firstPublish, performance.now()), ...cpuBetween(firstAck, cpuSample(), records.length - BATCH) };
+    return { ...result(count, started, firstPublish, performance.now()), cpu: cpuBetween(firstAck, cpuSample(), records.length - BATCH) };
   } finally {
     await producer.disconnect();
   }
@@ -202,7 +138,7 @@ async function rawPlatformatic(topic: string, count: number): Promise<DrainRun> 
       await producer.send({ messages: records.slice(i, i + BATCH) });
       firstAck ??= cpuSample();
     }
-    return { ...result(count, started, firstPublish, performance.now()), ...cpuBetween(firstAck, cpuSample(), records.length - BATCH) };
+    return { ...result(count, started, firstPublish, performance.now()), cpu: cpuBetween(firstAck, cpuSample(), records.length - BATCH) };
   } finally {
     await producer.close();
   }

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { DataSource, type DataSourceOptions } from 'typeorm';
@@ -121,3 +122,72 @@ export async function machine(db: DataSource): Promise<string> {
 }
 
 export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/** CPU used so far (Linux: /proc): the machine's busy and total ticks, and by process, in ms. */
+export interface CpuSample {
+  busy: number;
+  total: number;
+  node: number;
+  postgres: number;
+  broker: number;
+}
+
+/** What was used between two samples: busy cores, and CPU milliseconds per 1,000 messages by process. */
+export interface CpuUse {
+  busyCores: number;
+  cores: number;
+  /** `node`: this process (`self` samples) or every Node process on the machine; `broker`: every JVM (the Kafka broker). */
+  msPer1000: { node: number; postgres: number; broker: number };
+}
+
+/** USER_HZ: /proc counts CPU time in hundredths of a second on Linux. */
+const TICK_MS = 10;
+
+/** Ms of CPU of Node processes (their main thread names the process `MainThread`), PostgreSQL's and the broker's JVM (`java`), from /proc. */
+function processMs(): { node: number; postgres: number; broker: number } {
+  const ms = { node: 0, postgres: 0, broker: 0 };
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const which = name === 'node' || name === 'MainThread' ? 'node' : name === 'postgres' ? 'postgres' : name === 'java' ? 'broker' : undefined;
+      if (!which) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ms[which] += (Number(fields[11]) + Number(fields[12])) * TICK_MS; // utime, stime
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ms;
+}
+
+/** A CPU sample; `node: 'self'` counts this process's CPU as Node's (more precise than /proc's ticks). Undefined off Linux. */
+export function cpuSample(node: 'self' | 'all' = 'self'): CpuSample | undefined {
+  try {
+    const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = fields.map(Number) as number[];
+    const busy = user! + nice! + system! + irq! + softirq! + (steal ?? 0);
+    const processes = processMs();
+    const usage = process.cpuUsage();
+    return { busy, total: busy + idle! + iowait!, ...processes, node: node === 'self' ? (usage.user + usage.system) / 1000 : processes.node };
+  } catch {
+    return undefined;
+  }
+}
+
+export function cpuBetween(from: CpuSample | undefined, to: CpuSample | undefined, messages: number): CpuUse | undefined {
+  if (!from || !to || to.total === from.total || messages <= 0) return undefined;
+  const per1000 = (ms: number) => (ms / messages) * 1000;
+  return {
+    busyCores: ((to.busy - from.busy) / (to.total - from.total)) * cpus().length,
+    cores: cpus().length,
+    msPer1000: { node: per1000(to.node - from.node), postgres: per1000(to.postgres - from.postgres), broker: per1000(to.broker - from.broker) },
+  };
+}
+
+/** "Node 12.3, PostgreSQL 4.5, broker 1.2" (CPU ms per 1,000 messages). */
+export function cpuLine(use: Pick<CpuUse, 'msPer1000'>): string {
+  const { node, postgres, broker } = use.msPer1000;
+  return `Node ${fmt(node, 1)}, PostgreSQL ${fmt(postgres, 1)}, broker ${fmt(broker, 1)}`;
+}

@@ -23,6 +23,7 @@ const workloads: Array<[string, (quick: boolean) => Promise<{ lines: string[]; r
   ['6', (await import('./workloads/deep-backlog.js')).deepBacklog],
   ['7', (await import('./workloads/relay-only.js')).relayOnly],
   ['8', (await import('./workloads/peer.js')).peer],
+  ['9', (await import('./workloads/scale-out.js')).scaleOut],
 ];
 
 const probe = await benchDatabase();

@@ -7,12 +7,12 @@ import { BENCH_CLIENT, body, kafka, KAFKA_BROKERS, waitUntil } from '../harness.
  * Inserts `count` COMMITTED messages (~200-byte JSON bodies, `keys` distinct keys), as the relay
  * finds them after a burst of commits, each with its key bucket as the library writes it with
  * relay (32-bit FNV-1a of the key modulo 256; the keys are ASCII, so characters
- * are bytes).
+ * are bytes). One statement per `chunk` messages (each commits on its own).
  */
-export async function seedCommitted(db: DataSource, topic: string, count: number, keys = 1_000): Promise<void> {
+export async function seedCommitted(db: DataSource, topic: string, count: number, keys = 1_000, chunk = 50_000): Promise<void> {
   const sample = JSON.stringify(body(0));
-  for (let offset = 0; offset < count; offset += 50_000) {
-    const n = Math.min(50_000, count - offset);
+  for (let offset = 0; offset < count; offset += chunk) {
+    const n = Math.min(chunk, count - offset);
     await db.query(
       `WITH RECURSIVE k(key) AS (SELECT 'key-' || g FROM generate_series(0, $2::int - 1) g),
          f(key, i, h) AS (SELECT key, 0, 2166136261::bigint FROM k

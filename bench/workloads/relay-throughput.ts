@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KAFKA_CLIENTS, type KafkaClientName } from 'nestjs-transactional-message';
 import type { DrainRun } from '../fresh-drain.js';
-import { benchDatabase, createTopic, fmt, uniqueTopic } from '../harness.js';
+import { benchDatabase, cpuLine, createTopic, fmt, uniqueTopic, type CpuUse } from '../harness.js';
 import { seedCommitted } from './relay-drain.js';
 
 const CHILD = resolve(dirname(fileURLToPath(import.meta.url)), '../fresh-drain.js');
@@ -42,10 +42,10 @@ async function rawRun(client: KafkaClientName, count: number): Promise<DrainRun>
   return freshDrain(['raw', client, topic, String(count)]);
 }
 
-/** Median CPU ms per 1,000 messages, by process. */
-function cpuLine(runs: DrainRun[]): string {
-  const of = (which: 'node' | 'postgres' | 'broker') => fmt(median(runs.map((r) => r.cpuMsPer1000?.[which] ?? 0)), 1);
-  return `Node ${of('node')}, PostgreSQL ${of('postgres')}, broker ${of('broker')}`;
+/** The median CPU use of `runs`, by process. */
+function medianCpu(runs: DrainRun[]): { busyCores: number; msPer1000: CpuUse['msPer1000'] } {
+  const of = (which: keyof CpuUse['msPer1000']) => median(runs.map((r) => r.cpu?.msPer1000[which] ?? 0));
+  return { busyCores: median(runs.map((r) => r.cpu?.busyCores ?? 0)), msPer1000: { node: of('node'), postgres: of('postgres'), broker: of('broker') } };
 }
 
 const median = (values: number[]) => {
@@ -79,7 +79,9 @@ export async function relayThroughput(quick: boolean): Promise<{ lines: string[]
         else raw.push(await rawRun(client, count));
       }
     }
-    const m = (runs: DrainRun[], field: Exclude<keyof DrainRun, 'cpuMsPer1000'>) => median(runs.map((r) => r[field] ?? 0));
+    const m = (runs: DrainRun[], field: Exclude<keyof DrainRun, 'cpu'>) => median(runs.map((r) => r[field] ?? 0));
+    const relayCpu = medianCpu(relay);
+    const rawCpu = medianCpu(raw);
     const withBoot = m(relay, 'withBoot') / m(raw, 'withBoot');
     const withoutBoot = m(relay, 'withoutBoot') / m(raw, 'withoutBoot');
     Object.assign(ratios, {
@@ -89,18 +91,20 @@ export async function relayThroughput(quick: boolean): Promise<{ lines: string[]
       [`raw ${client}`]: m(raw, 'withBoot'),
       [`relay first publish ms ${client}`]: m(relay, 'firstPublishMs'),
       [`raw first publish ms ${client}`]: m(raw, 'firstPublishMs'),
-      [`relay busy cores ${client}`]: m(relay, 'busyCores'),
-      [`raw busy cores ${client}`]: m(raw, 'busyCores'),
+      [`relay busy cores ${client}`]: relayCpu.busyCores,
+      [`raw busy cores ${client}`]: rawCpu.busyCores,
+      [`relay Node CPU ms per 1000 ${client}`]: relayCpu.msPer1000.node,
+      [`raw Node CPU ms per 1000 ${client}`]: rawCpu.msPer1000.node,
     });
     lines.push(
       `  ${client}: relay ${fmt(m(relay, 'withBoot'))} msg/s (${fmt(m(relay, 'withoutBoot'))} from its first publish, which came ${fmt(m(relay, 'firstPublishMs'))} ms after the start), ` +
         `raw ${fmt(m(raw, 'withBoot'))} msg/s (${fmt(m(raw, 'withoutBoot'))}; first publish at ${fmt(m(raw, 'firstPublishMs'))} ms)`,
       `    relay ÷ raw with boot ${fmt(withBoot, 2)} (target ≥ 0.85: ${withBoot >= 0.85 ? 'met' : 'MISSED'}), without boot ${fmt(withoutBoot, 2)}; ` +
         `the relay spent ${fmt(100 * m(relay, 'publishShare'))} % of its drain inside publish requests`,
-      ...(relay[0]?.cpuMsPer1000 && raw[0]?.cpuMsPer1000
+      ...(relay[0]?.cpu && raw[0]?.cpu
         ? [
-            `    busy cores of the machine's ${relay[0].cores} from the first acknowledgement to the last: relay ${fmt(m(relay, 'busyCores'), 2)}, raw ${fmt(m(raw, 'busyCores'), 2)}; ` +
-              `CPU ms per 1,000 messages: relay ${cpuLine(relay)}; raw ${cpuLine(raw)}`,
+            `    busy cores of the machine's ${relay[0].cpu.cores} from the first acknowledgement to the last: relay ${fmt(relayCpu.busyCores, 2)}, raw ${fmt(rawCpu.busyCores, 2)}; ` +
+              `CPU ms per 1,000 messages: relay ${cpuLine(relayCpu)}; raw ${cpuLine(rawCpu)}`,
           ]
         : []),
     );
