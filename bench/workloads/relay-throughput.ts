@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KAFKA_CLIENTS, type KafkaClientName } from 'nestjs-transactional-message';
 import type { DrainRun } from '../fresh-drain.js';
-import { benchDatabase, cpuLine, createTopic, fmt, uniqueTopic, type CpuUse } from '../harness.js';
+import { benchDatabase, cpuLine, createTopic, fmt, median, uniqueTopic, type CpuUse } from '../harness.js';
 import { seedCommitted } from './relay-drain.js';
 
 const CHILD = resolve(dirname(fileURLToPath(import.meta.url)), '../fresh-drain.js');
@@ -47,12 +47,6 @@ function medianCpu(runs: DrainRun[]): { busyCores: number; msPer1000: CpuUse['ms
   const of = (which: keyof CpuUse['msPer1000']) => median(runs.map((r) => r.cpu?.msPer1000[which] ?? 0));
   return { busyCores: median(runs.map((r) => r.cpu?.busyCores ?? 0)), msPer1000: { node: of('node'), postgres: of('postgres'), broker: of('broker') } };
 }
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 /**
  * Workload 2: committed messages drained by the relay, against the same Kafka client sending the

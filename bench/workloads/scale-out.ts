@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KafkaClientName } from 'nestjs-transactional-message';
 import type { SharedRelayRun } from '../shared-relay.js';
-import { benchDatabase, cpuBetween, cpuLine, cpuSample, createTopic, fmt, uniqueTopic, waitUntil, type CpuUse } from '../harness.js';
+import { benchDatabase, cpuBetween, cpuLine, cpuSample, createTopic, fmt, median, uniqueTopic, waitUntil, type CpuUse } from '../harness.js';
 import { seedCommitted } from './relay-drain.js';
 
 const CHILD = resolve(dirname(fileURLToPath(import.meta.url)), '../shared-relay.js');
@@ -82,12 +82,6 @@ async function drainShared(client: KafkaClientName, relays: number, count: numbe
     await db.drop();
   }
 }
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 /**
  * Workload 9: scale-out. One relay, then two, each in a process of its own on one database, shares
