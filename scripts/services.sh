@@ -15,6 +15,8 @@
 # Environment (defaults in brackets):
 #   KAFKA_VERSION [3.9.2]  KAFKA_PORT [9092]  KAFKA_CONTROLLER_PORT [KAFKA_PORT + 1]
 #   TM_CACHE_DIR [<repo>/.cache]  KAFKA_HEAP [512m]
+#   KAFKA_GC [-XX:+UseSerialGC]: the broker's collector (sized for two shared cores; the bench
+#   measures latency with -XX:+UseZGC too, to tell the broker's pauses from the relay's)
 #   KAFKA_EXTRA_CONFIG: broker settings appended to server.properties, one 'key=value' per line
 #   (tests start brokers of their own with other limits)
 set -euo pipefail
@@ -141,7 +143,7 @@ start_kafka() {
   configure_kafka
   log "kafka: starting $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (log: $KAFKA_LOG)"
   : >"$KAFKA_LOG"
-  nohup java -Xms256m -Xmx"${KAFKA_HEAP:-512m}" -XX:+UseSerialGC \
+  nohup java -Xms256m -Xmx"${KAFKA_HEAP:-512m}" ${KAFKA_GC:--XX:+UseSerialGC} \
     -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" \
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_HOME/server-$KAFKA_PORT.properties" \
     >>"$KAFKA_LOG" 2>&1 </dev/null &
