@@ -49,8 +49,30 @@ export function kafka(): Kafka {
   return new Kafka({ brokers: KAFKA_BROKERS, clientId: 'tm-bench', logLevel: logLevel.NOTHING });
 }
 
+/** Topics this process created and has not deleted yet. */
+const createdTopics = new Set<string>();
+
+/**
+ * Deletes the topics this process created. The bench runs after each workload: a broker that keeps
+ * every topic of a run (hundreds of partitions) collects more and longer, and the later workloads
+ * would measure that (a 512 MB test broker with SerialGC, 2,000 partition directories: full
+ * collections of ~220 ms, bench/RESULTS.md 2026-12-05 night).
+ */
+export async function deleteCreatedTopics(): Promise<void> {
+  if (createdTopics.size === 0) return;
+  const admin = kafka().admin();
+  try {
+    await admin.connect();
+    await admin.deleteTopics({ topics: [...createdTopics], timeout: 30_000 });
+    createdTopics.clear();
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
 /** Creates a topic; retried, since a broker that has just started can refuse for a while. */
 export async function createTopic(topic: string, partitions = 6): Promise<void> {
+  createdTopics.add(topic);
   const deadline = Date.now() + 60_000;
   for (;;) {
     const admin = kafka().admin();

@@ -13,7 +13,7 @@ const write = args.includes('--write');
 /** Also print each workload's ratios as one line `TM_BENCH_RATIOS <id> <json>` (bench/compare-versions.ts reads them). */
 const json = args.includes('--json');
 
-const { benchDatabase, machine } = await import('./harness.js');
+const { benchDatabase, deleteCreatedTopics, machine } = await import('./harness.js');
 const workloads: Array<[string, (quick: boolean) => Promise<{ lines: string[]; ratios?: Record<string, number> }>]> = [
   ['1', (await import('./workloads/transaction-overhead.js')).transactionOverhead],
   ['2', (await import('./workloads/relay-throughput.js')).relayThroughput],
@@ -36,6 +36,7 @@ for (const [id, workload] of workloads) {
   if (only && !only.includes(id)) continue;
   const started = performance.now();
   const { lines, ratios } = await workload(!full);
+  await deleteCreatedTopics();
   if (json) console.log(`TM_BENCH_RATIOS ${id} ${JSON.stringify(ratios ?? {})}`);
   lines.push(`  (${((performance.now() - started) / 1000).toFixed(0)} s)`);
   console.log(`\n${lines.join('\n')}`);

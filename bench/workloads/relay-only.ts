@@ -1,7 +1,7 @@
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from 'nestjs-transactional-message';
 import type { DataSource } from 'typeorm';
 import { benchDatabase, fmt } from '../harness.js';
-import { drainWithRelay, seedCommitted } from './relay-drain.js';
+import { drainRates, seedCommitted, type DrainRates } from './relay-drain.js';
 
 /** A downstream that takes everything at once: what is left is the relay's own work on the database. */
 export class NoopPublisher implements MessagePublisher {
@@ -52,7 +52,7 @@ export async function drainCeiling(db: DataSource, count: number, batchSize = 50
  */
 export async function relayOnly(quick: boolean): Promise<{ lines: string[]; ratios: Record<string, number> }> {
   const count = Number(process.env.TM_BENCH_COUNT ?? (quick ? 20_000 : 100_000));
-  const measure = async (drain: (db: DataSource) => Promise<number>): Promise<number> => {
+  const measure = async <T>(drain: (db: DataSource) => Promise<T>): Promise<T> => {
     const db = await benchDatabase();
     try {
       await seedCommitted(db.dataSource, 'tm-bench.noop', count);
@@ -61,25 +61,35 @@ export async function relayOnly(quick: boolean): Promise<{ lines: string[]; rati
       await db.drop();
     }
   };
-  const relayWith = async (retentionMs?: number) => {
+  const relayWith = async (retentionMs?: number): Promise<DrainRates> => {
     const sink = new NoopPublisher();
-    const rate = await measure((db) => drainWithRelay(db, null, count, 500, 1, sink, undefined, { retentionMs }));
+    const rates = await measure((db) => drainRates(db, null, count, 500, 1, sink, undefined, { retentionMs }));
     if (sink.published < count) throw new Error(`bench: ${count} messages marked delivered but the sink took ${sink.published}`);
-    return rate;
+    return rates;
   };
   // Delivered messages kept for a week (marked DELIVERED) and deleted by the mark (the default).
   const keeping = await relayWith(7 * 86_400_000);
   const deleting = await relayWith(0);
   const ceiling = await measure((db) => drainCeiling(db, count));
   const headCeiling = await measure((db) => drainCeiling(db, count, 500, false));
-  const ratio = deleting / ceiling;
+  // The ceiling is a loop with nothing to boot: the relay is compared from its first publish request.
+  const ratio = deleting.fromFirstPublish / ceiling;
   return {
     lines: [
       `Workload 7 — relay to a no-op publisher (${fmt(count)} committed messages, 1,000 keys, batches of 500) vs the database's ceiling (read 500 past a cursor, delete them by key)`,
-      `  relay, delivered rows deleted (retentionMs 0, the default) ${fmt(deleting)} msg/s, ratio to the ceiling ${fmt(ratio, 2)}`,
-      `  relay, delivered rows kept (retentionMs 7 days) ${fmt(keeping)} msg/s, ratio to the ceiling ${fmt(keeping / ceiling, 2)}, to deleting ${fmt(keeping / deleting, 2)}`,
+      `  relay, delivered rows deleted (retentionMs 0, the default) ${fmt(deleting.fromFirstPublish)} msg/s from its first publish (${fmt(deleting.withBoot)} with its boot), ratio to the ceiling ${fmt(ratio, 2)} (target ≥ 0.7: ${ratio >= 0.7 ? 'met' : 'MISSED'})`,
+      `  relay, delivered rows kept (retentionMs 7 days) ${fmt(keeping.fromFirstPublish)} msg/s (${fmt(keeping.withBoot)} with its boot), ratio to the ceiling ${fmt(keeping.fromFirstPublish / ceiling, 2)}, to deleting ${fmt(keeping.fromFirstPublish / deleting.fromFirstPublish, 2)}`,
       `  ceiling ${fmt(ceiling)} msg/s; without a cursor (the head of the live index each time) ${fmt(headCeiling)} msg/s`,
     ],
-    ratios: { 'relay deleting msg/s': deleting, 'relay keeping msg/s': keeping, 'ceiling msg/s': ceiling, 'relay/ceiling': ratio, 'keeping/ceiling': keeping / ceiling, 'keeping/deleting': keeping / deleting, 'head/cursor ceiling': headCeiling / ceiling },
+    ratios: {
+      'relay deleting msg/s': deleting.fromFirstPublish,
+      'relay deleting with boot msg/s': deleting.withBoot,
+      'relay keeping msg/s': keeping.fromFirstPublish,
+      'ceiling msg/s': ceiling,
+      'relay/ceiling': ratio,
+      'keeping/ceiling': keeping.fromFirstPublish / ceiling,
+      'keeping/deleting': keeping.fromFirstPublish / deleting.fromFirstPublish,
+      'head/cursor ceiling': headCeiling / ceiling,
+    },
   };
 }

@@ -55,7 +55,7 @@ export async function transactionOverhead(quick: boolean): Promise<{ lines: stri
       lines.push(
         `  ${String(concurrency).padStart(2)} caller(s): plain ${fmt(median(plain))} orders/s (${spread(plain)}), ` +
           `decorated ${fmt(median(decorated))} orders/s (${spread(decorated)}), ratio ${fmt(ratio, 2)}` +
-          (concurrency === 16 ? `  (target ≥ 0.7, issue 13: ${ratio >= 0.7 ? 'met' : 'MISSED'})` : '') +
+          (concurrency === 16 ? `  (target ≥ 0.75, issue 22: ${ratio >= 0.75 ? 'met' : 'MISSED'})` : '') +
           `\n               writer-only instance with NOTIFY: ${fmt(median(withNotify))} orders/s, ratio ${fmt(median(withNotify) / median(plain), 2)}`,
       );
     }
