@@ -306,6 +306,7 @@ describe('bad input at boot: invalid module options fail the bootstrap with the 
     ['tableName that is not an identifier', (dataSource) => ({ dataSource, producerGroup: 'shop', tableName: 'drop table;' }), /option 'tableName' is "drop table;"/],
     ['unknown queriesOutsideTransaction', (dataSource) => ({ dataSource, producerGroup: 'shop', queriesOutsideTransaction: 'maybe' }), /option 'queriesOutsideTransaction' is "maybe"/],
     ['misspelt option', (dataSource) => ({ dataSource, producerGroup: 'shop', checkImmunity: 5 }), /option 'checkImmunity' is 5; expected no such option/],
+    ['negative relay.vacuumAfterRows', (dataSource) => ({ dataSource, producerGroup: 'shop', relay: { enabled: false, vacuumAfterRows: -1 } }), /option 'relay.vacuumAfterRows' is -1; expected/],
   ];
 
   it.each(cases)('%s', async (_name, options, expected) => {

@@ -11,6 +11,7 @@ import {
   TransactionalMessage,
   TransactionalMessageModule,
   TransactionalMessageProducer,
+  TransactionalMessageRelay,
   TransactionStatus,
   type HalfMessage,
   type TransactionalMessageModuleOptions,
@@ -741,6 +742,29 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
         () => TransactionStatus.COMMIT,
       );
       await consumer.waitFor('the message committed by the other instance', () => idsOf(topic.wake).includes(messageId));
+    });
+
+    it('vacuums the message table every vacuumAfterRows delivered messages (the dead index entries claims read through), never with 0', async () => {
+      const vacuums = async () => {
+        await db.dataSource.query('SELECT pg_stat_clear_snapshot()');
+        const [row] = await db.dataSource.query(`SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE relname = $1`, [db.tableName]);
+        return row.n as number;
+      };
+      const deliver = async (vacuumAfterRows: number, count: number) => {
+        const { app, producer } = await boot([], { relay: { autoStart: false, retentionMs: 0, vacuumAfterRows } });
+        for (let i = 0; i < count; i++) await producer.sendMessageInTransaction({ topic: topic.wake, key: `vacuum-${i % 3}`, body: { i } }, () => TransactionStatus.COMMIT);
+        expect(await app.get(TransactionalMessageRelay).drain()).toBe(count);
+        await app.close(); // waits for a vacuum in progress
+        apps.splice(apps.indexOf(app), 1);
+      };
+      const before = await vacuums();
+      await deliver(0, 30);
+      await new Promise((resolve) => setTimeout(resolve, 600)); // statistics reach the views within 500 ms
+      expect(await vacuums()).toBe(before);
+      await deliver(10, 30); // 30 delivered in batches: a vacuum after 10, one more at most at a time
+      await eventually('the relay vacuumed the table', async () => (await vacuums()) > before);
+      const [{ dead }] = await db.dataSource.query(`SELECT n_dead_tup::int AS dead FROM pg_stat_user_tables WHERE relname = $1`, [db.tableName]);
+      expect(dead).toBeLessThan(60); // the deleted rows were vacuumed, not left for autovacuum
     });
   }
 });

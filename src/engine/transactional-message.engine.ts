@@ -26,6 +26,7 @@ import { TransactionalMessageProducer } from '../producer/transactional-message.
 import { KafkaPublisher } from '../publisher/kafka/kafka.publisher.js';
 import type { MessagePublisher } from '../publisher/message-publisher.interface.js';
 import { DeliveryRelay } from '../relay/delivery-relay.service.js';
+import { DeadRowVacuum } from '../relay/delivery/dead-row-vacuum.js';
 import { BucketOwnership } from '../relay/ownership/bucket.ownership.js';
 import type { DeliveryOwnership } from '../relay/ownership/delivery-ownership.js';
 import { PgNotificationListener } from '../relay/pg-notification.listener.js';
@@ -149,7 +150,8 @@ export class TransactionalMessageEngine {
     const bucketStore = new BucketStore(this.store, options.relay.onDead === 'hold', options.relay.retentionMs === 0);
     this.ownership = new BucketOwnership(options, this.identity, this.background, bucketStore);
     // Without a publisher the relay never starts (consumer-only, or relay.enabled: false without kafka).
-    this.delivery = new DeliveryRelay(options, this.publisher as MessagePublisher, this.ownership, this.doorbell);
+    const vacuum = new DeadRowVacuum(dialect.vacuum(this.store.t), options.relay.vacuumAfterRows, this.background);
+    this.delivery = new DeliveryRelay(options, this.publisher as MessagePublisher, this.ownership, this.doorbell, vacuum);
     this.checks = new CheckScheduler(options, this.identity, this.background, this.checkStore, this.checkHandlers, this.notifier);
     this.listener = new PgNotificationListener(options, this.store, this.doorbell);
     this.pruner = new Pruner(options, this.background, this.retentionStore);

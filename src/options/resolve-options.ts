@@ -32,6 +32,7 @@ export const DEFAULT_RELAY_OPTIONS: Readonly<Required<Omit<RelayOptions, 'owners
   shutdownTimeoutMs: 10_000,
   listenNotify: true,
   maxConnections: 3,
+  vacuumAfterRows: 10_000,
 };
 
 /** Defaults of the check options: RocketMQ's limits (15 checks), cloud services' timings (10 s, 24 h). */
@@ -213,6 +214,7 @@ function resolveRelay(relay: RelayOptions | undefined): Required<Omit<RelayOptio
   integerOption('relay.pruneBatchSize', merged.pruneBatchSize, 1, 100_000);
   durationOption('relay.shutdownTimeoutMs', merged.shutdownTimeoutMs, 0, MAX_DURATION_MS);
   integerOption('relay.maxConnections', merged.maxConnections, 1, 100);
+  integerOption('relay.vacuumAfterRows', merged.vacuumAfterRows, 0, 1_000_000_000);
   return merged;
 }
 

@@ -16,6 +16,7 @@ import { ClaimDelivery, transportError, type ClaimDeliveryParts } from './delive
 import { DeliveryBookkeeping } from './delivery/delivery-bookkeeping.js';
 import { LeasedPublish } from './delivery/leased-publish.js';
 import { TransportUnavailable } from './delivery/transport-unavailable.js';
+import type { DeadRowVacuum } from './delivery/dead-row-vacuum.js';
 
 /**
  * How many claims the relay reads ahead of the batch it publishes. Two measured +9 % over one on a
@@ -73,9 +74,10 @@ export class DeliveryRelay {
     private readonly publisher: MessagePublisher,
     private readonly ownership: DeliveryOwnership,
     private readonly doorbell: Doorbell,
+    private readonly vacuum: DeadRowVacuum,
   ) {
     this.publishing = new LeasedPublish(options, publisher, ownership, this.logger, () => this.active);
-    this.bookkeeping = new DeliveryBookkeeping(options, ownership, this.logger, this.held);
+    this.bookkeeping = new DeliveryBookkeeping(options, ownership, this.logger, this.held, vacuum);
     this.parts = {
       options,
       ownership,
@@ -127,7 +129,7 @@ export class DeliveryRelay {
   /** Stops claiming; waits for the batch in flight up to `shutdownTimeoutMs`, then releases what is left. */
   async stop(): Promise<void> {
     await this.stopLoop();
-    await this.ownership.stop();
+    await Promise.all([this.ownership.stop(), this.vacuum.stop(this.options.relay.shutdownTimeoutMs)]);
   }
 
   private async stopLoop(): Promise<void> {

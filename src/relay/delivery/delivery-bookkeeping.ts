@@ -7,6 +7,7 @@ import type { PublishFailure } from '../../publisher/message-publisher.interface
 import type { MessageRow } from '../../store/message-row.js';
 import { retryDelayMs } from '../backoff.js';
 import type { DeliveryClaim, DeliveryOwnership } from '../ownership/delivery-ownership.js';
+import type { DeadRowVacuum } from './dead-row-vacuum.js';
 
 /** Tries of a bookkeeping write before the cycle gives up (10, 20, 40, ... ms apart). */
 const BOOKKEEPING_ATTEMPTS = 6;
@@ -25,6 +26,8 @@ export class DeliveryBookkeeping {
     private readonly logger: Logger,
     /** The relay's claims not yet marked or released (shutdown releases those): a finished claim leaves it. */
     private readonly held: Set<DeliveryClaim>,
+    /** Told how many messages each mark and DEAD failure left behind in the claims' index. */
+    private readonly vacuum: DeadRowVacuum,
   ) {}
 
   /** Marks `delivered` and gives back `release`, in this order; the claim is no longer held. */
@@ -33,6 +36,7 @@ export class DeliveryBookkeeping {
     try {
       if (delivered.length > 0) {
         const marked = await this.retried('relay.mark', () => this.ownership.markDelivered(claim, delivered));
+        this.vacuum.add(marked);
         if (marked < delivered.length) {
           this.logger.warn(
             `${delivered.length - marked} published message(s) had been taken over by another relay before they were marked; ` +
@@ -65,6 +69,8 @@ export class DeliveryBookkeeping {
     const delay = retryDelayMs(attempts, backoffInitialMs, backoffMaxMs);
     const reason = describeError(error);
     await this.retried('relay.fail', () => this.ownership.markFailed(claim, row, reason, dead, delay));
+    // A DEAD message leaves the committed messages' index (a retry is updated in place).
+    if (dead) this.vacuum.add(1);
     emitEvent('message.failed', () => ({
       instance: this.options.name,
       producerGroup: row.producerGroup,

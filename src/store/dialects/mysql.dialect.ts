@@ -23,6 +23,8 @@ export const mysqlDialect: SqlDialect = {
     return { before: [[`SELECT bucket FROM ${lock.keyLockTable} WHERE bucket = ? FOR UPDATE`, [bucket]]], from: '' };
   },
   skipLocked: 'FOR UPDATE SKIP LOCKED',
+  // InnoDB's purge threads remove delete-marked index entries on their own.
+  vacuum: () => null,
   forUpdate: 'FOR UPDATE',
   quote: q,
   param: () => '?',

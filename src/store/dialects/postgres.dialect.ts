@@ -25,6 +25,7 @@ export const postgresDialect: SqlDialect = {
     from: ` FROM (SELECT pg_advisory_xact_lock(${p.add(lock.lockClass)}::int, ${p.add(hash32(lock.key))}::int)) AS key_lock`,
   }),
   skipLocked: 'FOR UPDATE SKIP LOCKED',
+  vacuum: (table) => `VACUUM ${table}`,
   forUpdate: 'FOR UPDATE',
   quote: q,
   param: (index) => `$${index}`,

@@ -51,6 +51,8 @@ export interface SqlDialect {
   keyLock(lock: KeyLock, p: SqlParams): { before: Array<readonly [sql: string, params: unknown[]]>; from: string };
   /** Row locks for claims, or '' where the database has none (SQLite runs one relay). */
   readonly skipLocked: string;
+  /** The statement that clears a table's dead rows and index entries, or null where the database does it on its own. */
+  vacuum(table: string): string | null;
   readonly forUpdate: string;
   quote(identifier: string): string;
   /** Placeholder for the 1-based parameter `index`. */

@@ -23,6 +23,8 @@ export const sqliteDialect: SqlDialect = {
   keyLock: () => ({ before: [], from: '' }),
   // One connection, one writer, one relay: there is nothing to lock against.
   skipLocked: '',
+  // A delete removes the index entries at once.
+  vacuum: () => null,
   forUpdate: '',
   quote: q,
   param: () => '?',
