@@ -120,6 +120,7 @@ export class DeliveryRelay {
         }
       }
       await this.pendingMark;
+      this.vacuum.caughtUp();
       return published;
     } finally {
       this.draining--;
@@ -232,7 +233,10 @@ export class DeliveryRelay {
         await this.pause(pollIntervalMs);
         continue;
       }
-      if (!more && this.running) await this.doorbell.wait(pollIntervalMs);
+      if (!more && this.running) {
+        this.vacuum.caughtUp();
+        await this.doorbell.wait(pollIntervalMs);
+      }
     }
     await this.releaseAhead(ahead);
     await this.pendingMark;

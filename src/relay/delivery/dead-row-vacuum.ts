@@ -6,12 +6,16 @@ import { describeError } from '../../errors/describe-error.js';
 
 /**
  * @internal Vacuums the message table (PostgreSQL) once the relay has deleted or marked
- * `relay.vacuumAfterRows` messages since the last time. Each delivered message leaves a dead entry
- * in the index of committed messages that every claim reads from its head; until a vacuum removes
- * them, a claim's cost grows with the messages delivered since (measured: 0.5 ms with 7,000 dead
- * entries, 5–15 ms with 37,000, against 0.05 ms right after a vacuum; bench/RESULTS.md,
- * 2026-12-06), and autovacuum comes at most once a minute. One vacuum at a time, in the
- * background, on a connection of the relay's share; it does not block reads or writes.
+ * `relay.vacuumAfterRows` messages since the last time and has caught up (a claim came back short).
+ * Each delivered message leaves a dead entry in the index of committed messages that every claim
+ * reads from its head; while the relay keeps up with a trickle, PostgreSQL reads those few rows
+ * with a bitmap scan that never marks the dead entries, so a claim's cost grows with the messages
+ * delivered since the last vacuum (measured: 0.5 ms with 7,000 dead entries, 5–15 ms with 37,000,
+ * against 0.05 ms right after a vacuum; bench/RESULTS.md, 2026-12-06), and autovacuum comes at most
+ * once a minute. Not while it drains a backlog: its claims walk the index in order and mark the
+ * dead entries as they pass, and a vacuum of a large table every 10,000 messages cost the drain a
+ * fifth of its speed. One vacuum at a time, in the background, on a connection of the relay's
+ * share; it does not block reads or writes.
  */
 export class DeadRowVacuum {
   private sinceLast = 0;
@@ -27,11 +31,14 @@ export class DeadRowVacuum {
     private readonly runner: BackgroundWork,
   ) {}
 
-  /** `rows` more messages were deleted or marked: vacuums once enough have been. */
+  /** `rows` more messages were deleted or marked. */
   add(rows: number): void {
-    if (this.statement === null || this.afterRows === 0) return;
     this.sinceLast += rows;
-    if (this.sinceLast < this.afterRows || this.running) return;
+  }
+
+  /** The relay has caught up (a claim came back short): vacuums if enough messages were delivered since the last time. */
+  caughtUp(): void {
+    if (this.statement === null || this.afterRows === 0 || this.sinceLast < this.afterRows || this.running) return;
     this.sinceLast = 0;
     this.running = this.vacuum(this.statement).finally(() => (this.running = undefined));
   }
