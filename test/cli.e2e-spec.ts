@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Test } from '@nestjs/testing';
 import type { INestApplicationContext } from '@nestjs/common';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -79,6 +79,15 @@ describe.each(DATABASE_KINDS)('the CLI on %s (npx nestjs-transactional-message)'
     expect(ended.code).toBe(1);
     expect(ended.err).toContain(`Cannot commit message ${half}: its transaction already ended and the message is ROLLED_BACK`);
     expect((await producer.getMessage(half))?.status).toBe(MessageStatus.ROLLED_BACK);
+  });
+
+  it('--version prints the package version', () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const printed = cli(flag);
+      expect(printed.code).toBe(0);
+      expect(printed.out.trim()).toBe(version);
+    }
   });
 
   it('says what is wrong, with a non-zero exit', () => {

@@ -3,6 +3,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
 import type { DataSource } from 'typeorm';
 import { LIVE_STATUSES, TransactionalMessageAdmin, type MessageQuery } from '../admin/transactional-message-admin.service.js';
 import { transactionalMessageInboxMigrations } from '../consumer/inbox-migrations.js';
@@ -18,8 +19,12 @@ interface CommonOptions {
   json?: boolean;
 }
 
+/** This package's version, from its package.json (two levels above dist/cli/). */
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('nestjs-transactional-message')
   .description('Transactional messages: run the migrations, see what waits, replay and resolve messages.')
+  .version(version, '-V, --version', "print this package's version")
   .showHelpAfterError()
   .configureOutput({ outputError: (text, write) => write(text) });
 
