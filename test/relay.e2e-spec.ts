@@ -677,7 +677,7 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     expect([...new Set(published)]).toEqual(ids);
   });
 
-  it('reads two batches ahead of the publish; a failure in the first holds its key back in both batches read ahead: nothing lost, duplicated or reordered', async () => {
+  it('reads one batch ahead of the publish, not more; a failure in the first holds its key back in the batch read ahead: nothing lost, duplicated or reordered', async () => {
     // A backlog of 4 keys × 6 messages, interleaved, written before the relay starts: batches of 5
     // hold messages of every key, so the first key's later messages sit in the batches read ahead.
     const writer = await boot([], { relay: { enabled: false } });
@@ -703,10 +703,11 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     const { app, producer } = await boot([], { publisher, relay: { batchSize: 5, autoStart: false } });
     const watch = new ClaimWatch(app.get(TransactionalMessageEngine).ownership);
     app.get(TransactionalMessageEngine).delivery.start();
-    // The first publish waits at the gate while the relay reads the next two batches.
-    await eventually('two claims read ahead of the first publish', () => watch.started >= 3 && publisher.publishCalls >= 1);
+    // The first publish waits at the gate while the relay reads the next batch. Not two: a claim
+    // read after a failure could pass the messages a claim read before it holds back (see READ_AHEAD).
+    await eventually('one claim read ahead of the first publish', () => watch.started >= 2 && publisher.publishCalls >= 1);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(watch.started).toBe(3); // two ahead, not more
+    expect(watch.started).toBe(2); // one ahead, not more
     expect(publisher.publishSettled).toBe(0);
     held.open();
     const all = [...written.values()].flat();

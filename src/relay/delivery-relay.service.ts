@@ -19,19 +19,23 @@ import { TransportUnavailable } from './delivery/transport-unavailable.js';
 import type { DeadRowVacuum } from './delivery/dead-row-vacuum.js';
 
 /**
- * How many claims the relay reads ahead of the batch it publishes. Two measured +9 % over one on a
- * 100,000-message drain through @platformatic/kafka (bench/RESULTS.md, 2026-12-05 night): the
- * claims run one after the other, and one claim's latency on a busy event loop exceeds a publish.
+ * How many claims the relay reads ahead of the batch it publishes: one. Two measured +9 % on a
+ * 100,000-message drain, but reorder a key (found by the suite on CI, 2026-12-06): a claim read
+ * ahead *after* a failure, once the failed message is due again (its read lifts the key's block),
+ * holds the failed message and a later one of its key, and the claim read *before* the failure
+ * holds the messages in between, which it then holds back as it must; the later message goes out
+ * before them. With one claim ahead, every read starts after the claim before it has held back
+ * what a failure asks. Two would need the claims read ahead released on any failure.
  */
-const READ_AHEAD = 2;
+const READ_AHEAD = 1;
 /** A claim that found nothing. */
 const nothing = (): DeliveryClaim => ({ token: '', messages: [] });
 
 /**
  * @internal Publishes committed messages: claim a batch (per-key heads and their followers, under
  * a lease), connect, publish it (ClaimDelivery), mark. Wakes on the doorbell, polls otherwise,
- * backs off as a whole while the downstream is unreachable; pipelined (the next two claims are read
- * while a batch is published, its mark runs while the next one is published); stops within
+ * backs off as a whole while the downstream is unreachable; pipelined (the next claim is read while
+ * a batch is published, its mark runs while the next one is published); stops within
  * `shutdownTimeoutMs`, releasing what it still holds.
  */
 export class DeliveryRelay {
@@ -163,11 +167,11 @@ export class DeliveryRelay {
   }
 
   /**
-   * The loop is pipelined: while a batch is published, the next two are read (READ_AHEAD), and its
-   * mark runs while the next batch is published. Batches read ahead may hold later messages of the
+   * The loop is pipelined: while a batch is published, the next one is read (READ_AHEAD), and its
+   * mark runs while the next batch is published. A batch read ahead may hold later messages of the
    * keys being published: they go out after them since the batches are published one after the
    * other, in the order they were read, and a failure meanwhile holds its key's later messages back
-   * in every batch read before it (`heldBack`, when that batch's turn comes).
+   * in the batch read before it (`heldBack`, when that batch's turn comes).
    */
   private async run(): Promise<void> {
     const { pollIntervalMs, backoffInitialMs, backoffMaxMs, batchSize } = this.options.relay;

@@ -31,8 +31,8 @@ interface BucketClaim extends DeliveryClaim {
  * the key blocked in memory from the failure on (a batch read before the failure drops the key's
  * later messages: `heldBack`), and every read leaves out blocked keys; the blocked keys of its
  * buckets are read from the database when it takes buckets and at each maintenance (a retry not
- * due, a DEAD message under `onDead: 'hold'`). The next batches are read while one is published;
- * each leaves out the messages in flight (claimed, not yet marked), never a key: a key's next messages
+ * due, a DEAD message under `onDead: 'hold'`). The next batch is read while one is published; it
+ * leaves out the messages in flight (claimed, not yet marked), never a key: a key's next messages
  * go out right after its previous ones, in order, since one relay publishes its batches one after
  * the other.
  *
