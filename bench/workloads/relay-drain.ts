@@ -52,17 +52,8 @@ export interface DrainRates {
  * marked), checked against the topic's end offsets (`topic` null: a `publisher` of the caller's,
  * such as a no-op sink, is checked by the caller). With the relays' boot; `drainRates` gives both.
  */
-export async function drainWithRelay(
-  db: DataSource,
-  topic: string | null,
-  count: number,
-  batchSize = 500,
-  relays = 1,
-  publisher?: MessagePublisher,
-  client: KafkaClientName | undefined = BENCH_CLIENT,
-  relay: { retentionMs?: number } = {},
-): Promise<number> {
-  return (await drainRates(db, topic, count, batchSize, relays, publisher, client, relay)).withBoot;
+export async function drainWithRelay(...args: Parameters<typeof drainRates>): Promise<number> {
+  return (await drainRates(...args)).withBoot;
 }
 
 export async function drainRates(

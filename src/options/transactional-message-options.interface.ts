@@ -70,10 +70,10 @@ export interface RelayOptions {
   listenNotify?: boolean;
   /**
    * PostgreSQL: the relay runs `VACUUM` on the message table once it has deleted or marked this
-   * many messages since the last one and has caught up (not while it drains a backlog). Until a vacuum, the index entries of delivered messages stay
-   * behind in the index the relay reads; autovacuum visits a database at most once a minute, and a
-   * relay at 500 messages/s would read through 30,000 dead entries per claim by then (claims 10×
-   * slower, a backlog that feeds itself). `0`: never (leave it to autovacuum, tuned for the table).
+   * many messages since the last one and has caught up (not while it drains a backlog). Until a
+   * vacuum, the index entries of delivered messages stay behind in the index the relay reads;
+   * autovacuum visits a database at most once a minute, and a relay at 500 messages/s would read
+   * through 30,000 dead entries per claim by then (claims 10× slower, a backlog that feeds itself). `0`: never (leave it to autovacuum, tuned for the table).
    * Needs the table's owner (the user that ran the migrations); otherwise PostgreSQL skips it with a
    * warning. Ignored on MySQL/MariaDB (InnoDB purges them) and SQLite. Default `10000`.
    */

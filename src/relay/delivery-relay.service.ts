@@ -19,19 +19,6 @@ import { TransportUnavailable } from './delivery/transport-unavailable.js';
 import type { DeadRowVacuum } from './delivery/dead-row-vacuum.js';
 
 /**
- * How many claims the relay reads ahead of the batch it publishes: one. Two measured +9 % on a
- * 100,000-message drain, but reorder a key (found by the suite on CI, 2026-12-06): a claim read
- * ahead *after* a failure, once the failed message is due again (its read lifts the key's block),
- * holds the failed message and a later one of its key, and the claim read *before* the failure
- * holds the messages in between, which it then holds back as it must; the later message goes out
- * before them. With one claim ahead, every read starts after the claim before it has held back
- * what a failure asks. Two would need the claims read ahead released on any failure.
- */
-const READ_AHEAD = 1;
-/** A claim that found nothing. */
-const nothing = (): DeliveryClaim => ({ token: '', messages: [] });
-
-/**
  * @internal Publishes committed messages: claim a batch (per-key heads and their followers, under
  * a lease), connect, publish it (ClaimDelivery), mark. Wakes on the doorbell, polls otherwise,
  * backs off as a whole while the downstream is unreachable; pipelined (the next claim is read while
@@ -167,34 +154,44 @@ export class DeliveryRelay {
   }
 
   /**
-   * The loop is pipelined: while a batch is published, the next one is read (READ_AHEAD), and its
-   * mark runs while the next batch is published. A batch read ahead may hold later messages of the
-   * keys being published: they go out after them since the batches are published one after the
-   * other, in the order they were read, and a failure meanwhile holds its key's later messages back
-   * in the batch read before it (`heldBack`, when that batch's turn comes).
+   * The loop is pipelined: while a batch is published, the next one is read, and its mark runs
+   * while the next batch is published. The batch read ahead may hold later messages of the keys
+   * being published: they go out after them since the batches are published one after the other,
+   * and a failure meanwhile holds its key's later messages back in it (`heldBack`, when its turn
+   * comes). One batch ahead, not two: two measured +9 % on a 100,000-message drain but reorder a
+   * key (found by the suite on CI, 2026-12-06): a claim read *after* a failure, once the failed
+   * message is due again (its read lifts the key's block), holds the failed message and a later one
+   * of its key, while the claim read *before* the failure holds the messages in between and holds
+   * them back; the later message goes out before them. With one ahead, every read starts after the
+   * claim before it has held back what a failure asks. Two would need the claims read ahead
+   * released on any failure.
    */
   private async run(): Promise<void> {
     const { pollIntervalMs, backoffInitialMs, backoffMaxMs, batchSize } = this.options.relay;
-    /** Claims read ahead, oldest first; each read after the one before it came back full. */
-    let ahead: Array<Promise<DeliveryClaim>> = [];
+    let prefetch: Promise<DeliveryClaim> | undefined;
     while (this.running) {
       this.lastTickAt = performance.now();
       let more = false;
       try {
-        const prefetched = ahead.length > 0;
-        let claim = await (ahead.shift() ?? this.claim());
+        const prefetched = prefetch !== undefined;
+        let claim = await (prefetch ?? this.claim());
+        prefetch = undefined;
         if (claim.messages.length === 0 && prefetched && this.running) {
-          // The batch before was full and the read-ahead found nothing: its keys were all in flight
+          // The batch before was full and the prefetch found nothing: its keys were all in flight
           // (a backlog in a few deep keys). Wait for that batch's mark, then look again at once
           // instead of sleeping a poll interval.
-          await this.releaseAhead(ahead);
-          ahead = [];
           await this.pendingMark;
           claim = await this.claim();
         }
         if (claim.messages.length > 0) {
           more = claim.messages.length >= batchSize;
-          if (more && this.running) ahead = this.readAhead(ahead, claim);
+          if (more && this.running) {
+            prefetch = this.claim();
+            // Handled from now on: it may reject (a failover, a killed connection, a saturated pool)
+            // while the publish below is awaited, before the next turn awaits it; unhandled, that
+            // rejection would end the process. The next turn still sees the error.
+            prefetch.catch(() => undefined);
+          }
           // A batch that fails outside publishing stays leased until its lease expires, then is taken again.
           await this.deliver(claim).finally(() => this.held.delete(claim));
           if (this.transportFailures > 0) {
@@ -206,8 +203,8 @@ export class DeliveryRelay {
           }
         }
       } catch (error) {
-        await this.releaseAhead(ahead);
-        ahead = [];
+        await this.releasePrefetched(prefetch);
+        prefetch = undefined;
         // Stopping: what failed was cut short by the shutdown (a closed publisher, a closed gate).
         if (!this.running || isBackgroundStopped(error)) break;
         if (error instanceof TransportUnavailable) {
@@ -242,27 +239,8 @@ export class DeliveryRelay {
         await this.doorbell.wait(pollIntervalMs);
       }
     }
-    await this.releaseAhead(ahead);
+    await this.releasePrefetched(prefetch);
     await this.pendingMark;
-  }
-
-  /**
-   * Tops the read-ahead up to READ_AHEAD claims after `current` (a full one). The reads run one
-   * after the other, each leaving out what the ones before it hold (in flight), and only while
-   * they come back full: a backlog is read while its first batches are published, a trickle is not.
-   */
-  private readAhead(ahead: Array<Promise<DeliveryClaim>>, current: DeliveryClaim): Array<Promise<DeliveryClaim>> {
-    const { batchSize } = this.options.relay;
-    while (ahead.length < READ_AHEAD) {
-      const before = ahead.at(-1) ?? Promise.resolve(current);
-      const next = before.then((previous) => (previous.messages.length >= batchSize && this.running ? this.claim() : nothing()));
-      // Handled from now on: it may reject (a failover, a killed connection, a saturated pool)
-      // while the publish is awaited, before the loop awaits it; unhandled, that rejection would
-      // end the process. The loop still sees the error.
-      next.catch(() => undefined);
-      ahead.push(next);
-    }
-    return ahead;
   }
 
   private async claim(force = false): Promise<DeliveryClaim> {
@@ -275,14 +253,11 @@ export class DeliveryRelay {
     return claim;
   }
 
-  /** Gives back what the read-ahead holds (a failure, a stop). */
-  private async releaseAhead(ahead: ReadonlyArray<Promise<DeliveryClaim>>): Promise<void> {
-    for (const read of ahead) {
-      const claim = await read.catch(() => undefined);
-      if (claim && claim.messages.length > 0) {
-        await this.release(claim, claim.messages).catch(() => undefined);
-        this.held.delete(claim);
-      }
+  private async releasePrefetched(prefetch: Promise<DeliveryClaim> | undefined): Promise<void> {
+    const claim = await prefetch?.catch(() => undefined);
+    if (claim && claim.messages.length > 0) {
+      await this.release(claim, claim.messages).catch(() => undefined);
+      this.held.delete(claim);
     }
   }
 
