@@ -78,9 +78,9 @@ describe.each(DATABASE_KINDS)('TransactionalMessageAdmin on %s', (kind) => {
     const half = await producer.sendHalfMessage({ topic: topic.orders, key: 'h', body: {}, checkImmunityMs: 3_600_000 });
     const waiting = [await commit(topic.orders, 'w1'), await commit(topic.orders, 'w2')];
 
-    expect(await admin.count()).toEqual({ HALF: 1, COMMITTED: 2, DEAD: 2, CHECK_EXHAUSTED: 1, DISCARDED: 0 });
+    expect(await admin.count()).toEqual({ HALF: 1, COMMITTED: 2, DELAYED: 0, DEAD: 2, CHECK_EXHAUSTED: 1, DISCARDED: 0 });
     const summary = await admin.summary();
-    expect(summary.counts).toEqual({ HALF: 1, COMMITTED: 2, DEAD: 2, CHECK_EXHAUSTED: 1, DISCARDED: 0 });
+    expect(summary.counts).toEqual({ HALF: 1, COMMITTED: 2, DELAYED: 0, DEAD: 2, CHECK_EXHAUSTED: 1, DISCARDED: 0 });
     expect(summary.relayLagMs).toBeGreaterThanOrEqual(0);
 
     const all: string[] = [];
@@ -115,7 +115,7 @@ describe.each(DATABASE_KINDS)('TransactionalMessageAdmin on %s', (kind) => {
     expect(await admin.replayDead({ topic: topic.orders })).toBe(2);
     expect(await admin.count({ status: 'DEAD' })).toEqual({ DEAD: 0 });
     expect(await relay.drain()).toBe(5); // the parked one, the two replayed, the two waiting
-    expect(await admin.count()).toEqual({ HALF: 0, COMMITTED: 0, DEAD: 0, CHECK_EXHAUSTED: 0, DISCARDED: 0 });
+    expect(await admin.count()).toEqual({ HALF: 0, COMMITTED: 0, DELAYED: 0, DEAD: 0, CHECK_EXHAUSTED: 0, DISCARDED: 0 });
 
     const doomed = await commit(topic.orders, 'doomed');
     refused.add(doomed);
@@ -128,7 +128,7 @@ describe.each(DATABASE_KINDS)('TransactionalMessageAdmin on %s', (kind) => {
   it('refuses what it cannot do cheaply or safely, with the reason', async () => {
     await expect(admin.list({ status: 'DELIVERED' as never })).rejects.toThrow(InvalidMessageError);
     await expect(admin.list({ status: 'DELIVERED' as never })).rejects.toThrow(/finished messages, DELIVERED and ROLLED_BACK, are not listed/);
-    await expect(admin.purge({ status: MessageStatus.HALF })).rejects.toThrow(/a HALF or COMMITTED message is ended or delivered, not purged/);
+    await expect(admin.purge({ status: MessageStatus.HALF })).rejects.toThrow(/a HALF, COMMITTED or DELAYED message is ended or delivered, not purged/);
     await expect(admin.list({}, { limit: 501 })).rejects.toThrow(/page limit 501/);
   });
 

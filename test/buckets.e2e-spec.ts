@@ -405,8 +405,9 @@ describe.each(DATABASE_KINDS)('key buckets on %s', (kind: DatabaseKind) => {
 });
 
 describe.each([
-  ['RetireTransactionalMessageRowLeases', 1],
-  ['AddTransactionalMessageKeyBuckets', 2],
+  ['AddTransactionalMessageDelayedMessages', 1],
+  ['RetireTransactionalMessageRowLeases', 2],
+  ['AddTransactionalMessageKeyBuckets', 3],
 ])('a message table without the migration %s', (migration, undo) => {
   let db: TestDatabase;
   beforeAll(async () => {

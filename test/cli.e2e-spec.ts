@@ -100,7 +100,7 @@ describe.each(DATABASE_KINDS)('the CLI on %s (npx nestjs-transactional-message)'
     const missing = cli('status', '-d', join(ROOT, 'no-such-file.mjs'));
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/Could not load the DataSource file/);
-    expect(cli('list', '-d', file, '--status', 'DELIVERED').err).toMatch(/Allowed choices are HALF, COMMITTED, DEAD, CHECK_EXHAUSTED, DISCARDED/);
+    expect(cli('list', '-d', file, '--status', 'DELIVERED').err).toMatch(/Allowed choices are HALF, COMMITTED, DELAYED, DEAD, CHECK_EXHAUSTED, DISCARDED/);
     // replay takes only DEAD messages: no --status there.
     expect(cli('replay', '-d', file, '--status', 'HALF').err).toMatch(/unknown option '--status'/);
     // A bad table name: one clean line, before anything is loaded (no stack trace).

@@ -30,6 +30,7 @@ describe.each(DATABASE_KINDS)('message table migrations on %s', (kind) => {
         'AddTransactionalMessageOperatorIndex_order_messages1764700000000',
         'AddTransactionalMessageKeyBuckets_order_messages1764800000000',
         'RetireTransactionalMessageRowLeases_order_messages1765000000000',
+        'AddTransactionalMessageDelayedMessages_order_messages1765100000000',
       ]);
       expect(await dataSource.runMigrations()).toEqual([]); // already applied
       const runner = dataSource.createQueryRunner();
@@ -43,6 +44,21 @@ describe.each(DATABASE_KINDS)('message table migrations on %s', (kind) => {
       // The fifth: a relay of the row-lease design sees a relay announced for good, and holds off.
       const marker = "SELECT COUNT(*) AS n FROM order_messages_relay WHERE owner = 'retired:row-lease-relays'";
       expect(Number((await dataSource.query(marker))[0].n)).toBe(1);
+      // The sixth: the due time of delayed messages. Its down leaves a waiting DELAYED message
+      // COMMITTED with its due time as its next attempt: an earlier version's relay still waits for it.
+      expect(await runner.hasColumn('order_messages', 'deliver_at')).toBe(true);
+      const bytes = kind === 'postgres' ? "decode('7b7d', 'hex')" : "X'7b7d'";
+      const due = "'2999-01-01 00:00:00'";
+      await dataSource.query(
+        'INSERT INTO order_messages (id, producer_group, topic, body, content_type, status, created_at, check_immunity_ms, next_attempt_at, deliver_at) ' +
+          `VALUES ('0190f7a6-0000-7000-8000-000000000001', 'shop', 'order.reminder', ${bytes}, 'application/json', 'DELAYED', ${due}, 0, ${due}, ${due})`,
+      );
+      await dataSource.undoLastMigration();
+      expect(await runner.hasColumn('order_messages', 'deliver_at')).toBe(false);
+      const [kept] = await dataSource.query('SELECT status, next_attempt_at FROM order_messages');
+      expect(kept.status).toBe('COMMITTED');
+      expect(String(kept.next_attempt_at instanceof Date ? kept.next_attempt_at.toISOString() : kept.next_attempt_at)).toMatch(/^2999-01-01/);
+      await dataSource.query('DELETE FROM order_messages');
       await dataSource.undoLastMigration();
       expect(Number((await dataSource.query(marker))[0].n)).toBe(0);
       await dataSource.undoLastMigration();

@@ -145,7 +145,7 @@ describe('upgrading from the row-lease relay (PostgreSQL, real Kafka, the earlie
     const migrator = await new DataSource({ ...db.options, migrations: transactionalMessageMigrations() } as never).initialize();
     const ran = (await migrator.runMigrations()).map((m) => m.name);
     await migrator.destroy();
-    expect(ran).toEqual(['RetireTransactionalMessageRowLeases1765000000000']);
+    expect(ran).toEqual(['RetireTransactionalMessageRowLeases1765000000000', 'AddTransactionalMessageDelayedMessages1765100000000']);
 
     // Step 3: this version, whose relay fails k3 twice (retriable); it writes the same keys too.
     dataSource = await new DataSource({ ...db.options, migrations: [] } as never).initialize();

@@ -38,6 +38,7 @@ const PAGE = `<!doctype html>
   .status { font-size: 12px; padding: 1px 6px; border-radius: 10px; background: #e6eaf0; white-space: nowrap; }
   .status.DEAD { background: #fbe3e0; color: #a02c20; } .status.CHECK_EXHAUSTED { background: #fff1d6; color: #8a5a00; }
   .status.HALF { background: #e4efff; color: #1f4f9c; } .status.COMMITTED { background: #e2f5e9; color: #1e6b3a; }
+  .status.DELAYED { background: #efe7fb; color: #5b3a94; }
   .mono { font-family: ui-monospace, monospace; font-size: 12px; }
   #detail { margin-top: 16px; background: #fff; padding: 12px 16px; border-radius: 6px; box-shadow: 0 1px 2px #0002; }
   #detail h2 { font-size: 15px; margin: 0 0 8px; }
@@ -61,13 +62,14 @@ const PAGE = `<!doctype html>
       <option value="CHECK_EXHAUSTED">Parked</option>
       <option value="DEAD">Dead</option>
       <option value="COMMITTED">Waiting to be published</option>
+      <option value="DELAYED">Delayed (not due yet)</option>
       <option value="DISCARDED">Discarded</option>
     </select></label>
     <label>Topic <input id="topic" placeholder="any" data-testid="topic"></label>
     <button class="secondary" id="apply" data-testid="apply">Apply</button>
     <button class="danger" id="replay-all" data-testid="replay-all">Replay every DEAD message shown</button>
   </div>
-  <table><thead><tr><th>Id</th><th>Status</th><th>Topic</th><th>Key</th><th>Stored</th><th>Checks</th><th>Attempts</th><th>Last error</th></tr></thead>
+  <table><thead><tr><th>Id</th><th>Status</th><th>Topic</th><th>Key</th><th>Stored</th><th>Due</th><th>Checks</th><th>Attempts</th><th>Last error</th></tr></thead>
   <tbody id="rows" data-testid="rows"></tbody></table>
   <div id="more"></div>
   <section id="detail" data-testid="detail" hidden></section>
@@ -76,6 +78,7 @@ const PAGE = `<!doctype html>
 const api = location.pathname.replace(/\\/+$/, '') + '/api';
 const $ = (id) => document.getElementById(id);
 const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+const due = (iso) => { if (!iso) return '–'; const s = (Date.parse(iso) - Date.now()) / 1000; if (s <= 0) return 'due'; return 'in ' + (s < 120 ? Math.round(s) + ' s' : s < 7200 ? Math.round(s / 60) + ' min' : s < 172800 ? Math.round(s / 3600) + ' h' : Math.round(s / 86400) + ' d'); };
 const age = (iso) => { const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000); return s < 120 ? Math.round(s) + ' s ago' : s < 7200 ? Math.round(s / 60) + ' min ago' : Math.round(s / 3600) + ' h ago'; };
 const ms = (n) => n < 1000 ? n + ' ms' : n < 120000 ? (n / 1000).toFixed(1) + ' s' : Math.round(n / 60000) + ' min';
 
@@ -93,6 +96,7 @@ async function loadSummary() {
   const s = await call('GET', '/summary');
   const card = (label, value, alert, id) => '<div class="card' + (alert ? ' alert' : '') + '" data-testid="count-' + id + '">' + label + '<b>' + value + '</b></div>';
   $('cards').innerHTML = card('Half', s.counts.HALF, false, 'HALF') + card('Waiting to publish', s.counts.COMMITTED, false, 'COMMITTED') +
+    card('Delayed', s.counts.DELAYED, false, 'DELAYED') +
     card('Parked', s.counts.CHECK_EXHAUSTED, s.counts.CHECK_EXHAUSTED > 0, 'CHECK_EXHAUSTED') + card('Dead', s.counts.DEAD, s.counts.DEAD > 0, 'DEAD') +
     card('Discarded', s.counts.DISCARDED, false, 'DISCARDED') + card('Relay lag', ms(s.relayLagMs), s.relayLagMs > 60000, 'lag') + card('Oldest half', ms(s.oldestHalfAgeMs), false, 'half-age');
 }
@@ -104,9 +108,9 @@ async function loadRows(append) {
   const page = await call('GET', '/messages?' + q);
   after = page.next;
   const html = page.messages.map((m) => '<tr data-id="' + esc(m.id) + '" data-testid="row"><td class="mono">' + esc(m.id) + '</td><td><span class="status ' + esc(m.status) + '">' + esc(m.status) +
-    '</span></td><td>' + esc(m.topic) + '</td><td>' + esc(m.key ?? '–') + '</td><td title="' + esc(m.createdAt) + '">' + age(m.createdAt) + '</td><td>' + m.checkCount +
+    '</span></td><td>' + esc(m.topic) + '</td><td>' + esc(m.key ?? '–') + '</td><td title="' + esc(m.createdAt) + '">' + age(m.createdAt) + '</td><td title="' + esc(m.deliverAt ?? '') + '" data-testid="due">' + due(m.deliverAt) + '</td><td>' + m.checkCount +
     '</td><td>' + m.deliveryAttempts + '</td><td>' + esc(m.lastError ?? '') + '</td></tr>').join('');
-  if (append) $('rows').insertAdjacentHTML('beforeend', html); else $('rows').innerHTML = html || '<tr><td colspan="8" class="empty">Nothing here.</td></tr>';
+  if (append) $('rows').insertAdjacentHTML('beforeend', html); else $('rows').innerHTML = html || '<tr><td colspan="9" class="empty">Nothing here.</td></tr>';
   $('more').innerHTML = after ? '<button class="secondary" id="load-more">More</button>' : '';
   if (after) $('load-more').onclick = () => loadRows(true).catch((e) => notice(e.message, 'error'));
 }
@@ -128,7 +132,7 @@ async function openMessage(id) {
   const field = (k, v) => '<dt>' + k + '</dt><dd>' + esc(v ?? '–') + '</dd>';
   $('detail').hidden = false;
   $('detail').innerHTML = '<h2>Message <span class="mono" data-testid="detail-id">' + esc(m.id) + '</span> <span class="status ' + esc(m.status) + '" data-testid="detail-status">' + esc(m.status) + '</span></h2>' +
-    '<dl>' + field('Topic', m.topic) + field('Key', m.key) + field('Tags', (m.tags || []).join(', ')) + field('Producer group', m.producerGroup) + field('Stored', m.createdAt) +
+    '<dl>' + field('Topic', m.topic) + field('Key', m.key) + field('Tags', (m.tags || []).join(', ')) + field('Producer group', m.producerGroup) + field('Stored', m.createdAt) + field('Due', m.deliverAt) +
     field('Next check', m.nextCheckAt) + field('Delivery attempts', m.deliveryAttempts) + field('Last error', m.lastError) + '</dl>' +
     '<pre class="mono" data-testid="detail-body">' + esc(JSON.stringify(m.body, null, 2)) + '</pre>' +
     '<h2>Checks (' + checks.length + ')</h2>' + (checks.length ? '<table data-testid="checks"><thead><tr><th>#</th><th>When</th><th>Answer</th><th>Error</th><th>Took</th><th>Checker</th></tr></thead><tbody>' +

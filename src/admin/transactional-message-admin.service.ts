@@ -17,6 +17,7 @@ import { LOGGER_CONTEXT } from '../common/constants.js';
 export const LIVE_STATUSES = [
   MessageStatus.HALF,
   MessageStatus.COMMITTED,
+  MessageStatus.DELAYED,
   MessageStatus.DEAD,
   MessageStatus.CHECK_EXHAUSTED,
   MessageStatus.DISCARDED,
@@ -36,7 +37,7 @@ function operatorName(by: OperatorInfo): string {
 
 /** Which messages an operator asks about. Every field narrows; none: every live message. */
 export interface MessageQuery {
-  /** One status or several; default every live status (HALF, COMMITTED, DEAD, CHECK_EXHAUSTED, DISCARDED). */
+  /** One status or several; default every live status (HALF, COMMITTED, DELAYED, DEAD, CHECK_EXHAUSTED, DISCARDED). */
   status?: LiveStatus | LiveStatus[];
   topic?: string;
   key?: string;
@@ -209,7 +210,7 @@ export class TransactionalMessageAdmin {
   async purge(query: Omit<MessageQuery, 'status'> & { status: MessageStatus }, by: OperatorInfo = {}): Promise<number> {
     const purgeable = [MessageStatus.DEAD, MessageStatus.DISCARDED, MessageStatus.CHECK_EXHAUSTED, MessageStatus.DELIVERED, MessageStatus.ROLLED_BACK];
     if (!purgeable.includes(query?.status)) {
-      throw new InvalidMessageError('purge status', query?.status, `one of ${purgeable.join(', ')} (a HALF or COMMITTED message is ended or delivered, not purged)`);
+      throw new InvalidMessageError('purge status', query?.status, `one of ${purgeable.join(', ')} (a HALF, COMMITTED or DELAYED message is ended or delivered, not purged)`);
     }
     const filter = this.filter(query);
     let total = 0;

@@ -226,7 +226,7 @@ export class CheckScheduler {
         if (!isBackgroundStopped(e)) this.logger.error(`Could not record check ${checkNumber} of message ${row.id}: ${(e as Error)?.message ?? e}`);
         return false;
       });
-    if (applied && decision.kind === 'commit') this.notifier.committed();
+    if (applied && decision.kind === 'commit') this.notifier.committedMaybeDelayed();
     if (applied) {
       emitEvent('check.completed', () => ({
         instance: this.options.name,

@@ -94,7 +94,7 @@ common(program.command('migrate'))
   });
 
 common(program.command('status'))
-  .description('counts of what waits (HALF, COMMITTED, DEAD, parked, discarded) and how far behind the relay is')
+  .description('counts of what waits (HALF, COMMITTED, DELAYED, DEAD, parked, discarded) and how far behind the relay is')
   .action((options: CommonOptions) =>
     withAdmin(options, async (admin) => {
       const summary = await admin.summary();
@@ -141,7 +141,7 @@ filters(common(program.command('list')).addOption(new Option('-s, --status <stat
       print(options, page, () =>
         [
           ...page.messages.map((m) =>
-            [m.id, m.status.padEnd(15), m.topic, m.key ?? '-', m.createdAt.toISOString(), `checks ${m.checkCount}`, `attempts ${m.deliveryAttempts}`, m.lastError ?? '']
+            [m.id, m.status.padEnd(15), m.topic, m.key ?? '-', m.createdAt.toISOString(), ...(m.deliverAt ? [`due ${m.deliverAt.toISOString()}`] : []), `checks ${m.checkCount}`, `attempts ${m.deliveryAttempts}`, m.lastError ?? '']
               .join('  ')
               .trimEnd(),
           ),

@@ -28,6 +28,8 @@ export class CommitNotifier {
     private readonly options: ResolvedOptions,
     private readonly store: MessageStore,
     private readonly doorbell: Doorbell,
+    /** The timer of delayed messages (DelayedMessageTimer). */
+    private readonly delayedTimer: { wake(): void },
   ) {
     this.notifyOthers = store.notifyChannel !== null && !options.relay.enabled;
   }
@@ -35,6 +37,23 @@ export class CommitNotifier {
   /** After this, nothing is sent (the module stopped). */
   close(): void {
     this.closed = true;
+  }
+
+  /**
+   * A commit of a message that may be delayed (the explicit API, a check or an operator cannot tell
+   * without reading it): the timer of delayed messages looks, and the relay too.
+   */
+  committedMaybeDelayed(): void {
+    this.delayedTimer.wake();
+    this.committed();
+  }
+
+  /**
+   * A delayed message was committed: the timer of delayed messages learns its due time now. (Other
+   * instances' timers learn it within their poll interval: nothing is sent to them.)
+   */
+  committedDelayed(): void {
+    this.delayedTimer.wake();
   }
 
   committed(): void {

@@ -1,6 +1,9 @@
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import {
+  type MessageDelay,
   encodeBody,
+  validateDelayMs,
+  validateDeliverAt,
   validateDurationMs,
   validateKey,
   validateProperties,
@@ -34,6 +37,13 @@ export interface HalfMessageHandle {
   setProperty(name: string, value: string): this;
   /** Check immunity of this message, in ms. Overrides the option. */
   setCheckImmunity(ms: number): this;
+  /**
+   * Delays the message: published no sooner than `ms` after it is stored (by the database's clock);
+   * 0 removes a delay. Overrides the `delayMs`/`deliverAt` options.
+   */
+  setDelay(ms: number): this;
+  /** Delays the message until `at` (by the database's clock). Overrides the `delayMs`/`deliverAt` options. */
+  setDeliverAt(at: Date): this;
   /** COMMIT (the default): the message is committed with the transaction and delivered. */
   commit(): this;
   /** ROLLBACK: business writes still commit, the message is stored ROLLED_BACK and never delivered. */
@@ -51,6 +61,8 @@ export class HalfMessageDraft implements HalfMessageHandle {
   tags: string[] | undefined;
   properties: Record<string, string> = {};
   checkImmunityMs: number | undefined;
+  /** Set by the method: a delay, null (no delay, whatever the options say), or undefined (the options decide). */
+  delay: MessageDelay | null | undefined;
 
   constructor(
     readonly topic: string,
@@ -83,6 +95,17 @@ export class HalfMessageDraft implements HalfMessageHandle {
 
   setCheckImmunity(ms: number): this {
     this.checkImmunityMs = validateDurationMs('checkImmunityMs', ms, this.label);
+    return this;
+  }
+
+  setDelay(ms: number): this {
+    const delayMs = validateDelayMs(ms, this.label);
+    this.delay = delayMs === 0 ? null : { delayMs };
+    return this;
+  }
+
+  setDeliverAt(at: Date): this {
+    this.delay = { at: validateDeliverAt(at, this.label) };
     return this;
   }
 

@@ -2,6 +2,8 @@ import { INSTANCE_NAME_RULE, isInstanceName } from '../options/instance-name.js'
 import { validateIsolationLevel } from '../options/isolation-level.js';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import {
+  validateDelayMs,
+  validateDeliverAt,
   validateDurationMs,
   validateKey,
   validateProperties,
@@ -10,7 +12,7 @@ import {
 } from '../message/encode-message.js';
 import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
 
-const KNOWN = new Set(['topic', 'key', 'tags', 'properties', 'body', 'checkImmunityMs', 'mandatory', 'isolationLevel', 'instance']);
+const KNOWN = new Set(['topic', 'key', 'tags', 'properties', 'body', 'checkImmunityMs', 'delayMs', 'deliverAt', 'mandatory', 'isolationLevel', 'instance']);
 
 /**
  * @internal Validates everything about `@TransactionalMessage` options that is known when the
@@ -33,6 +35,11 @@ export function validateMethodOptions(options: TransactionalMessageOptions, wher
     throw new InvalidMessageError('body option', options.body, 'a function (args, result) => body', where);
   }
   if (options.checkImmunityMs !== undefined) validateDurationMs('checkImmunityMs', options.checkImmunityMs, where);
+  if (options.delayMs !== undefined && options.deliverAt !== undefined) {
+    throw new InvalidMessageError('delay', { delayMs: options.delayMs, deliverAt: options.deliverAt }, 'either delayMs or deliverAt, not both', where);
+  }
+  if (options.delayMs !== undefined && typeof options.delayMs !== 'function') validateDelayMs(options.delayMs, where);
+  if (options.deliverAt !== undefined && typeof options.deliverAt !== 'function') validateDeliverAt(options.deliverAt, where);
   if (options.mandatory !== undefined && typeof options.mandatory !== 'boolean') {
     throw new InvalidMessageError('mandatory option', options.mandatory, 'true or false', where);
   }

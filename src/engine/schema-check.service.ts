@@ -54,6 +54,12 @@ export class SchemaCheck {
           'the migration RetireTransactionalMessageRowLeases has not run (it makes key buckets the only relay design; see the README\'s Upgrading)',
         );
       }
+      // The sixth migration: the due time of delayed messages.
+      try {
+        await dataSource.query(`SELECT ${q('deliver_at')} FROM ${q(tableName)} WHERE 1 = 0`);
+      } catch (error) {
+        throw new MessageTableMissingError(tableName, `the migration AddTransactionalMessageDelayedMessages has not run: ${(error as Error).message}`);
+      }
     }
     if (this.options.inbox.enabled) {
       const inbox = this.options.inbox.tableName;
@@ -72,7 +78,7 @@ export class SchemaCheck {
     const p = this.store.dialect.param;
     const rows: Array<{ producer_group: string }> = await dataSource.query(
       `SELECT DISTINCT ${q('producer_group')} AS producer_group FROM ${q(tableName)} ` +
-        `WHERE ${q('status')} IN ('${MessageStatus.HALF}', '${MessageStatus.COMMITTED}') AND ${q('producer_group')} <> ${p(1)}`,
+        `WHERE ${q('status')} IN ('${MessageStatus.HALF}', '${MessageStatus.COMMITTED}', '${MessageStatus.DELAYED}') AND ${q('producer_group')} <> ${p(1)}`,
       [producerGroup],
     );
     if (rows.length > 0) throw new MessageTableSharedError(tableName, producerGroup, rows.map((r) => r.producer_group).sort());

@@ -27,6 +27,7 @@ import { KafkaPublisher } from '../publisher/kafka/kafka.publisher.js';
 import type { MessagePublisher } from '../publisher/message-publisher.interface.js';
 import { DeliveryRelay } from '../relay/delivery-relay.service.js';
 import { DeadRowVacuum } from '../relay/delivery/dead-row-vacuum.js';
+import { DelayedMessageTimer } from '../relay/delayed-message-timer.js';
 import { BucketOwnership } from '../relay/ownership/bucket.ownership.js';
 import type { DeliveryOwnership } from '../relay/ownership/delivery-ownership.js';
 import { PgNotificationListener } from '../relay/pg-notification.listener.js';
@@ -36,6 +37,7 @@ import { TransactionalMessageRelay } from './transactional-message.relay.js';
 import { AdminStore } from '../store/admin.store.js';
 import { BucketStore } from '../store/bucket.store.js';
 import { CheckStore } from '../store/check.store.js';
+import { DelayedStore } from '../store/delayed.store.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import { poolSize } from '../store/dialects/pool-size.js';
 import { MessageStore } from '../store/message.store.js';
@@ -57,7 +59,7 @@ const START_CONNECT_WAIT_MS = 5_000;
  * - `init()`: check the DataSource and the message table (fail with the fix), guard PostgreSQL
  *   connections, connect the transaction adapters, install the query guard;
  * - `instrument()`: metrics and tracing;
- * - `start()`: LISTEN, delivery, checks, pruning (when the relay runs here), inbox pruning;
+ * - `start()`: LISTEN, delivery, the timer of delayed messages, checks, pruning (when the relay runs here), inbox pruning;
  * - `stop()` (while the DataSource is open): the checks first (no new handler call; what no
  *   handler was called for is released, uncounted), then delivery (finish or release the batch in
  *   flight), pruning and LISTEN; then close background database access, so that nothing still in
@@ -103,6 +105,7 @@ export class TransactionalMessageEngine {
   readonly listener: PgNotificationListener;
   readonly pruner: Pruner;
   readonly inboxPruner: InboxPruner;
+  readonly delayedTimer: DelayedMessageTimer;
 
   readonly schema: SchemaCheck;
   readonly preparedStatements: PreparedStatementsCheck;
@@ -143,7 +146,8 @@ export class TransactionalMessageEngine {
     this.typeormTransactional = new TypeormTransactionalBridge(options);
     this.runner = new TransactionRunner(options, this.cls, this.typeormTransactional);
     this.doorbell = new Doorbell();
-    this.notifier = new CommitNotifier(options, this.store, this.doorbell);
+    this.delayedTimer = new DelayedMessageTimer(options, this.background, new DelayedStore(this.store), this.doorbell);
+    this.notifier = new CommitNotifier(options, this.store, this.doorbell, this.delayedTimer);
 
     this.sender = new MessageSender(options, this.runner, this.store, this.notifier);
     this.checkHandlers = new CheckHandlerRegistry();
@@ -164,7 +168,7 @@ export class TransactionalMessageEngine {
     this.context = new TransactionContext(this.runner);
     this.producer = new TransactionalMessageProducer(options, this.runner, this.storeTransactions, this.store, this.sender, this.notifier);
     this.inbox = new TransactionalInbox(options, this.runner, this.inboxStore);
-    this.relay = new TransactionalMessageRelay(options, this.delivery, this.checks);
+    this.relay = new TransactionalMessageRelay(options, this.delivery, this.checks, this.delayedTimer);
     this.admin = new TransactionalMessageAdmin(options, this.storeTransactions, this.adminStore, this.producer, this.notifier);
     this.health = new TransactionalMessageHealthIndicator(options, this.delivery, this.admin);
     this.metrics = new TransactionalMessageMetrics(options, this.admin);
@@ -206,6 +210,7 @@ export class TransactionalMessageEngine {
     }
     await this.listener.start();
     this.delivery.start();
+    this.delayedTimer.start();
     await this.checks.start();
     this.pruner.start();
     this.logger.log(`Relay ${this.identity} started`);
@@ -217,7 +222,8 @@ export class TransactionalMessageEngine {
     this.stopped = true;
     this.metrics.stop();
     // Independent of each other, so one shutdownTimeoutMs bounds them together.
-    await Promise.all([this.checks.stop(), this.delivery.stop(), this.pruner.stop(), this.inboxPruner.stop()]);
+    const timeout = this.options.relay.shutdownTimeoutMs;
+    await Promise.all([this.checks.stop(), this.delivery.stop(), this.delayedTimer.stop(timeout), this.pruner.stop(), this.inboxPruner.stop()]);
     await this.listener.stop();
     this.background.close();
     this.notifier.close();

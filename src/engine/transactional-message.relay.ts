@@ -1,6 +1,7 @@
 import { CheckScheduler } from '../check/check-scheduler.service.js';
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import type { ResolvedOptions } from '../options/transactional-message-options.interface.js';
+import type { DelayedMessageTimer } from '../relay/delayed-message-timer.js';
 import { DeliveryRelay } from '../relay/delivery-relay.service.js';
 
 /**
@@ -18,16 +19,20 @@ export class TransactionalMessageRelay {
     private readonly options: ResolvedOptions,
     private readonly delivery: DeliveryRelay,
     private readonly checks: CheckScheduler,
+    private readonly delayed: DelayedMessageTimer,
   ) {}
 
   /**
    * Publishes every committed message that is due now and resolves with how many were published
-   * (acknowledged by the broker and marked DELIVERED). A message that fails is retried after its
-   * backoff, not by this call. Rejects when the downstream cannot be reached. The messages of the
-   * key buckets this instance holds: all of them when it is the only relay running.
+   * (acknowledged by the broker and marked DELIVERED). Delayed messages are published once due: a
+   * delayed message whose due time has come is made COMMITTED first and published by this call. A
+   * message that fails is retried after its backoff, not by this call. Rejects when the downstream
+   * cannot be reached. The messages of the key buckets this instance holds: all of them when it is
+   * the only relay running.
    */
-  drain(): Promise<number> {
+  async drain(): Promise<number> {
     this.requireRelay('drain()');
+    await this.delayed.promoteDue();
     return this.delivery.drain();
   }
 

@@ -17,7 +17,7 @@ export interface EventSource {
  */
 export interface TransactionalMessageEventMap {
   /** A message was written in its transaction (the transaction may still roll back). */
-  'message.stored': EventSource & { id: string; topic: string; key: string | null; status: MessageStatus.HALF | MessageStatus.COMMITTED | MessageStatus.ROLLED_BACK; bytes: number };
+  'message.stored': EventSource & { id: string; topic: string; key: string | null; status: MessageStatus.HALF | MessageStatus.COMMITTED | MessageStatus.DELAYED | MessageStatus.ROLLED_BACK; bytes: number };
   /** A half message was ended by the explicit API or an operator (COMMIT or ROLLBACK). */
   'message.ended': EventSource & { id: string; outcome: 'COMMIT' | 'ROLLBACK' };
   /**

@@ -1,7 +1,7 @@
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { MessageBodyNotSerializableError } from '../errors/message-body-not-serializable.error.js';
 import { MessageTooLargeError } from '../errors/message-too-large.error.js';
-import { BYTES_CONTENT_TYPE, encodeMessage, JSON_CONTENT_TYPE, validateTopic } from './encode-message.js';
+import { BYTES_CONTENT_TYPE, encodeMessage, JSON_CONTENT_TYPE, MAX_DELAY_MS, validateDelay, validateTopic } from './encode-message.js';
 
 const defaults = { producerGroup: 'shop', maxMessageBytes: 100, checkImmunityMs: 10_000 };
 
@@ -93,5 +93,29 @@ describe('validateTopic', () => {
 
   it.each(['', '.', '..', 'has space', 'x'.repeat(250), 'a/b', 'ü', 42, undefined])('refuses %p', (topic) => {
     expect(() => validateTopic(topic, 'somewhere')).toThrow(/Invalid message topic .* in somewhere: expected a Kafka topic name/);
+  });
+});
+
+describe('validateDelay', () => {
+  it('takes delayMs or deliverAt, not both; 0 or nothing is no delay', () => {
+    expect(validateDelay(undefined, undefined)).toBeNull();
+    expect(validateDelay(0, undefined)).toBeNull();
+    expect(validateDelay(1_000, undefined)).toEqual({ delayMs: 1_000 });
+    expect(validateDelay(MAX_DELAY_MS, null)).toEqual({ delayMs: MAX_DELAY_MS });
+    const at = new Date(Date.now() + 60_000);
+    const delay = validateDelay(undefined, at) as { at: Date };
+    expect(delay.at.getTime()).toBe(at.getTime());
+    expect(delay.at).not.toBe(at); // a copy: a later change of the caller's Date changes nothing
+    // An instant already past is due at once, not an error.
+    expect(validateDelay(undefined, new Date(0))).toEqual({ at: new Date(0) });
+    expect(() => validateDelay(5, at)).toThrow(/either delayMs or deliverAt, not both/);
+  });
+
+  it.each([-1, 1.5, NaN, Infinity, MAX_DELAY_MS + 1, '100'])('refuses delayMs %p', (value) => {
+    expect(() => validateDelay(value, undefined, 'OrderService.pay')).toThrow(/delayMs .* in OrderService.pay: expected a whole number of milliseconds from 0 to 31536000000 \(365 days\)/);
+  });
+
+  it.each([new Date('x'), '2030-01-01', 1_900_000_000_000, new Date(Date.now() + MAX_DELAY_MS + 60_000)])('refuses deliverAt %p', (value) => {
+    expect(() => validateDelay(undefined, value)).toThrow(InvalidMessageError);
   });
 });

@@ -23,7 +23,18 @@ export interface EncodedMessage {
   body: Buffer;
   contentType: typeof JSON_CONTENT_TYPE | typeof BYTES_CONTENT_TYPE;
   checkImmunityMs: number;
+  /** When the message is due (a delayed message), or null: due as soon as it is committed. */
+  delay: MessageDelay | null;
 }
+
+/**
+ * @internal When a delayed message is due: `delayMs` after it is stored (by the database's clock),
+ * or at the instant `at`.
+ */
+export type MessageDelay = { readonly delayMs: number } | { readonly at: Date };
+
+/** The longest a message may be delayed: 365 days (RocketMQ's timer messages default to 3 days; cloud services allow up to 40). */
+export const MAX_DELAY_MS = 365 * 86_400_000;
 
 /** @internal What the module's options fix for every message. */
 export interface MessageDefaults {
@@ -139,6 +150,44 @@ export function validateDurationMs(field: string, value: unknown, where?: string
   return value;
 }
 
+/** @internal Validates `delayMs`: a whole number of ms from 0 to MAX_DELAY_MS. */
+export function validateDelayMs(value: unknown, where?: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_DELAY_MS) {
+    throw new InvalidMessageError('delayMs', value, `a whole number of milliseconds from 0 to ${MAX_DELAY_MS} (365 days)`, where);
+  }
+  return value;
+}
+
+/**
+ * @internal Validates `deliverAt`: a valid Date at most 365 days ahead (by this process's clock; a
+ * time in the past is due at once).
+ */
+export function validateDeliverAt(value: unknown, where?: string): Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
+    throw new InvalidMessageError('deliverAt', value, 'a valid Date (the instant from which the message may be published)', where);
+  }
+  if (value.getTime() - Date.now() > MAX_DELAY_MS) {
+    throw new InvalidMessageError('deliverAt', value, 'a Date at most 365 days ahead (schedule anything later with a scheduler of your own)', where);
+  }
+  return new Date(value.getTime());
+}
+
+/**
+ * @internal The delay of a message from its `delayMs` and `deliverAt` (at most one of them), or
+ * null. `delayMs: 0` is no delay.
+ */
+export function validateDelay(delayMs: unknown, deliverAt: unknown, where?: string): MessageDelay | null {
+  const hasDelay = delayMs !== undefined && delayMs !== null;
+  const hasAt = deliverAt !== undefined && deliverAt !== null;
+  if (hasDelay && hasAt) {
+    throw new InvalidMessageError('delay', { delayMs, deliverAt }, 'either delayMs or deliverAt, not both', where);
+  }
+  if (hasAt) return { at: validateDeliverAt(deliverAt, where) };
+  if (!hasDelay) return null;
+  const ms = validateDelayMs(delayMs, where);
+  return ms === 0 ? null : { delayMs: ms };
+}
+
 /** @internal Serialises a body: bytes stay bytes, everything else becomes JSON. */
 export function encodeBody(topic: string, body: unknown): Pick<EncodedMessage, 'body' | 'contentType'> {
   let bytes: boolean;
@@ -183,6 +232,7 @@ export function encodeMessage(input: MessageInput, defaults: MessageDefaults, wh
     input.checkImmunityMs === undefined
       ? defaults.checkImmunityMs
       : validateDurationMs('checkImmunityMs', input.checkImmunityMs, where);
+  const delay = validateDelay(input.delayMs, input.deliverAt, where);
   const { body, contentType } = encodeBody(topic, input.body);
   const size = messageSize(body, key, tags, properties);
   if (size > defaults.maxMessageBytes) {
@@ -198,6 +248,7 @@ export function encodeMessage(input: MessageInput, defaults: MessageDefaults, wh
     body,
     contentType,
     checkImmunityMs,
+    delay,
   };
 }
 

@@ -3,16 +3,22 @@
  *
  * ```text
  * HALF ──commit──▶ COMMITTED ──published──▶ DELIVERED
- *  │ └──rollback─▶ ROLLED_BACK      └──retries exhausted──▶ DEAD ──replay──▶ COMMITTED
- *  │                                                          └──discard──▶ DISCARDED
+ *  │ │               ▲     └──retries exhausted──▶ DEAD ──replay──▶ COMMITTED
+ *  │ │   (delayed) ──┴─ due ── DELAYED                 └──discard──▶ DISCARDED
+ *  │ └──rollback─▶ ROLLED_BACK
  *  └──checks exhausted, onExhausted 'park'──▶ CHECK_EXHAUSTED (an operator commits or rolls back)
  * ```
+ *
+ * A committed message with a delay (`delayMs`, `deliverAt`) is DELAYED until it is due, then
+ * COMMITTED like any other.
  */
 export enum MessageStatus {
   /** Stored, invisible to consumers; the local transaction's outcome is not known yet. */
   HALF = 'HALF',
   /** The local transaction committed; waiting for the relay to publish it. */
   COMMITTED = 'COMMITTED',
+  /** The local transaction committed; a delayed message waiting for its due time (`deliverAt`), then COMMITTED. */
+  DELAYED = 'DELAYED',
   /** The local transaction rolled back; never delivered. */
   ROLLED_BACK = 'ROLLED_BACK',
   /** Published to the broker and acknowledged. */
@@ -28,6 +34,7 @@ export enum MessageStatus {
 /** @internal Statuses in which the local transaction counts as committed. */
 export const COMMITTED_STATUSES: ReadonlySet<MessageStatus> = new Set([
   MessageStatus.COMMITTED,
+  MessageStatus.DELAYED,
   MessageStatus.DELIVERED,
   MessageStatus.DEAD,
   MessageStatus.DISCARDED,

@@ -21,4 +21,15 @@ export interface MessageInput<TBody = unknown> {
    * Defaults to the module's `checkImmunityMs` (10 000).
    */
   checkImmunityMs?: number;
+  /**
+   * A delayed message: not published until this many milliseconds after it is stored (by the
+   * database's clock), 0 to 365 days. While it waits, later messages of its key go out without it;
+   * see the README's *Delayed messages*. Not with `deliverAt`.
+   */
+  delayMs?: number;
+  /**
+   * A delayed message: not published before this instant (compared with the database's clock), at
+   * most 365 days ahead; an instant already past is due at once. Not with `delayMs`.
+   */
+  deliverAt?: Date;
 }

@@ -87,7 +87,7 @@ export class TransactionalMessageMetrics {
     on('inbox.processed', (e) => inbox.add(1, { 'instance.name': instance, consumer: e.consumer, duplicate: e.duplicate }));
 
     if (!this.options.producer) return;
-    const waiting = meter.createObservableGauge('transactional_message.messages.waiting', { description: 'Messages by live status (HALF, COMMITTED, DEAD, CHECK_EXHAUSTED, DISCARDED)' });
+    const waiting = meter.createObservableGauge('transactional_message.messages.waiting', { description: 'Messages by live status (HALF, COMMITTED, DELAYED, DEAD, CHECK_EXHAUSTED, DISCARDED)' });
     const lag = meter.createObservableGauge('transactional_message.relay.lag', { unit: 'ms', description: 'Age of the oldest message waiting to be published' });
     const halfAge = meter.createObservableGauge('transactional_message.half.oldest_age', { unit: 'ms', description: 'Age of the oldest half message' });
     const observe: BatchObservableCallback = async (result) => {

@@ -24,6 +24,17 @@ export interface TransactionalMessageOptions<TArgs extends unknown[] = any[], TR
   /** Check immunity of the message in ms when it ends UNKNOWN. Default: the module's `checkImmunityMs`. */
   checkImmunityMs?: number;
   /**
+   * A delayed message: published no sooner than this many ms after it is stored (by the database's
+   * clock), 0 to 365 days. While it waits, the later messages of its key go out without it (see the
+   * README's *Delayed messages*). Not with `deliverAt`. Default: no delay.
+   */
+  delayMs?: FromCall<TArgs, TResult, number | undefined>;
+  /**
+   * A delayed message: published no sooner than this instant (by the database's clock), at most 365
+   * days ahead; an instant already past is due at once. Not with `delayMs`. Default: no delay.
+   */
+  deliverAt?: FromCall<TArgs, TResult, Date | undefined>;
+  /**
    * Refuse to run (TransactionRequiredError) unless the caller already has a transaction to join.
    * Default `false`: join one if there is one, else open one.
    */

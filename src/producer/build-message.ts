@@ -1,6 +1,7 @@
 import type { HalfMessageDraft } from '../context/half-message-draft.js';
 import type { TransactionalMessageOptions } from '../options/message-method-options.interface.js';
 import { encodeMessage, validateProperties, type EncodedMessage, type MessageDefaults } from '../message/encode-message.js';
+import type { MessageInput } from '../message/message.interface.js';
 import { TransactionStatus } from '../message/transaction-status.enum.js';
 import { storingTraceContext } from '../telemetry/tracing.js';
 
@@ -30,11 +31,19 @@ export function buildMessage(
       properties: { ...validateProperties(fromCall(options.properties), label), ...draft.properties },
       body,
       checkImmunityMs: draft.checkImmunityMs ?? options.checkImmunityMs,
+      ...delayOf(draft, options, fromCall),
     },
     defaults,
     label,
     draft.id,
   );
+}
+
+/** The delay the method set on its draft (whichever kind) wins over the options: one delay per message. */
+function delayOf(draft: HalfMessageDraft, options: TransactionalMessageOptions, fromCall: (option: unknown) => unknown): Pick<MessageInput, 'delayMs' | 'deliverAt'> {
+  if (draft.delay === undefined) return { delayMs: fromCall(options.delayMs) as number, deliverAt: fromCall(options.deliverAt) as Date };
+  if (draft.delay === null) return {};
+  return 'at' in draft.delay ? { deliverAt: draft.delay.at } : { delayMs: draft.delay.delayMs };
 }
 
 /** @internal The message with the trace context of the call storing it (when something is traced), for the relay and the consumer to continue. */

@@ -38,6 +38,7 @@ export class MessageSender implements MethodSender {
   }
 
   private readonly wakeRelay = () => this.notifier.committed();
+  private readonly wakeDelayedTimer = () => this.notifier.committedDelayed();
 
   sendFromMethod(
     instance: object,
@@ -51,10 +52,10 @@ export class MessageSender implements MethodSender {
       const result = await method.apply(instance, args);
       if (scope.ended) throw new TransactionContextEndedError(label);
       const message = withTraceContext(buildMessage(draft, options, args, result, label, this.defaults));
-      const status = STATUS_OF_OUTCOME[draft.outcome];
-      await this.store.insert(scope.manager, message, status);
+      const status = await this.store.insert(scope.manager, message, STATUS_OF_OUTCOME[draft.outcome]);
       emitEvent('message.stored', () => ({ instance: this.instance, producerGroup: message.producerGroup, id: message.id, topic: message.topic, key: message.key, status, bytes: message.body.length }));
       if (status === MessageStatus.COMMITTED) scope.afterCommit.push(this.wakeRelay);
+      if (status === MessageStatus.DELAYED) scope.afterCommit.push(this.wakeDelayedTimer);
       return result;
     });
   }

@@ -193,7 +193,7 @@ export class TransactionalMessageProducer {
         result = await this.store.end(manager, id, requested);
         if (result === 'ended') emitEvent('message.ended', () => ({ instance: this.options.name, producerGroup: this.options.producerGroup, id, outcome: requested }));
       },
-      () => result === 'ended' && requested === 'COMMIT' && this.notifier.committed(),
+      () => result === 'ended' && requested === 'COMMIT' && this.notifier.committedMaybeDelayed(),
     );
   }
 

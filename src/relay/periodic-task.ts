@@ -3,21 +3,27 @@ import { isBackgroundStopped } from '../context/background-work.js';
 import { Doorbell } from '../common/doorbell.js';
 
 /**
- * @internal Runs `round` every `intervalMs` in the background until stopped; a failing round is
- * logged and the next one runs on schedule. `stop()` wakes the wait and waits for the round in
- * progress, at most `timeoutMs`.
+ * @internal Runs `round` every `intervalMs` in the background until stopped, or after the ms a
+ * round returns when it returns a number (sooner); `wake()` runs the next round at once. A failing
+ * round is logged and the next one runs on schedule. `stop()` wakes the wait and waits for the
+ * round in progress, at most `timeoutMs`.
  */
 export class PeriodicTask {
-  private readonly wake = new Doorbell();
+  private readonly bell = new Doorbell();
   private running = false;
   private loop: Promise<void> | undefined;
 
   constructor(
     private readonly name: string,
     private readonly intervalMs: number,
-    private readonly round: (isRunning: () => boolean) => Promise<void>,
+    private readonly round: (isRunning: () => boolean) => Promise<number | void>,
     private readonly logger: Logger,
   ) {}
+
+  /** Runs the next round now (or right after the one in progress). */
+  wake(): void {
+    this.bell.ring();
+  }
 
   start(): void {
     if (this.running) return;
@@ -28,7 +34,7 @@ export class PeriodicTask {
   async stop(timeoutMs: number): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    this.wake.ring();
+    this.bell.ring();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.loop, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
     clearTimeout(timer);
@@ -36,13 +42,15 @@ export class PeriodicTask {
 
   private async run(): Promise<void> {
     while (this.running) {
+      let wait = this.intervalMs;
       try {
-        await this.round(() => this.running);
+        const next = await this.round(() => this.running);
+        if (typeof next === 'number') wait = Math.min(wait, Math.max(0, next));
       } catch (error) {
         if (!this.running || isBackgroundStopped(error)) break;
         this.logger.error(`${this.name} failed: ${(error as Error)?.message ?? error}`);
       }
-      if (this.running) await this.wake.wait(this.intervalMs);
+      if (this.running) await this.bell.wait(wait);
     }
   }
 }

@@ -1,7 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { MessageStatus } from '../message/message-status.enum.js';
 import type { TransactionStatus } from '../message/transaction-status.enum.js';
-import { affected, type MessageStore } from './message.store.js';
+import { affected, commitSet, type MessageStore } from './message.store.js';
 import { messageColumns, toStoredMessage, type MessageRow } from './message-row.js';
 import { SqlParams } from './sql-params.js';
 
@@ -107,7 +107,7 @@ export class CheckStore {
     let set: string;
     switch (decision.kind) {
       case 'commit':
-        set = `status = '${MessageStatus.COMMITTED}', transaction_ended_at = ${d.now()}, next_check_at = NULL, next_attempt_at = ${d.now()}`;
+        set = commitSet(d);
         break;
       case 'rollback':
         set = `status = '${MessageStatus.ROLLED_BACK}', transaction_ended_at = ${d.now()}, next_check_at = NULL`;

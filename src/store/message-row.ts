@@ -19,7 +19,7 @@ const PLAIN_COLUMNS = [
   'delivery_attempts',
   'last_error',
 ];
-const TIME_COLUMNS = ['created_at', 'transaction_ended_at', 'next_check_at', 'next_attempt_at', 'delivered_at'];
+const TIME_COLUMNS = ['created_at', 'transaction_ended_at', 'next_check_at', 'next_attempt_at', 'deliver_at', 'delivered_at'];
 
 /** @internal The select list that `toStoredMessage` reads, optionally qualified by a table alias. */
 export function messageColumns(dialect: SqlDialect, alias?: string): string {
@@ -75,6 +75,7 @@ export function toStoredMessage(row: Record<string, unknown>): MessageRow {
     deliveryAttempts: Number(row.delivery_attempts),
     nextAttemptAt: parseDbTime(row.next_attempt_at),
     lastError: row.last_error === null ? null : String(row.last_error),
+    deliverAt: parseDbTime(row.deliver_at),
     deliveredAt: parseDbTime(row.delivered_at),
   };
 }
@@ -105,6 +106,8 @@ export class DeliveryRow implements MessageRow {
   readonly deliveryAttempts: number;
   readonly nextAttemptAt = null;
   readonly lastError: string | null;
+  /** Not read by the relay (a message it reads is due). */
+  readonly deliverAt = null;
   readonly deliveredAt = null;
   #decoded: { value: unknown } | undefined;
 

@@ -4,14 +4,29 @@ import { TransactionAlreadyEndedError } from '../errors/transaction-already-ende
 import type { EncodedMessage } from '../message/encode-message.js';
 import { endTransition } from '../message/end-transition.js';
 import { MessageStatus } from '../message/message-status.enum.js';
-import { parseDbTime, type SqlDialect } from './dialects/sql-dialect.interface.js';
+import { parseDbTime, timeText, type SqlDialect } from './dialects/sql-dialect.interface.js';
 import { messageColumns, publicMessage, toStoredMessage } from './message-row.js';
 import { keyBucket } from './key-bucket.js';
 import { hash32, SqlParams } from './sql-params.js';
 import type { CheckAttempt, StoredMessage } from './stored-message.interface.js';
 
-/** The status a message is first stored with. */
+/** The outcome a message is first stored with (a committed message with a delay is stored DELAYED). */
 export type InitialStatus = MessageStatus.HALF | MessageStatus.COMMITTED | MessageStatus.ROLLED_BACK;
+
+/** The status a message was stored with. */
+export type StoredStatus = InitialStatus | MessageStatus.DELAYED;
+
+/**
+ * @internal The SET list that commits a half message: COMMITTED and due now, or, with a due time
+ * (a delayed message), DELAYED until then (the relay's timer makes it COMMITTED when it is due, also
+ * when that has passed already).
+ */
+export function commitSet(d: SqlDialect): string {
+  return (
+    `status = CASE WHEN deliver_at IS NULL THEN '${MessageStatus.COMMITTED}' ELSE '${MessageStatus.DELAYED}' END, ` +
+    `transaction_ended_at = ${d.now()}, next_check_at = NULL, next_attempt_at = COALESCE(deliver_at, ${d.now()})`
+  );
+}
 
 /** What ending a half message did. */
 export type EndResult = 'ended' | 'already-ended';
@@ -46,9 +61,14 @@ export class MessageStore {
    * first takes that key's lock for the rest of the transaction, so that messages of one key are
    * numbered (seq) in the order their transactions commit; the relay delivers them in that order.
    */
-  async insert(manager: EntityManager, message: EncodedMessage, status: InitialStatus): Promise<void> {
+  async insert(manager: EntityManager, message: EncodedMessage, outcome: InitialStatus): Promise<StoredStatus> {
     const d = this.dialect;
     const p = new SqlParams(d);
+    // The due time of a delayed message: by the database's clock from now, or the instant given
+    // (bound where it is written: '?' placeholders bind in text order).
+    const { delay } = message;
+    const deliverAt = () => (delay === null ? 'NULL' : 'at' in delay ? d.timeParam(p.add(timeText(delay.at))) : d.nowPlusMs(p.add(delay.delayMs)));
+    const status = outcome === MessageStatus.COMMITTED && message.delay !== null ? MessageStatus.DELAYED : outcome;
     const values = [
       p.list([
         message.id,
@@ -65,12 +85,13 @@ export class MessageStore {
       d.now(),
       status === MessageStatus.HALF ? 'NULL' : d.now(),
       status === MessageStatus.HALF ? d.nowPlusMs(p.add(message.checkImmunityMs)) : 'NULL',
-      status === MessageStatus.COMMITTED ? d.now() : 'NULL',
+      status === MessageStatus.COMMITTED ? d.now() : status === MessageStatus.DELAYED ? deliverAt() : 'NULL',
+      deliverAt(),
     ].join(', ');
     // Every message carries its key bucket (the fourth migration's column): the relays own buckets.
     const columns =
       'id, producer_group, topic, message_key, tags, properties, body, content_type, status, check_immunity_ms, ' +
-      'created_at, transaction_ended_at, next_check_at, next_attempt_at, bucket';
+      'created_at, transaction_ended_at, next_check_at, next_attempt_at, deliver_at, bucket';
     const allValues = `${values}, ${p.add(keyBucket(message.key, message.id))}`;
     const lock = message.key === null ? undefined : d.keyLock({ lockClass: this.lockClass, key: message.key, keyLockTable: this.keyLockTable }, p);
     for (const [statement, params] of lock?.before ?? []) await manager.query(statement, params);
@@ -78,6 +99,7 @@ export class MessageStore {
     // No NOTIFY here: it would serialise concurrent commits (see CommitNotifier). Prepared: parsed and
     // planned once per connection instead of on every call (measured in bench/RESULTS.md).
     await (this.preparedStatements ? d.queryPrepared(manager, sql, p.values) : manager.query(sql, p.values));
+    return status;
   }
 
   /**
@@ -91,10 +113,9 @@ export class MessageStore {
     const d = this.dialect;
     const committed = requested === 'COMMIT';
     const p = new SqlParams(d);
+    const outcome = committed ? commitSet(d) : `status = '${MessageStatus.ROLLED_BACK}', transaction_ended_at = ${d.now()}, next_check_at = NULL, next_attempt_at = NULL`;
     const sql =
-      `UPDATE ${this.t} SET status = ${p.add(committed ? MessageStatus.COMMITTED : MessageStatus.ROLLED_BACK)}, ` +
-      `transaction_ended_at = ${d.now()}, next_check_at = NULL, next_attempt_at = ${committed ? d.now() : 'NULL'}, ` +
-      `lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL ` +
+      `UPDATE ${this.t} SET ${outcome}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL ` +
       `WHERE id = ${p.add(id)} AND status IN ('${MessageStatus.HALF}', '${MessageStatus.CHECK_EXHAUSTED}')`;
     if ((await affected(manager, sql, p.values)) > 0) return 'ended';
     const current = await this.findStatus(manager, id);

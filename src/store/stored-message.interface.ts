@@ -27,6 +27,11 @@ export interface StoredMessage {
   deliveryAttempts: number;
   nextAttemptAt: Date | null;
   lastError: string | null;
+  /**
+   * A delayed message's due time: it is not published before (by the database's clock). Null for a
+   * message without a delay.
+   */
+  deliverAt: Date | null;
   deliveredAt: Date | null;
 }
 

@@ -1,8 +1,11 @@
 import { hash32 } from '../sql-params.js';
 import { createBucketTables, dropBucketTables, retireRowLeases, unretireRowLeases } from './bucket-tables.js';
+import { createDelayedMessages, dropDelayedMessages } from './delayed-messages.js';
 import { KEY_LOCK_BUCKETS, type SqlDialect } from './sql-dialect.interface.js';
 
 const q = (identifier: string): string => `\`${identifier}\``;
+
+const DELAYED = { quote: q, time: 'DATETIME(3)', partialIndexes: false, dropIndex: (table: string, index: string) => `ALTER TABLE ${q(table)} DROP INDEX ${q(index)}` };
 
 /** @internal MySQL 8 and MariaDB 10.6+. Times are DATETIME(3) in UTC, independent of the session time zone. */
 export const mysqlDialect: SqlDialect = {
@@ -31,6 +34,7 @@ export const mysqlDialect: SqlDialect = {
   now: () => 'UTC_TIMESTAMP(3)',
   ageMs: (column) => `(TIMESTAMPDIFF(MICROSECOND, ${column}, UTC_TIMESTAMP(3)) / 1000)`,
   nowPlusMs: (param) => `(UTC_TIMESTAMP(3) + INTERVAL (${param} * 1000) MICROSECOND)`,
+  timeParam: (param) => `CAST(${param} AS DATETIME(3))`,
   selectTime: (column) => `DATE_FORMAT(${column}, '%Y-%m-%d %H:%i:%s.%f')`,
   createTables: (t) => [
     `CREATE TABLE \`${t}\` (
@@ -103,6 +107,8 @@ export const mysqlDialect: SqlDialect = {
   dropBuckets: (t) => dropBucketTables(t, { quote: q }),
   retireRowLeases: (t) => retireRowLeases(t, { quote: q, partialIndexes: false, forever: "'9999-12-31 23:59:59.999'" }),
   unretireRowLeases: (t) => unretireRowLeases(t, { quote: q, partialIndexes: false }, (table, index) => `ALTER TABLE ${q(table)} DROP INDEX ${q(index)}`),
+  createDelayedMessages: (t) => createDelayedMessages(t, DELAYED),
+  dropDelayedMessages: (t) => dropDelayedMessages(t, DELAYED),
   upsert: (table, columns, values, _key, update) =>
     `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${values}) ON DUPLICATE KEY UPDATE ${update.map((c) => `${c} = VALUES(${c})`).join(', ')}`,
   createInboxTable: (t) => [

@@ -1,11 +1,14 @@
 import { hash32 } from '../sql-params.js';
 import { createBucketTables, dropBucketTables, retireRowLeases, unretireRowLeases } from './bucket-tables.js';
+import { createDelayedMessages, dropDelayedMessages } from './delayed-messages.js';
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
 import { queryPreparedPg } from './prepared-sql.js';
 import { probePreparedStatements } from './prepared-statements.probe.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
 const q = (identifier: string): string => `"${identifier}"`;
+
+const DELAYED = { quote: q, time: 'TIMESTAMPTZ(3)', partialIndexes: true, dropIndex: (_: string, index: string) => `DROP INDEX IF EXISTS ${q(index)}` };
 
 /** @internal PostgreSQL 12+. */
 export const postgresDialect: SqlDialect = {
@@ -37,6 +40,7 @@ export const postgresDialect: SqlDialect = {
   // float8, not int: a duration of 2^31 ms (about 24.8 days) or more overflows int4, and a
   // retention or a maximum age of 30 days is common. float8 holds every whole ms up to 2^53.
   nowPlusMs: (param) => `(statement_timestamp() + ${param}::float8 * interval '1 millisecond')`,
+  timeParam: (param) => `(${param}::timestamp AT TIME ZONE 'UTC')`,
   selectTime: (column) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS')`,
   createTables: (t) => [
     `CREATE TABLE "${t}" (
@@ -88,6 +92,8 @@ export const postgresDialect: SqlDialect = {
   dropBuckets: (t) => dropBucketTables(t, { quote: q }),
   retireRowLeases: (t) => retireRowLeases(t, { quote: q, partialIndexes: true, forever: "'9999-12-31 23:59:59+00'" }),
   unretireRowLeases: (t) => unretireRowLeases(t, { quote: q, partialIndexes: true }, (_, index) => `DROP INDEX IF EXISTS ${q(index)}`),
+  createDelayedMessages: (t) => createDelayedMessages(t, DELAYED),
+  dropDelayedMessages: (t) => dropDelayedMessages(t, DELAYED),
   upsert: (table, columns, values, key, update) =>
     `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${values}) ON CONFLICT (${key}) DO UPDATE SET ${update.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`,
   createInboxTable: (t) => [

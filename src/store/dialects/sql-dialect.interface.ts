@@ -63,6 +63,8 @@ export interface SqlDialect {
   nowPlusMs(param: string): string;
   /** Milliseconds from time column `column` to now, by the database's clock. */
   ageMs(column: string): string;
+  /** The time in placeholder `param`, bound as UTC text 'YYYY-MM-DD HH:MM:SS.mmm' (see `timeText`). */
+  timeParam(param: string): string;
   /** An expression that reads time column `column` as UTC text 'YYYY-MM-DD HH:MM:SS.mmm...'. */
   selectTime(column: string): string;
   /** DDL creating the message table, its check-history table and their indexes. */
@@ -80,6 +82,9 @@ export interface SqlDialect {
   /** DDL of the fifth migration: key buckets become the only relay design (see `retireRowLeases`). */
   retireRowLeases(table: string): string[];
   unretireRowLeases(table: string): string[];
+  /** DDL of the sixth migration: the due time of delayed messages and the indexes that find them. */
+  createDelayedMessages(table: string): string[];
+  dropDelayedMessages(table: string): string[];
   /**
    * An INSERT of one row that, when the primary key `key` already has a row, updates `update`
    * (columns) to the values it would have inserted.
@@ -94,6 +99,11 @@ export function parseDbTime(value: unknown): Date | null {
   if (value === null || value === undefined) return null;
   const text = String(value);
   return new Date(`${text.slice(0, 10)}T${text.slice(11, 23)}Z`);
+}
+
+/** @internal A Date as the UTC text `timeParam` reads. */
+export function timeText(date: Date): string {
+  return date.toISOString().slice(0, 23).replace('T', ' ');
 }
 
 /** @internal Number of per-key lock buckets on databases without advisory locks (MySQL/MariaDB). */

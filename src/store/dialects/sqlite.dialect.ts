@@ -1,9 +1,12 @@
 import { createBucketTables, dropBucketTables, retireRowLeases, unretireRowLeases } from './bucket-tables.js';
+import { createDelayedMessages, dropDelayedMessages } from './delayed-messages.js';
 import { deadKeyIndex, operatorIndex, partialIndexes } from './partial-indexes.js';
 import type { SqlDialect } from './sql-dialect.interface.js';
 
 const q = (identifier: string): string => `"${identifier}"`;
 const NOW = `strftime('%Y-%m-%d %H:%M:%f', 'now')`;
+
+const DELAYED = { quote: q, time: 'TEXT', partialIndexes: true, dropIndex: (_: string, index: string) => `DROP INDEX IF EXISTS ${q(index)}` };
 
 /** @internal SQLite 3.35+ (better-sqlite3). Times are UTC text 'YYYY-MM-DD HH:MM:SS.mmm', which sorts as time. */
 export const sqliteDialect: SqlDialect = {
@@ -31,6 +34,7 @@ export const sqliteDialect: SqlDialect = {
   now: () => NOW,
   ageMs: (column) => `((julianday('now') - julianday(${column})) * 86400000.0)`,
   nowPlusMs: (param) => `strftime('%Y-%m-%d %H:%M:%f', 'now', (${param} / 1000.0) || ' seconds')`,
+  timeParam: (param) => param,
   selectTime: (column) => column,
   createTables: (t) => [
     `CREATE TABLE "${t}" (
@@ -80,6 +84,8 @@ export const sqliteDialect: SqlDialect = {
   dropBuckets: (t) => dropBucketTables(t, { quote: q }),
   retireRowLeases: (t) => retireRowLeases(t, { quote: q, partialIndexes: true, forever: "'9999-12-31 23:59:59.999'" }),
   unretireRowLeases: (t) => unretireRowLeases(t, { quote: q, partialIndexes: true }, (_, index) => `DROP INDEX IF EXISTS ${q(index)}`),
+  createDelayedMessages: (t) => createDelayedMessages(t, DELAYED),
+  dropDelayedMessages: (t) => dropDelayedMessages(t, DELAYED),
   upsert: (table, columns, values, key, update) =>
     `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${values}) ON CONFLICT (${key}) DO UPDATE SET ${update.map((c) => `${c} = excluded.${c}`).join(', ')}`,
   createInboxTable: (t) => [

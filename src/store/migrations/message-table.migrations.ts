@@ -34,6 +34,7 @@ export function transactionalMessageMigrations(options: TransactionalMessageMigr
     migration(`AddTransactionalMessageOperatorIndex${suffix}1764700000000`, (d) => d.createOperatorIndex(table), (d) => d.dropOperatorIndex(table)),
     migration(`AddTransactionalMessageKeyBuckets${suffix}1764800000000`, (d) => d.createBuckets(table), (d) => d.dropBuckets(table)),
     migration(`RetireTransactionalMessageRowLeases${suffix}1765000000000`, (d) => d.retireRowLeases(table), (d) => d.unretireRowLeases(table)),
+    migration(`AddTransactionalMessageDelayedMessages${suffix}1765100000000`, (d) => d.createDelayedMessages(table), (d) => d.dropDelayedMessages(table)),
   ];
 }
 
