@@ -6,14 +6,20 @@
 # prints the timeline, and exits 0 only if the final state is consistent. Runs on an embedded
 # SQLite file unless DATABASE_URL is set (postgres://..., mysql://... or mariadb://...): then
 # only Kafka is started. KAFKA_PORT (default 9092) sets the broker's port and the app's
-# KAFKA_BROKERS together. Stops what it started.
+# KAFKA_BROKERS together. SHOP_TRANSPORT=rabbitmq runs it on RabbitMQ instead of Kafka
+# (RABBITMQ_PORT, default 5672; started when down). Stops what it started.
 set -euo pipefail
 export KAFKA_PORT="${KAFKA_PORT:-9092}"
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
+case "${SHOP_TRANSPORT:-kafka}" in
+  kafka) broker=kafka ;;
+  rabbitmq) broker=rabbitmq ;;
+  *) echo "[demo] SHOP_TRANSPORT must be kafka (the default) or rabbitmq" >&2; exit 2 ;;
+esac
 case "${DATABASE_URL:-}" in
-  "") TM_SERVICES="kafka" ;;
-  postgres://* | postgresql://*) TM_SERVICES="postgres kafka" ;;
-  mysql://* | mariadb://*) TM_SERVICES="mariadb kafka" ;;
+  "") TM_SERVICES="$broker" ;;
+  postgres://* | postgresql://*) TM_SERVICES="postgres $broker" ;;
+  mysql://* | mariadb://*) TM_SERVICES="mariadb $broker" ;;
   *) echo "[demo] DATABASE_URL must be postgres://..., mysql://... or mariadb://... (or unset for SQLite)" >&2; exit 2 ;;
 esac
 export TM_SERVICES

@@ -1,6 +1,6 @@
 # Sourced by scripts/test.sh and scripts/demo.sh: Node 24 and the dependencies (installed when
-# missing), the services of TM_SERVICES up (default: postgres mariadb kafka); on exit, stops the
-# services this run started.
+# missing), the services of TM_SERVICES up (default: postgres mariadb kafka transports); on exit,
+# stops the services this run started.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/node-env.sh
@@ -12,9 +12,13 @@ if [[ ! -d node_modules/.bin || package-lock.json -nt node_modules/.package-lock
   npm_config_nodedir="$TM_NODE_DIR" npm install --no-audit --no-fund
 fi
 
-if ! bash scripts/services.sh status | grep -q '^kafka: up'; then
+# grep reads every line (with -q it would stop at the match and the status script die of SIGPIPE under pipefail).
+if ! bash scripts/services.sh status | grep '^kafka: up' >/dev/null; then
   trap 'bash "$ROOT/scripts/services.sh" stop' EXIT
+else
+  # Kafka was up already (not ours to stop): only the transports this run starts are stopped.
+  trap 'bash "$ROOT/scripts/services.sh" stop transports' EXIT
 fi
-for service in ${TM_SERVICES:-postgres mariadb kafka}; do
+for service in ${TM_SERVICES:-postgres mariadb kafka transports}; do
   bash scripts/services.sh start "$service"
 done

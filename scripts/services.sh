@@ -8,6 +8,8 @@
 #   scripts/services.sh start|stop kafka    only Kafka (tests run a broker of their own this way,
 #                                           on other ports: KAFKA_PORT / KAFKA_CONTROLLER_PORT).
 #   scripts/services.sh start postgres|mariadb   only that database.
+#   scripts/services.sh start|stop transports    RabbitMQ, NATS, Redis and Mosquitto (the other
+#                                transports of @nestjs/microservices), started where down.
 #
 # Idempotent: `start` twice is harmless. Kafka is Apache Kafka (KRaft, one node) from Maven
 # Central's jars, cached in .cache/kafka after the first run.
@@ -85,6 +87,57 @@ stop_mariadb() {
   pid_alive "$STATE/mariadb.pid" || return 0
   log "mariadb: stopping (this script started it)"
   kill "$(cat "$STATE/mariadb.pid")" && rm -f "$STATE/mariadb.pid"
+}
+
+# --- The other transports: RabbitMQ, NATS, Redis, Mosquitto (Debian's packages) ---------------
+# Started when nothing answers on their port, each with its PID recorded; `stop transports` stops
+# only those this script started. Ports: RABBITMQ_PORT [5672] NATS_PORT [4222] REDIS_PORT [6379]
+# MQTT_PORT [1883] (the tests derive their URLs from the same variables).
+RABBITMQ_PORT="${RABBITMQ_PORT:-5672}"
+NATS_PORT="${NATS_PORT:-4222}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+MQTT_PORT="${MQTT_PORT:-1883}"
+
+start_rabbitmq() {
+  if port_open "$RABBITMQ_PORT"; then log "rabbitmq: up on 127.0.0.1:$RABBITMQ_PORT"; return; fi
+  command -v rabbitmq-server >/dev/null || { log "rabbitmq: not installed (apt-get install rabbitmq-server)"; return 1; }
+  mkdir -p "$STATE"
+  log "rabbitmq: starting on 127.0.0.1:$RABBITMQ_PORT"
+  # A node of its own (name, distribution port, configuration: Debian's names port 5672), so it
+  # can run beside the machine's on another port.
+  printf 'listeners.tcp.local = 127.0.0.1:%s\n' "$RABBITMQ_PORT" >"$STATE/rabbitmq-$RABBITMQ_PORT.conf"
+  RABBITMQ_NODENAME="tm-$RABBITMQ_PORT@localhost" RABBITMQ_DIST_PORT="$((RABBITMQ_PORT + 20000))" \
+    RABBITMQ_CONFIG_FILE="$STATE/rabbitmq-$RABBITMQ_PORT.conf" rabbitmq-server -detached >/dev/null 2>&1
+  wait_for rabbitmq 120 port_open "$RABBITMQ_PORT"
+  # Debian's wrapper runs the node as the rabbitmq user, which cannot write our PID file: ask the node.
+  rabbitmqctl -q -n "tm-$RABBITMQ_PORT@localhost" eval 'list_to_integer(os:getpid()).' >"$STATE/rabbitmq-$RABBITMQ_PORT.pid"
+}
+
+# start_daemon <name> <port> <executable> -- <arguments>: started in the background where nothing answers on <port>.
+start_daemon() {
+  local name="$1" port="$2"; shift 2
+  if port_open "$port"; then log "$name: up on 127.0.0.1:$port"; return; fi
+  mkdir -p "$STATE"
+  log "$name: starting on 127.0.0.1:$port"
+  start-stop-daemon --start --background --make-pidfile --pidfile "$STATE/$name-$port.pid" --exec "$@"
+  wait_for "$name" 30 port_open "$port"
+}
+
+start_nats() { start_daemon nats "$NATS_PORT" /usr/sbin/nats-server -- -a 127.0.0.1 -p "$NATS_PORT"; }
+start_redis() { start_daemon redis "$REDIS_PORT" /usr/bin/redis-server -- --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no; }
+start_mosquitto() { start_daemon mosquitto "$MQTT_PORT" /usr/sbin/mosquitto -- -p "$MQTT_PORT"; }
+
+start_transports() { start_rabbitmq; start_nats; start_redis; start_mosquitto; }
+
+stop_transports() {
+  local pidfile
+  for pidfile in "$STATE/rabbitmq-$RABBITMQ_PORT.pid" "$STATE/nats-$NATS_PORT.pid" "$STATE/redis-$REDIS_PORT.pid" "$STATE/mosquitto-$MQTT_PORT.pid"; do
+    pid_alive "$pidfile" || { rm -f "$pidfile"; continue; }
+    log "$(basename "$pidfile" .pid): stopping pid $(cat "$pidfile") (this script started it)"
+    kill "$(cat "$pidfile")" || true
+    rm -f "$pidfile"
+  done
+  rm -f "$STATE/rabbitmq-$RABBITMQ_PORT.conf"
 }
 
 # --- Kafka ------------------------------------------------------------------------------------
@@ -177,15 +230,26 @@ status() {
   if pid_alive "$KAFKA_PID"; then echo "kafka: up (127.0.0.1:$KAFKA_PORT, pid $(cat "$KAFKA_PID"))"
   elif port_open "$KAFKA_PORT"; then echo "kafka: up (127.0.0.1:$KAFKA_PORT, not started by this script)"
   else echo "kafka: down"; fi
+  local name port
+  for name in rabbitmq:$RABBITMQ_PORT nats:$NATS_PORT redis:$REDIS_PORT mosquitto:$MQTT_PORT; do
+    port="${name#*:}"
+    port_open "$port" && echo "${name%%:*}: up (127.0.0.1:$port)" || echo "${name%%:*}: down"
+  done
 }
 
 case "${1:-} ${2:-}" in
-  "start ") start_postgres; start_mariadb; start_kafka ;;
-  "stop ") stop_kafka; stop_mariadb; stop_postgres ;;
+  "start ") start_postgres; start_mariadb; start_kafka; start_transports ;;
+  "stop ") stop_kafka; stop_transports; stop_mariadb; stop_postgres ;;
+  "start transports") start_transports ;;
+  "stop transports") stop_transports ;;
+  "start rabbitmq") start_rabbitmq ;;
+  "start nats") start_nats ;;
+  "start redis") start_redis ;;
+  "start mosquitto") start_mosquitto ;;
   "start kafka") start_kafka ;;
   "start postgres") start_postgres ;;
   "start mariadb") start_mariadb ;;
   "stop kafka") stop_kafka ;;
   "status ") status ;;
-  *) echo "usage: $0 start|stop|status, $0 start|stop kafka, or $0 start postgres|mariadb" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status, $0 start|stop kafka|transports, or $0 start postgres|mariadb|rabbitmq|nats|redis|mosquitto" >&2; exit 2 ;;
 esac

@@ -65,6 +65,8 @@ export type { HalfMessage } from './check/half-message.interface.js';
 
 export type { MessagePublisher, OutgoingMessage, PublishFailure } from './publisher/message-publisher.interface.js';
 export { KafkaPublisher } from './publisher/kafka/kafka.publisher.js';
+export { ClientProxyPublisher, type ClientProxyPublisherOptions, type EmittingClient } from './publisher/client-proxy/client-proxy.publisher.js';
+export type { ClientProxyTransport } from './publisher/client-proxy/client-proxy-transport.js';
 export { KAFKA_CLIENTS, DEFAULT_KAFKA_CLIENT, type KafkaOptions, type KafkaSaslOptions, type KafkaClientName } from './publisher/kafka/kafka-options.interface.js';
 export {
   MESSAGE_ID_HEADER,

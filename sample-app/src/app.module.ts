@@ -1,6 +1,7 @@
 import { Global, Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
-import { TransactionalMessageAdminModule, TransactionalMessageModule } from 'nestjs-transactional-message';
+import { ClientsModule, Transport, type ClientProxy } from '@nestjs/microservices';
+import { ClientProxyPublisher, TransactionalMessageAdminModule, TransactionalMessageModule } from 'nestjs-transactional-message';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { CartController } from './cart/cart.controller.js';
 import { CreditController } from './credit/credit.controller.js';
@@ -14,10 +15,16 @@ import { Timeline } from './timeline.service.js';
 
 export interface ShopConfig {
   database: DataSourceOptions;
+  /** Where the messages go: Kafka (the built-in publisher) or RabbitMQ (a ClientProxy). */
+  transport: 'kafka' | 'rabbitmq';
   kafkaBrokers: string[];
+  rabbitmq: { url: string; queue: string };
   /** Demo timings (checks after half a second) instead of the library's production defaults. */
   fast: boolean;
 }
+
+/** The RabbitMQ client the relay publishes through (SHOP_TRANSPORT=rabbitmq). */
+const SHOP_EVENTS = 'SHOP_EVENTS';
 
 /** Closes the DataSource after everything else (the relay stops first, in onModuleDestroy). */
 @Injectable()
@@ -50,11 +57,13 @@ export class AppModule {
       imports: [
         DatabaseModule.forRoot(config.database),
         TransactionalMessageModule.forRootAsync({
-          inject: [DataSource],
-          useFactory: (dataSource: DataSource) => ({
+          // On RabbitMQ the relay publishes through a ClientProxy of @nestjs/microservices.
+          imports: config.transport === 'rabbitmq' ? [ClientsModule.register([{ name: SHOP_EVENTS, transport: Transport.RMQ, options: { urls: [config.rabbitmq.url], queue: config.rabbitmq.queue, queueOptions: { durable: true } } }])] : [],
+          inject: config.transport === 'rabbitmq' ? [DataSource, SHOP_EVENTS] : [DataSource],
+          useFactory: (dataSource: DataSource, events?: ClientProxy) => ({
             dataSource,
             producerGroup: 'shop-orders',
-            kafka: { brokers: config.kafkaBrokers, clientId: 'shop-orders' },
+            ...(events ? { publisher: new ClientProxyPublisher(events) } : { kafka: { brokers: config.kafkaBrokers, clientId: 'shop-orders' } }),
             inbox: { enabled: true },
             // Delivered messages kept a week (the default deletes them when delivered): the demo
             // and the dashboard show them.

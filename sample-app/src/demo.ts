@@ -87,7 +87,7 @@ async function play(shop: Shop, timeoutMs: number): Promise<DemoResult> {
       const view = await api<Order & { message: Pick<StoredMessage, 'id' | 'status'> | null }>('GET', `/orders/${s.order!.id}`);
       if (view.message?.status === 'DELIVERED' && !delivered.has(view.message.id)) {
         delivered.add(view.message.id);
-        shop.timeline.record('relay', `message ${short(view.message.id)} (order ${short(view.id)}) published to Kafka and marked DELIVERED`);
+        shop.timeline.record('relay', `message ${short(view.message.id)} (order ${short(view.id)}) published to ${shop.transport === 'rabbitmq' ? 'RabbitMQ' : 'Kafka'} and marked DELIVERED`);
       }
     }
     problems = await inconsistencies(dataSource, producer, scenarios);
@@ -154,8 +154,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (result.consistent) {
     console.log('Consistent: shipments, credit points and cleared carts exactly for the paid orders, none for the declined one.');
     console.log(
-      '\nRun the shop yourself with `node sample-app/dist/src/main.js` (port 3000) to see, while it runs: the dashboard of the messages at ' +
-        'http://127.0.0.1:3000/ops/messages, Prometheus metrics at /metrics and the health check at /health.',
+      '\nRun the shop yourself to see, while it runs, the dashboard of the messages at http://127.0.0.1:3000/ops/messages, ' +
+        'Prometheus metrics at /metrics and the health check at /health. The demo stopped the broker it started: start it again first, ' +
+        '`bash scripts/services.sh start kafka` (or `start rabbitmq` with SHOP_TRANSPORT=rabbitmq), then `node sample-app/dist/src/main.js` (port 3000).',
     );
     process.exit(0);
   }

@@ -29,6 +29,32 @@ describe('sample shop', () => {
     }
   });
 
+  it('the demo ends consistent on RabbitMQ (SHOP_TRANSPORT=rabbitmq): published through a ClientProxy, consumed by RMQ handlers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shop-'));
+    const queue = `shop.test.${randomBytes(4).toString('hex')}`;
+    const rabbitmqUrl = process.env.RABBITMQ_URL ?? `amqp://guest:guest@127.0.0.1:${process.env.RABBITMQ_PORT ?? 5672}`;
+    try {
+      const result = await runDemo({ transport: 'rabbitmq', queue, rabbitmqUrl, database: databaseOptions({ SQLITE_FILE: join(dir, 'shop.sqlite') }) });
+      expect(result.problems).toEqual([]);
+      expect(result.consistent).toBe(true);
+      expect(result.timeline).toMatch(/check #\d+ of \w+ \(order \w+\): provider says paid → COMMIT/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      // The durable queue of this run.
+      const amqp = await import('amqplib');
+      const connection = await amqp.connect(rabbitmqUrl);
+      const channel = await connection.createChannel();
+      await channel.deleteQueue(queue);
+      await connection.close();
+    }
+  });
+
+  it('refuses an unknown SHOP_TRANSPORT, naming the choices', async () => {
+    const { shopTransport } = await import('../src/bootstrap.js');
+    expect(() => shopTransport({ SHOP_TRANSPORT: 'kafkaa' })).toThrow('SHOP_TRANSPORT="kafkaa": use kafka (the default) or rabbitmq');
+    expect(shopTransport({})).toBe('kafka');
+  });
+
   it('the demo ends consistent on PostgreSQL (DATABASE_URL)', async () => {
     const name = `shop_test_${randomBytes(4).toString('hex')}`;
     const admin = await new DataSource({ type: 'postgres', url: POSTGRES_URL }).initialize();

@@ -2,6 +2,7 @@ import { applyDecorators, createParamDecorator, SetMetadata, UseInterceptors, ty
 import { TransactionalMessageError } from '../errors/transactional-message.error.js';
 import { DEFAULT_INSTANCE_NAME, INSTANCE_NAME_RULE, isInstanceName } from '../options/instance-name.js';
 import { readConsumedMessage, type ConsumedMessage } from './consumed-message.js';
+import { rpcHeaders } from './rpc-headers.js';
 import { INBOX_METADATA, TAG_FILTER_METADATA, type InboxMetadata } from './consumer.constants.js';
 import { TransactionalMessageInterceptor } from './transactional-message.interceptor.js';
 import { parseTagExpression, type TagExpression } from './tag-expression.js';
@@ -67,10 +68,10 @@ export function TagFilter(expression: string): MethodDecorator {
 }
 
 /**
- * Parameter decorator for `@EventPattern` Kafka handlers: the message id, producer group, key,
- * tags and user properties of the record, from its headers.
+ * Parameter decorator for `@EventPattern` handlers: the message id, producer group, key, tags and
+ * user properties of the message, from its headers (Kafka, RabbitMQ, NATS, MQTT 5) or its envelope (Redis).
  */
 export const MessageInfo = createParamDecorator((_data: unknown, context: ExecutionContext): ConsumedMessage => {
-  const rpc = context.switchToRpc().getContext<{ getMessage?: () => { headers?: Record<string, unknown> } }>();
-  return readConsumedMessage(rpc?.getMessage?.()?.headers);
+  const rpc = context.switchToRpc();
+  return readConsumedMessage(rpcHeaders(rpc.getContext(), rpc.getData()));
 });

@@ -4,6 +4,7 @@ import { from, lastValueFrom, of, type Observable } from 'rxjs';
 import { LOGGER_CONTEXT } from '../common/constants.js';
 import { runInConsumerSpan } from '../telemetry/tracing.js';
 import { headerText, readConsumedMessage } from './consumed-message.js';
+import { rpcHeaders, rpcTopic } from './rpc-headers.js';
 import { INBOX_METADATA, TAG_FILTER_METADATA, type InboxMetadata } from './consumer.constants.js';
 import type { TagExpression } from './tag-expression.js';
 import { TransactionalInbox } from './transactional-inbox.service.js';
@@ -48,18 +49,18 @@ export class TransactionalMessageInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'rpc') return next.handle();
-    const rpc = context.switchToRpc().getContext<{ getMessage?: () => { headers?: Record<string, unknown> }; getTopic?: () => string }>();
+    const rpc = context.switchToRpc().getContext<object>();
     if (!rpc || typeof rpc !== 'object') return next.handle();
     const handler = context.getHandler();
     const handlers = this.handled.get(rpc) ?? new Set<Function>();
     if (handlers.has(handler)) return next.handle();
     this.handled.set(rpc, handlers.add(handler));
     const label = `${context.getClass().name}.${handler.name}`;
-    const message = readConsumedMessage(rpc.getMessage?.()?.headers);
+    const headers = rpcHeaders(rpc, context.switchToRpc().getData());
+    const message = readConsumedMessage(headers);
 
     // The handling joins the producing request's trace (when the record carries one and tracing is on).
-    const headers = rpc.getMessage?.()?.headers ?? {};
-    const traced = (work: () => Promise<unknown>) => from(runInConsumerSpan(rpc.getTopic?.(), (name) => headerText(headers[name]), work));
+    const traced = (work: () => Promise<unknown>) => from(runInConsumerSpan(rpcTopic(rpc), (name) => headerText(headers[name]), work));
     const filter = this.reflector.get<TagExpression | undefined>(TAG_FILTER_METADATA, handler);
     if (filter && !filter.matches(message.tags)) {
       this.logger.debug(`${label}: skipped message ${message.id} (tags ${message.tags.join(',') || 'none'} do not match '${filter.source}')`);

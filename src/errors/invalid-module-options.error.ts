@@ -15,10 +15,9 @@ export class InvalidModuleOptionsError extends TransactionalMessageConfiguration
     expected: string,
     /** The module whose options these are. */
     module = 'TransactionalMessageModule',
+    /** Where they are fixed; default the module's forRoot(). */
+    fixIn = `${module}.forRoot()${module === 'TransactionalMessageModule' ? '/forRootAsync()' : ''}`,
   ) {
-    super(
-      `${module} option '${option}' is ${describeValue(value)}; expected ${expected}. ` +
-        `Fix it in ${module}.forRoot()${module === 'TransactionalMessageModule' ? '/forRootAsync()' : ''}.`,
-    );
+    super(`${module} option '${option}' is ${describeValue(value)}; expected ${expected}. Fix it in ${fixIn}.`);
   }
 }
