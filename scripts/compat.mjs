@@ -1,8 +1,9 @@
 // The compatibility matrix: the packed library installed into small applications as users build
 // them (NestJS 11 and 12, CommonJS and ESM, TypeORM 0.3 and 1), each booting the module, calling a
 // decorated method and seeing the record on Kafka; the same apps run again on Node 22; one app
-// runs a Jest unit test the README's way; one publishes with kafkajs, the others with the default
-// client (@platformatic/kafka); one has no Kafka client installed. Run by scripts/test.sh
+// runs a Jest unit test the README's way; one has only kafkajs installed (and publishes with it
+// without naming it), the others both (and publish with @platformatic/kafka); one has no Kafka
+// client installed. Run by scripts/test.sh
 // (`bash scripts/test.sh` does everything); alone: `node scripts/compat.mjs` with Node 24 first on
 // PATH, PostgreSQL and Kafka up. TM_COMPAT_CELLS=nest11-cjs,... runs some cells.
 import { spawnSync } from 'node:child_process';
@@ -22,8 +23,9 @@ const CELLS = [
   // CLI 11's CommonJS template: module commonjs (moduleResolution node10); most such apps are on TypeORM 0.3.
   // Its Jest transforms the library to CommonJS (works on Node 22 and 24, no flag); nest12-cjs's Jest
   // loads it natively with require(esm) (Node 24.9+, --experimental-vm-modules). README, Testing.
-  // This one publishes with kafkajs (kafka.client 'kafkajs'), @platformatic/kafka not installed; the others with the default client.
-  { name: 'nest11-cjs', nest: '^11.1.0', typeorm: '^0.3.31', type: 'commonjs', tsModule: 'commonjs', jest: 'transform', node22: true, kafkaClient: 'kafkajs' },
+  // This one has only kafkajs installed and no kafka.client: the library takes the installed client
+  // (an app of the previous version upgrading); the others have both and take @platformatic/kafka.
+  { name: 'nest11-cjs', nest: '^11.1.0', typeorm: '^0.3.31', type: 'commonjs', tsModule: 'commonjs', jest: 'transform', node22: true, kafkaInstalled: 'kafkajs' },
   { name: 'nest11-esm', nest: '^11.1.0', typeorm: '^0.3.31', type: 'module', tsModule: 'nodenext' },
   { name: 'nest12-cjs', nest: '^12.5.0', typeorm: '^1.1.1', type: 'commonjs', tsModule: 'nodenext', jest: 'native' },
   { name: 'nest12-esm', nest: '^12.5.0', typeorm: '^1.1.1', type: 'module', tsModule: 'nodenext', node22: true },
@@ -81,7 +83,7 @@ function prepare(cell, tarball) {
     rxjs: '^7.8.1',
     // kafkajs: the app's own topic admin and consumer (and the publisher's client in one cell).
     ...(cell.publisher === 'custom' ? {} : { kafkajs: '^2.2.4' }),
-    ...(cell.publisher === 'custom' || cell.kafkaClient === 'kafkajs' ? {} : { '@platformatic/kafka': '^2.12.0' }),
+    ...(cell.publisher === 'custom' || cell.kafkaInstalled === 'kafkajs' ? {} : { '@platformatic/kafka': '^2.12.0' }),
   };
   const devDependencies = {
     typescript: '^6.0.3',
@@ -167,6 +169,27 @@ function runJest(cell, dir, nodeBin) {
   if (code !== 0) throw new Error(`jest failed (${code}):\n${out.slice(-4000)}`);
 }
 
+/**
+ * `npm install git+file://...` of a clone of this repository's HEAD (the README offers installing
+ * from git): npm runs the package's `prepare` (the build) in the clone, so the package holds dist/;
+ * the installed package must load, from import() and from require().
+ */
+function gitInstall() {
+  const source = join(WORK, 'git-source');
+  const app = join(WORK, 'git-install');
+  rmSync(source, { recursive: true, force: true });
+  rmSync(app, { recursive: true, force: true });
+  must('git', ['clone', '--quiet', '--depth', '1', `file://${ROOT}`, source]);
+  mkdirSync(app, { recursive: true });
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'compat-git-install', private: true }, null, 2));
+  must('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock', `git+file://${source}`], { cwd: app });
+  const check =
+    "const esm = await import('nestjs-transactional-message'); const { createRequire } = await import('node:module');" +
+    "const cjs = createRequire(process.cwd() + '/')('nestjs-transactional-message');" +
+    "if (typeof esm.TransactionalMessageModule !== 'function' || cjs.TransactionalMessageModule !== esm.TransactionalMessageModule) process.exit(1);";
+  must(process.execPath, ['--input-type=module', '-e', check], { cwd: app });
+}
+
 const only = process.env.TM_COMPAT_CELLS?.split(',');
 const cells = CELLS.filter((c) => !only || only.includes(c.name));
 const tarball = pack();
@@ -196,6 +219,17 @@ for (const cell of cells) {
   } catch (error) {
     failed = true;
     results.push(`${cell.name}: FAILED after ${runs.join(', ') || 'nothing'}: ${error.message}`);
+  }
+  log(results.at(-1).split('\n')[0]);
+}
+if (!only || only.includes('git-install')) {
+  const started = Date.now();
+  try {
+    gitInstall();
+    results.push(`git-install: ok (npm install git+file://<clone of HEAD> built dist/ through prepare; loads from import and require; ${Math.round((Date.now() - started) / 1000)} s)`);
+  } catch (error) {
+    failed = true;
+    results.push(`git-install: FAILED: ${error.message}`);
   }
   log(results.at(-1).split('\n')[0]);
 }

@@ -16,6 +16,7 @@ import {
   type OutgoingMessage,
 } from '../src/index.js';
 import { InvalidModuleOptionsError } from '../src/errors/invalid-module-options.error.js';
+import { installedKafkaClient } from '../src/publisher/kafka/kafka.publisher.js';
 import { PublisherConfigurationError } from '../src/errors/publisher-configuration.error.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, KAFKA_BROKERS, TestConsumer, uniqueTopic } from './support/kafka.js';
@@ -256,5 +257,18 @@ describe('the kafka.client option', () => {
     const build = () => new KafkaPublisher({ client: 'node-rdkafka' as never, brokers: KAFKA_BROKERS });
     expect(build).toThrow(InvalidModuleOptionsError);
     expect(build).toThrow(/option 'kafka.client' is "node-rdkafka"; expected one of 'kafkajs', '@platformatic\/kafka'/);
+  });
+
+  it('without it, uses the client that is installed: @platformatic/kafka when both are (this repository has both)', async () => {
+    const publisher = new KafkaPublisher({ brokers: KAFKA_BROKERS });
+    expect(publisher.clientName).toBeUndefined(); // decided at the first connect
+    await publisher.connect();
+    try {
+      expect(publisher.clientName).toBe('@platformatic/kafka');
+      expect(await installedKafkaClient()).toBe('@platformatic/kafka');
+    } finally {
+      await publisher.close();
+    }
+    expect(new KafkaPublisher({ brokers: KAFKA_BROKERS, client: 'kafkajs' }).clientName).toBe('kafkajs');
   });
 });

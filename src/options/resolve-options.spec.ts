@@ -61,7 +61,7 @@ describe('resolveOptions', () => {
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: [] } }, "'kafka.brokers' is []"],
     [{ dataSource, producerGroup: 'shop', kafka: {}, publisher: {} }, "either kafka (the Kafka publisher) or publisher, not both"],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], connectionTimeout: 500 } }, "'kafka.connectionTimeout' is 500; expected kafka.connectionTimeoutMs (in ms)"],
-    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], logLevel: 4 } }, "'kafka.logLevel' is 4; expected no such option; known options of kafka are client, brokers, clientId"],
+    [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], logLevel: 4 } }, "'kafka.logLevel' is 4; expected no value: kafka.logLevel was removed in 0.2.0. The client's own log lines go to Nest's Logger at debug"],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], client: 'node-rdkafka' } }, "'kafka.client' is \"node-rdkafka\"; expected one of 'kafkajs', '@platformatic/kafka'"],
     [
       { dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'], client: '@platformatic/kafka', authenticationTimeoutMs: 5000 } },

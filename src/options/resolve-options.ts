@@ -1,7 +1,7 @@
 import { DEFAULT_INSTANCE_NAME } from './instance-name.js';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import { MAX_DURATION_MS } from '../message/encode-message.js';
-import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS, KAFKA_OPTION_NAMES, type KafkaOptions } from '../publisher/kafka/kafka-options.interface.js';
+import { KAFKA_CLIENTS, KAFKA_OPTION_NAMES, type KafkaOptions } from '../publisher/kafka/kafka-options.interface.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import { DEFAULT_INBOX_TABLE_NAME, DEFAULT_TABLE_NAME, validateTableName } from '../store/table-name.js';
 import type {
@@ -262,11 +262,21 @@ const RENAMED_KAFKA_OPTIONS: Record<string, string> = {
   authenticationTimeout: 'authenticationTimeoutMs',
 };
 
+/** Options an earlier version had, and what replaced them (CHANGELOG.md says how to move). */
+const REMOVED_KAFKA_OPTIONS: Record<string, string> = {
+  logLevel:
+    "no value: kafka.logLevel was removed in 0.2.0. The client's own log lines go to Nest's Logger at debug (context " +
+    "'TransactionalMessage:kafkajs'); what really failed is logged once by the relay. Filter with your app's logger levels (see CHANGELOG.md)",
+};
+
 function validateKafka(kafka: KafkaOptions): void {
   if (kafka === null || typeof kafka !== 'object' || Array.isArray(kafka)) {
     throw new InvalidModuleOptionsError('kafka', kafka, "the Kafka client options, e.g. { brokers: ['127.0.0.1:9092'] }");
   }
   for (const name of Object.keys(kafka)) {
+    if (REMOVED_KAFKA_OPTIONS[name]) {
+      throw new InvalidModuleOptionsError(`kafka.${name}`, (kafka as unknown as Record<string, unknown>)[name], REMOVED_KAFKA_OPTIONS[name]);
+    }
     if (RENAMED_KAFKA_OPTIONS[name]) {
       throw new InvalidModuleOptionsError(`kafka.${name}`, (kafka as unknown as Record<string, unknown>)[name], `kafka.${RENAMED_KAFKA_OPTIONS[name]} (in ms)`);
     }
@@ -276,7 +286,9 @@ function validateKafka(kafka: KafkaOptions): void {
   if (client !== undefined && !(KAFKA_CLIENTS as readonly unknown[]).includes(client)) {
     throw new InvalidModuleOptionsError('kafka.client', client, `one of ${KAFKA_CLIENTS.map((c) => `'${c}'`).join(', ')} (installed in your app)`);
   }
-  if ((client ?? DEFAULT_KAFKA_CLIENT) === '@platformatic/kafka' && kafka.authenticationTimeoutMs !== undefined) {
+  // Without kafka.client, the installed client is used (@platformatic/kafka, else kafkajs): there,
+  // @platformatic/kafka ignores it (the publisher says so when it starts).
+  if (client === '@platformatic/kafka' && kafka.authenticationTimeoutMs !== undefined) {
     throw new InvalidModuleOptionsError(
       'kafka.authenticationTimeoutMs',
       kafka.authenticationTimeoutMs,

@@ -1,6 +1,6 @@
 import { lastValueFrom, type Observable } from 'rxjs';
 import { InvalidModuleOptionsError } from '../../errors/invalid-module-options.error.js';
-import { OptionalDependencyMissingError } from '../../errors/optional-dependency-missing.error.js';
+import { isPackageNotInstalled, OptionalDependencyMissingError } from '../../errors/optional-dependency-missing.error.js';
 import { PartialPublishError } from '../../errors/partial-publish.error.js';
 import { JSON_CONTENT_TYPE } from '../../message/encode-message.js';
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../message-publisher.interface.js';
@@ -48,13 +48,16 @@ function loadMicroservices(): Promise<Microservices> {
   return microservices;
 }
 
+const NATS_FEATURE = 'ClientProxyPublisher over NATS (the headers)';
 let natsHeaders: Promise<() => NatsHeaders> | undefined;
 function loadNatsHeaders(): Promise<() => NatsHeaders> {
   const load = async (name: string) => ((await import(name)) as { headers: () => NatsHeaders }).headers;
-  natsHeaders ??= load('@nats-io/transport-node').catch(() =>
+  natsHeaders ??= load('@nats-io/transport-node').catch((first: unknown) =>
     load('nats').catch((error: unknown) => {
       natsHeaders = undefined;
-      throw new OptionalDependencyMissingError('@nats-io/transport-node', 'ClientProxyPublisher over NATS (the headers)', error);
+      // The package that is there and failed says more than the one that is not there.
+      if (!isPackageNotInstalled(first, '@nats-io/transport-node')) throw new OptionalDependencyMissingError('@nats-io/transport-node', NATS_FEATURE, first);
+      throw new OptionalDependencyMissingError(isPackageNotInstalled(error, 'nats') ? '@nats-io/transport-node' : 'nats', NATS_FEATURE, error);
     }),
   );
   return natsHeaders;

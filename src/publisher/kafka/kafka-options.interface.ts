@@ -9,8 +9,9 @@ export type KafkaSaslOptions =
 export const KAFKA_CLIENTS = ['kafkajs', '@platformatic/kafka'] as const;
 export type KafkaClientName = (typeof KAFKA_CLIENTS)[number];
 /**
- * The client when `kafka.client` is not given. @platformatic/kafka: maintained, pure JavaScript,
- * faster than kafkajs on this project's bench (bench/RESULTS.md); it passed the same fault suite and soaks.
+ * The client preferred when `kafka.client` is not given and both are installed. @platformatic/kafka:
+ * maintained, pure JavaScript, faster than kafkajs on this project's bench (bench/RESULTS.md); it
+ * passed the same fault suite and soaks. With only kafkajs installed, kafkajs is used.
  */
 export const DEFAULT_KAFKA_CLIENT: KafkaClientName = '@platformatic/kafka';
 
@@ -21,7 +22,8 @@ export const DEFAULT_KAFKA_CLIENT: KafkaClientName = '@platformatic/kafka';
 export interface KafkaOptions {
   /**
    * The Kafka client: `'@platformatic/kafka'` (2.12+, maintained, pure JavaScript, faster) or
-   * `'kafkajs'` (2.2.4, no longer maintained). Install the one you use. Default `'@platformatic/kafka'`.
+   * `'kafkajs'` (2.2.4, no longer maintained). Install the one you use. Default: the one installed,
+   * `'@platformatic/kafka'` when both are.
    */
   client?: KafkaClientName;
   /** Bootstrap brokers, `'host:port'`, or a function that returns them. Required. */
@@ -36,7 +38,7 @@ export interface KafkaOptions {
   connectionTimeoutMs?: number;
   /** Time to wait for a broker's answer to a request, in ms. Default `30000`. */
   requestTimeoutMs?: number;
-  /** Time allowed for SASL authentication, in ms (kafkajs only). Default `10000`. */
+  /** Time allowed for SASL authentication, in ms (kafkajs only: refused with kafka.client '@platformatic/kafka', ignored when it is picked as the installed one). Default `10000`. */
   authenticationTimeoutMs?: number;
 }
 

@@ -1,43 +1,102 @@
+import { Logger } from '@nestjs/common';
+import { LOGGER_CONTEXT } from '../../common/constants.js';
 import { InvalidModuleOptionsError } from '../../errors/invalid-module-options.error.js';
+import { OptionalDependencyMissingError } from '../../errors/optional-dependency-missing.error.js';
 import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../message-publisher.interface.js';
-import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS, type KafkaOptions } from './kafka-options.interface.js';
-import { KafkaJsPublisher } from './kafkajs.publisher.js';
-import { PlatformaticKafkaPublisher } from './platformatic.publisher.js';
+import { KAFKA_CLIENTS, type KafkaClientName, type KafkaOptions } from './kafka-options.interface.js';
+import { KafkaJsPublisher, loadKafkaJs } from './kafkajs.publisher.js';
+import { loadPlatformaticKafka, PlatformaticKafkaPublisher } from './platformatic.publisher.js';
+
+const FEATURE = 'The Kafka publisher (the `kafka` option)';
+
+/**
+ * @internal The client to use without `kafka.client`: @platformatic/kafka when it is installed,
+ * else kafkajs; OptionalDependencyMissingError naming both when neither is. A client that is
+ * installed and fails to load is that error, not a reason to take the other one.
+ */
+export async function installedKafkaClient(): Promise<KafkaClientName> {
+  try {
+    await loadPlatformaticKafka();
+    return '@platformatic/kafka';
+  } catch (platformatic) {
+    if (!(platformatic instanceof OptionalDependencyMissingError) || platformatic.installed) throw platformatic;
+  }
+  try {
+    await loadKafkaJs();
+    return 'kafkajs';
+  } catch (kafkajs) {
+    if (!(kafkajs instanceof OptionalDependencyMissingError) || kafkajs.installed) throw kafkajs;
+    throw new OptionalDependencyMissingError('@platformatic/kafka', FEATURE, kafkajs.cause, 'kafkajs');
+  }
+}
 
 /**
  * Publishes to Apache Kafka: the module's `kafka` option, or `new KafkaPublisher(options)` as a
- * `publisher` of your own. One contract whichever client `options.client` names (each an
- * optional peer dependency, loaded on first use): an idempotent producer, acknowledgements from
- * all in-sync replicas, one request in flight per connection (a retry cannot reorder a key), one
- * request per publish, the Java client's partitioner for keyed records, bounded client retries
- * (the relay retries with backoff), a fresh producer after any failure, and errors classified as
- * the relay needs them (transport, configuration, the message's fault, unknown).
+ * `publisher` of your own. One contract whichever client `options.client` names, or, without it,
+ * whichever is installed (@platformatic/kafka first; each an optional peer dependency, loaded on
+ * first use): an idempotent producer, acknowledgements from all in-sync replicas, one request in
+ * flight per connection (a retry cannot reorder a key), one request per publish, the Java client's
+ * partitioner for keyed records, bounded client retries (the relay retries with backoff), a fresh
+ * producer after any failure, and errors classified as the relay needs them (transport,
+ * configuration, the message's fault, unknown).
  */
 export class KafkaPublisher implements MessagePublisher {
-  private readonly client: MessagePublisher;
+  private readonly logger = new Logger(LOGGER_CONTEXT);
+  private client: MessagePublisher | undefined;
+  private choosing: Promise<MessagePublisher> | undefined;
 
   /** `defaultClientId`: the client id when `options.clientId` is not given. */
-  constructor(options: KafkaOptions, defaultClientId = 'nestjs-transactional-message') {
-    const client = options.client ?? DEFAULT_KAFKA_CLIENT;
-    if (!(KAFKA_CLIENTS as readonly string[]).includes(client)) {
-      throw new InvalidModuleOptionsError('kafka.client', client, `one of ${KAFKA_CLIENTS.map((c) => `'${c}'`).join(', ')} (installed in your app)`);
+  constructor(
+    private readonly options: KafkaOptions,
+    private readonly defaultClientId = 'nestjs-transactional-message',
+  ) {
+    if (options.client !== undefined && !(KAFKA_CLIENTS as readonly string[]).includes(options.client)) {
+      throw new InvalidModuleOptionsError('kafka.client', options.client, `one of ${KAFKA_CLIENTS.map((c) => `'${c}'`).join(', ')} (installed in your app)`);
     }
-    this.client = client === '@platformatic/kafka' ? new PlatformaticKafkaPublisher(options, defaultClientId) : new KafkaJsPublisher(options, defaultClientId);
+    if (options.client !== undefined) this.client = this.create(options.client);
   }
 
-  connect(): Promise<void> {
-    return this.client.connect();
+  /** The client this publisher runs on: `options.client`, or the one installed (known after the first connect). */
+  get clientName(): KafkaClientName | undefined {
+    return this.client instanceof PlatformaticKafkaPublisher ? '@platformatic/kafka' : this.client ? 'kafkajs' : undefined;
   }
 
-  publish(messages: readonly OutgoingMessage[]): Promise<void> {
-    return this.client.publish(messages);
+  async connect(): Promise<void> {
+    return (await this.chosen()).connect();
+  }
+
+  async publish(messages: readonly OutgoingMessage[]): Promise<void> {
+    return (await this.chosen()).publish(messages);
   }
 
   classify(error: unknown): PublishFailure {
-    return this.client.classify(error);
+    if (error instanceof OptionalDependencyMissingError) return { kind: 'config' };
+    return this.client ? this.client.classify(error) : { kind: 'unknown' };
   }
 
-  close(): Promise<void> {
-    return this.client.close();
+  async close(): Promise<void> {
+    await this.client?.close();
+  }
+
+  private chosen(): Promise<MessagePublisher> {
+    if (this.client) return Promise.resolve(this.client);
+    this.choosing ??= installedKafkaClient().then(
+      (name) => {
+        if (name === '@platformatic/kafka' && this.options.authenticationTimeoutMs !== undefined) {
+          this.logger.warn('kafka.authenticationTimeoutMs is ignored: @platformatic/kafka (the installed client) has none; connectionTimeoutMs and requestTimeoutMs bound authentication');
+        }
+        this.logger.log(`Kafka client: ${name} (installed; kafka.client picks one)`);
+        return (this.client = this.create(name));
+      },
+      (error: unknown) => {
+        this.choosing = undefined;
+        throw error;
+      },
+    );
+    return this.choosing;
+  }
+
+  private create(client: KafkaClientName): MessagePublisher {
+    return client === '@platformatic/kafka' ? new PlatformaticKafkaPublisher(this.options, this.defaultClientId) : new KafkaJsPublisher(this.options, this.defaultClientId);
   }
 }

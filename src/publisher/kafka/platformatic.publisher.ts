@@ -17,7 +17,7 @@ export function loadPlatformaticKafka(): Promise<PlatformaticModule> {
     (module) => module,
     (error: unknown) => {
       platformatic = undefined;
-      throw new OptionalDependencyMissingError('@platformatic/kafka', "The Kafka publisher with kafka.client '@platformatic/kafka'", error);
+      throw new OptionalDependencyMissingError('@platformatic/kafka', 'The Kafka publisher (the `kafka` option)', error);
     },
   );
   return platformatic;
