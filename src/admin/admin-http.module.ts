@@ -29,6 +29,7 @@ import { MessageNotFoundError } from '../errors/message-not-found.error.js';
 import { TransactionAlreadyEndedError } from '../errors/transaction-already-ended.error.js';
 import type { MessageStatus } from '../message/message-status.enum.js';
 import { DASHBOARD_CSP, dashboardPage } from './dashboard.page.js';
+import { unguardedExposureCheck } from './unguarded-exposure.js';
 import { TransactionalMessageAdmin, type LiveStatus, type MessageQuery, type OperatorInfo } from './transactional-message-admin.service.js';
 
 const ADMIN_MODULE = 'TransactionalMessageAdminModule';
@@ -245,6 +246,7 @@ export class TransactionalMessageAdminModule {
       module: TransactionalMessageAdminModule,
       imports: options.imports ?? [],
       controllers: [TransactionalMessageAdminController],
+      providers: options.guard ? [] : [unguardedExposureCheck(path)],
     };
   }
 }
