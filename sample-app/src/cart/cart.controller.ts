@@ -34,6 +34,6 @@ export class CartController {
   async onOrderPaid(@Payload() order: OrderPaid, @MessageInfo() info: ConsumedMessage): Promise<void> {
     const skus = order.items.map((item) => item.sku);
     const { affected } = await this.tx.getRepository(CartItem).delete({ userId: order.userId, sku: In(skus) });
-    this.timeline.record('cart', `message ${short(info.id!)} → cart of ${order.userId} cleared (${affected ?? 0} items)`);
+    this.timeline.record('cart', `message ${short(info.id ?? '(no id)')} → cart of ${order.userId} cleared (${affected ?? 0} items)`);
   }
 }

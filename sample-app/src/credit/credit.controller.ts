@@ -24,7 +24,7 @@ export class CreditController {
   async onOrderPaid(@Payload() order: OrderPaid, @MessageInfo() info: ConsumedMessage): Promise<void> {
     const points = pointsFor(order.amountCents);
     await this.tx.getRepository(CreditEntry).insert({ userId: order.userId, orderId: order.orderId, points });
-    this.timeline.record('credit', `message ${short(info.id!)} → ${points} points for ${order.userId}`);
+    this.timeline.record('credit', `message ${short(info.id ?? '(no id)')} → ${points} points for ${order.userId}`);
   }
 
   @Get(':userId')

@@ -20,7 +20,7 @@ export class LogisticsController {
   async onOrderPaid(@Payload() order: OrderPaid, @MessageInfo() info: ConsumedMessage): Promise<void> {
     const parcels = order.items.reduce((sum, item) => sum + item.quantity, 0);
     await this.tx.getRepository(Shipment).insert({ orderId: order.orderId, userId: order.userId, parcels });
-    this.timeline.record('logistics', `message ${short(info.id!)} → shipment created for order ${short(order.orderId)} (${parcels} parcels)`);
+    this.timeline.record('logistics', `message ${short(info.id ?? '(no id)')} → shipment created for order ${short(order.orderId)} (${parcels} parcels)`);
   }
 
   @Get(':orderId')
