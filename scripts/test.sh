@@ -30,5 +30,17 @@ fi
 bash scripts/pgbouncer.sh >/dev/null
 echo "[test] jest"
 NODE_OPTIONS="--experimental-vm-modules --unhandled-rejections=strict" npx jest --maxWorkers=2 "$@"
+echo "[test] the package as it would be published"
+# npm publish --dry-run packs it (its prepare builds dist/) and checks the manifest; publint checks
+# the package.json against the files; "are the types wrong" resolves each entry point's types as
+# node10, node16 (CommonJS and ESM) and bundlers would. Ignored there, on purpose: a require() of
+# the package resolves to its ES module (CJSResolvesToESM), which Node loads from CommonJS through
+# require(esm) on every Node this package supports (engines ^22.12 || >=24; the compatibility
+# matrix runs CommonJS apps on Node 22 and 24); a CommonJS build beside it is an open item.
+# A manifest npm would "auto-correct" at publish is a failure here: npm 11 drops a bin written "./dist/...".
+publish_log="$(npm publish --dry-run --ignore-scripts 2>&1)" || { echo "$publish_log"; exit 1; }
+if grep -Eq 'auto-corrected|invalid and removed' <<<"$publish_log"; then echo "$publish_log" | grep -E 'warn' >&2; exit 1; fi
+npx publint --strict
+npx attw --pack . --ignore-rules cjs-resolves-to-esm
 echo "[test] compatibility matrix (scripts/compat.mjs)"
 node scripts/compat.mjs
