@@ -91,6 +91,7 @@ describe('the admin dashboard in a real headless Chromium (PostgreSQL)', () => {
         }),
         TransactionalMessageAdminModule.forRoot({ path: 'ops/messages', guard: OperatorGuard }),
         TransactionalMessageAdminModule.forRoot({ path: 'session/messages', guard: SessionGuard }),
+        TransactionalMessageAdminModule.forRoot({ path: 'bearer/messages', guard: OperatorGuard, dashboard: { auth: 'bearer' } }),
       ],
       providers: [Undecided],
     })
@@ -250,6 +251,59 @@ describe('the admin dashboard in a real headless Chromium (PostgreSQL)', () => {
     expect(((await post.json()) as { message: string }).message).toMatch(/need "Content-Type: application\/json" \(got none\)/);
   });
 
+  it('behind a bearer-token guard (dashboard.auth "bearer"): the page asks for the token, or takes it from a link, and sends it with every call', async () => {
+    // A browser with nothing but the page's own requests (no header added by the test).
+    const plain = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const tab = await plain.newPage();
+      const admin = `${url}/bearer/messages`;
+      await tab.goto(admin);
+      await tab.getByTestId('auth').waitFor();
+      expect(await tab.getByTestId('notice').textContent()).toMatch(/Enter the API token/);
+      expect(await tab.getByTestId('row').count()).toBe(0);
+      await tab.screenshot({ path: join(SCREENSHOTS, 'dashboard-5-bearer-asks.png'), fullPage: true });
+      // A wrong token is refused and said so.
+      await tab.getByTestId('token').fill('not-the-token');
+      await tab.getByTestId('use-token').click();
+      await eventually('the refusal', async () => /token was refused \(403\)/.test((await tab.getByTestId('notice').textContent()) ?? ''));
+      await tab.getByTestId('token').fill(TOKEN);
+      await tab.getByTestId('use-token').click();
+      await tab.getByTestId('row').first().waitFor();
+      expect(await tab.getByTestId('auth').isHidden()).toBe(true);
+      await tab.screenshot({ path: join(SCREENSHOTS, 'dashboard-6-bearer-token.png'), fullPage: true });
+      // The API itself still wants the token: the page's requests carried it.
+      expect((await fetch(`${admin}/api/summary`)).status).toBe(403);
+
+      // A link of the application: #token=..., taken out of the address at once.
+      const linked = await plain.newPage();
+      await linked.goto(`${admin}#token=${encodeURIComponent(TOKEN)}`);
+      await linked.getByTestId('row').first().waitFor();
+      expect(new URL(linked.url()).hash).toBe('');
+      // Forgetting it asks again.
+      await linked.getByTestId('forget').click();
+      await linked.getByTestId('auth').waitFor();
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('with a session cookie (dashboard.auth "browser", the default): the page and its calls need nothing but the cookie', async () => {
+    const plain = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      await plain.addCookies([{ name: 'op', value: COOKIE, url }]);
+      const tab = await plain.newPage();
+      await tab.goto(`${url}/session/messages`);
+      await tab.getByTestId('row').first().waitFor();
+      expect(await tab.getByTestId('auth').isHidden()).toBe(true);
+      await tab.screenshot({ path: join(SCREENSHOTS, 'dashboard-7-session-cookie.png'), fullPage: true });
+      // Without the cookie: the page itself is refused.
+      await plain.clearCookies();
+      expect((await tab.goto(`${url}/session/messages`))?.status()).toBe(403);
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('runs behind the application guard, and refuses to be mounted without one', async () => {
     expect((await fetch(`${url}/ops/messages/api/summary`)).status).toBe(403);
     expect((await fetch(`${url}/ops/messages`)).status).toBe(403);
@@ -261,5 +315,8 @@ describe('the admin dashboard in a real headless Chromium (PostgreSQL)', () => {
     expect(() => TransactionalMessageAdminModule.forRoot({ path: 'a b', guard: OperatorGuard })).toThrow(/^TransactionalMessageAdminModule option 'path' is "a b"/);
     expect(() => TransactionalMessageAdminModule.forRoot({ guard: OperatorGuard, instance: 'no spaces' })).toThrow(/^TransactionalMessageAdminModule option 'instance' is "no spaces"/);
     expect(() => TransactionalMessageAdminModule.forRoot({ path: 'ops', allowUnguarded: true })).not.toThrow();
+    expect(() => TransactionalMessageAdminModule.forRoot({ path: 'ops', guard: OperatorGuard, dashboard: { auth: 'token' as never } })).toThrow(
+      /option 'dashboard.auth' is "token"; expected 'browser' \(a session cookie: the default\) or 'bearer'/,
+    );
   });
 });

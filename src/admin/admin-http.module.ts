@@ -28,7 +28,7 @@ import { INSTANCE_NAME_RULE, isInstanceName, registrationToken } from '../option
 import { MessageNotFoundError } from '../errors/message-not-found.error.js';
 import { TransactionAlreadyEndedError } from '../errors/transaction-already-ended.error.js';
 import type { MessageStatus } from '../message/message-status.enum.js';
-import { DASHBOARD_CSP, dashboardPage } from './dashboard.page.js';
+import { DASHBOARD_CSP, dashboardPage, type DashboardAuth } from './dashboard.page.js';
 import { unguardedExposureCheck } from './unguarded-exposure.js';
 import { TransactionalMessageAdmin, type LiveStatus, type MessageQuery, type OperatorInfo } from './transactional-message-admin.service.js';
 
@@ -45,8 +45,15 @@ export interface AdminHttpOptions {
   guard?: Type<CanActivate> | CanActivate;
   /** Mount without a guard (a network you trust, a local tool). Default `false`. */
   allowUnguarded?: boolean;
-  /** Serve the dashboard page at the path (the API is always under `<path>/api`). Default `true`. */
-  dashboard?: boolean;
+  /**
+   * Serve the dashboard page at the path (the API is always under `<path>/api`). Default `true`.
+   * `{ auth: 'bearer' }` for a guard that wants an `Authorization: Bearer` token: the page (which
+   * holds no data) is then served without the guard and sends the token the operator enters, or
+   * that a link of your application passes as `#token=...`, with every API call. Default auth
+   * `'browser'`: the page is behind the guard too and its calls carry what the browser sends by
+   * itself (a session cookie).
+   */
+  dashboard?: boolean | { auth?: DashboardAuth };
   /** Modules that the guard's own dependencies come from (an auth module). Default none. */
   imports?: ModuleMetadata['imports'];
   /**
@@ -154,12 +161,15 @@ export class TransactionalMessageAdminModule {
     const adminToken = registrationToken(TransactionalMessageAdmin, options.instance);
     const guards = options.guard ? [options.guard] : [];
     const withDashboard = options.dashboard !== false;
+    const auth = typeof options.dashboard === 'object' && options.dashboard !== null ? (options.dashboard.auth ?? 'browser') : 'browser';
+    if (auth !== 'browser' && auth !== 'bearer') {
+      throw new InvalidModuleOptionsError('dashboard.auth', auth, "'browser' (a session cookie: the default) or 'bearer' (a token the page sends)", ADMIN_MODULE);
+    }
 
+    /** The page: behind the guard, unless its calls carry a bearer token (then the page, which holds no data, cannot be). */
     @Controller(path)
-    @UseGuards(...guards)
-    class TransactionalMessageAdminController {
-      constructor(@Inject(adminToken) private readonly admin: TransactionalMessageAdmin) {}
-
+    @UseGuards(...(auth === 'bearer' ? [] : guards))
+    class TransactionalMessageDashboardController {
       @Get()
       @Header('content-type', 'text/html; charset=utf-8')
       @Header('cache-control', 'no-store')
@@ -170,8 +180,14 @@ export class TransactionalMessageAdminModule {
       @Header('referrer-policy', 'no-referrer')
       page(): string {
         if (!withDashboard) throw new ForbiddenException('The dashboard is turned off (dashboard: false); the API is under /api.');
-        return dashboardPage();
+        return dashboardPage(auth);
       }
+    }
+
+    @Controller(path)
+    @UseGuards(...guards)
+    class TransactionalMessageAdminController {
+      constructor(@Inject(adminToken) private readonly admin: TransactionalMessageAdmin) {}
 
       @Get('api/summary')
       summary() {
@@ -245,7 +261,7 @@ export class TransactionalMessageAdminModule {
     return {
       module: TransactionalMessageAdminModule,
       imports: options.imports ?? [],
-      controllers: [TransactionalMessageAdminController],
+      controllers: [TransactionalMessageDashboardController, TransactionalMessageAdminController],
       providers: options.guard ? [] : [unguardedExposureCheck(path)],
     };
   }

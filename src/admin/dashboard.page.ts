@@ -5,9 +5,17 @@ import { createHash } from 'node:crypto';
  * over the JSON API next to it. What an operator needs at a glance: the counts and the relay's
  * lag, the messages in doubt (HALF, parked, DEAD) with their check history, and the actions.
  */
-export function dashboardPage(): string {
-  return PAGE;
+export function dashboardPage(auth: DashboardAuth = 'browser'): string {
+  return auth === 'bearer' ? PAGE.replace('<body>', '<body data-auth="bearer">') : PAGE;
 }
+
+/**
+ * How the dashboard's own requests authenticate: `'browser'`, with what the browser sends by
+ * itself (a session cookie, HTTP basic, a client certificate); `'bearer'`, with an
+ * `Authorization: Bearer` token the operator enters (or a link of the application provides, in the
+ * URL's fragment `#token=...`), kept in the tab's sessionStorage.
+ */
+export type DashboardAuth = 'browser' | 'bearer';
 
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -18,6 +26,8 @@ const PAGE = `<!doctype html>
 <style>
   :root { font: 14px/1.4 system-ui, sans-serif; color: #1d2733; background: #f5f7fa; }
   body { margin: 0; }
+  [hidden] { display: none !important; }
+  #auth { padding: 12px 20px 0; margin: 0; }
   header { background: #1d2733; color: #fff; padding: 12px 20px; display: flex; align-items: center; gap: 16px; }
   header h1 { font-size: 17px; margin: 0; flex: 1; }
   main { padding: 16px 20px; }
@@ -51,7 +61,12 @@ const PAGE = `<!doctype html>
 </style>
 </head>
 <body>
-<header><h1>Transactional messages</h1><button class="secondary" id="refresh" data-testid="refresh">Refresh</button></header>
+<header><h1>Transactional messages</h1><button class="secondary" id="forget" data-testid="forget" hidden>Forget token</button><button class="secondary" id="refresh" data-testid="refresh">Refresh</button></header>
+<form id="auth" data-testid="auth" class="bar" hidden>
+  <label>This API needs a bearer token <input id="token" type="password" autocomplete="off" data-testid="token" placeholder="token"></label>
+  <button type="submit" data-testid="use-token">Use it</button>
+  <span>kept in this tab only (sessionStorage)</span>
+</form>
 <main>
   <div class="cards" id="cards" data-testid="summary"></div>
   <div id="notice" data-testid="notice"></div>
@@ -82,12 +97,29 @@ const due = (iso) => { if (!iso) return '–'; const s = (Date.parse(iso) - Date
 const age = (iso) => { const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000); return s < 120 ? Math.round(s) + ' s ago' : s < 7200 ? Math.round(s / 60) + ' min ago' : Math.round(s / 3600) + ' h ago'; };
 const ms = (n) => n < 1000 ? n + ' ms' : n < 120000 ? (n / 1000).toFixed(1) + ' s' : Math.round(n / 60000) + ' min';
 
+// Bearer mode (data-auth="bearer"): the token comes from the operator (the form) or from a link of
+// the application (#token=..., taken out of the address at once); kept for this tab only.
+const bearer = document.body.dataset.auth === 'bearer';
+const TOKEN_KEY = 'tm-dashboard-token:' + api;
+if (bearer && location.hash.startsWith('#token=')) {
+  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(location.hash.slice('#token='.length)));
+  history.replaceState(null, '', location.pathname + location.search);
+}
+const token = () => (bearer ? sessionStorage.getItem(TOKEN_KEY) : null);
+$('forget').hidden = !token();
+
 async function call(method, path, body) {
   // Every POST carries a JSON body: the API refuses state changes without Content-Type: application/json.
   const post = method !== 'GET';
-  const response = await fetch(api + path, { method, headers: post ? { 'content-type': 'application/json' } : {}, body: post ? JSON.stringify(body ?? {}) : undefined });
+  const headers = { ...(post ? { 'content-type': 'application/json' } : {}), ...(token() ? { authorization: 'Bearer ' + token() } : {}) };
+  const response = await fetch(api + path, { method, headers, body: post ? JSON.stringify(body ?? {}) : undefined });
   const data = await response.json().catch(() => ({}));
+  if (bearer && (response.status === 401 || response.status === 403)) {
+    $('auth').hidden = false;
+    throw new Error(token() ? 'The token was refused (' + response.status + '): enter another one.' : 'Enter the API token to see the messages.');
+  }
   if (!response.ok) throw new Error(data.message || response.status + ' ' + response.statusText);
+  $('auth').hidden = true;
   return data;
 }
 function notice(text, kind) { const n = $('notice'); n.textContent = text; n.className = kind || ''; }
@@ -152,6 +184,14 @@ async function openMessage(id) {
 }
 
 async function refresh() { await Promise.all([loadSummary(), loadRows(false)]); }
+$('auth').onsubmit = (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $('token').value);
+  $('token').value = '';
+  $('forget').hidden = false;
+  refresh().then(() => notice('')).catch((e) => notice(e.message, 'error'));
+};
+$('forget').onclick = () => { sessionStorage.removeItem(TOKEN_KEY); $('forget').hidden = true; location.reload(); };
 $('rows').onclick = (event) => { const row = event.target.closest('tr[data-id]'); if (row) openMessage(row.dataset.id).catch((e) => notice(e.message, 'error')); };
 $('refresh').onclick = () => refresh().then(() => notice('')).catch((e) => notice(e.message, 'error'));
 $('apply').onclick = $('refresh').onclick;
