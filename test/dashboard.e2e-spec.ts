@@ -251,6 +251,51 @@ describe('the admin dashboard in a real headless Chromium (PostgreSQL)', () => {
     expect(((await post.json()) as { message: string }).message).toMatch(/need "Content-Type: application\/json" \(got none\)/);
   });
 
+  it('charts the last hour (published per topic, failures, lag, half messages), finds a message by id and a key, and refreshes by itself', async () => {
+    const producer = app.get(TransactionalMessageProducer);
+    const published = await producer.sendMessageInTransaction({ topic: topic.orders, key: 'order-9', body: { orderId: 'order-9' } }, () => TransactionStatus.COMMIT);
+    // This one, and the DEAD message the first test replayed.
+    expect(await app.get(TransactionalMessageRelay).drain()).toBeGreaterThanOrEqual(1);
+    // What the charts are drawn from: this registration's events (the DEAD message of beforeAll failed, this one went out).
+    const activity = (await (await fetch(`${url}/ops/messages/api/activity`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+      bucketMs: number;
+      buckets: Array<{ published: Record<string, number>; failed: number; dead: number; relayLagMs: number | null }>;
+    };
+    expect(activity.bucketMs).toBe(10_000);
+    expect(activity.buckets.reduce((sum, b) => sum + (b.published[topic.orders] ?? 0), 0)).toBeGreaterThanOrEqual(1);
+    expect(activity.buckets.reduce((sum, b) => sum + b.dead, 0)).toBeGreaterThanOrEqual(1);
+    expect(activity.buckets.some((b) => b.relayLagMs !== null)).toBe(true);
+
+    await page.goto(`${url}/ops/messages`);
+    await page.getByTestId('chart-published').waitFor();
+    expect(await page.getByTestId('chart-published').locator(`polyline[data-series="${topic.orders}"]`).count()).toBe(1);
+    for (const id of ['failures', 'lag', 'half']) expect(await page.getByTestId(`chart-${id}`).locator('polyline').count()).toBeGreaterThan(0);
+
+    // Find by id: the message opens. A delivered one is deleted here (retentionMs 0): not found, said.
+    await page.getByTestId('find').fill(ids.half);
+    await page.getByTestId('find-go').click();
+    await eventually('the found message', async () => (await page.getByTestId('detail-id').textContent()) === ids.half);
+    expect(await page.getByTestId('detail-status').textContent()).toBe('HALF');
+    await page.getByTestId('find').fill(published.messageId);
+    await page.getByTestId('find-go').click();
+    await eventually('the delivered one not found', async () => (await page.getByTestId('notice').textContent())?.includes(`No message with id ${published.messageId}`) === true);
+    await page.getByTestId('find').fill('01234567-89ab-7def-8123-456789abcdef');
+    await page.getByTestId('find-go').click();
+    await eventually('not found, said', async () => /No message with id 01234567-89ab-7def-8123-456789abcdef/.test((await page.getByTestId('notice').textContent()) ?? ''));
+
+    // A key narrows the list.
+    await page.getByTestId('key').fill('order-3');
+    await page.getByTestId('apply').click();
+    await eventually('only order-3', async () => (await page.getByTestId('row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')))).join() === ids.half);
+    await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-8-charts-search.png'), fullPage: true });
+
+    // Auto-refresh: a new half message shows in the counts without a click.
+    const before = Number(await count('HALF'));
+    await producer.sendHalfMessage({ topic: topic.orders, key: 'order-10', body: { orderId: 'order-10' }, checkImmunityMs: 3_600_000 });
+    await eventually('the count refreshed by itself', async () => Number(await count('HALF')) === before + 1, 15_000);
+    await page.getByTestId('key').fill('');
+  });
+
   it('behind a bearer-token guard (dashboard.auth "bearer"): the page asks for the token, or takes it from a link, and sends it with every call', async () => {
     // A browser with nothing but the page's own requests (no header added by the test).
     const plain = await browser.newContext({ viewport: { width: 1280, height: 900 } });

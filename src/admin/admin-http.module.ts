@@ -24,12 +24,13 @@ import {
 } from '@nestjs/common';
 import { InvalidMessageError } from '../errors/invalid-message.error.js';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
-import { INSTANCE_NAME_RULE, isInstanceName, registrationToken } from '../options/instance-name.js';
+import { DEFAULT_INSTANCE_NAME, INSTANCE_NAME_RULE, isInstanceName, registrationToken } from '../options/instance-name.js';
 import { MessageNotFoundError } from '../errors/message-not-found.error.js';
 import { TransactionAlreadyEndedError } from '../errors/transaction-already-ended.error.js';
 import type { MessageStatus } from '../message/message-status.enum.js';
 import { DASHBOARD_CSP, dashboardPage, type DashboardAuth } from './dashboard.page.js';
 import { unguardedExposureCheck } from './unguarded-exposure.js';
+import { DashboardActivity } from './dashboard-activity.js';
 import { TransactionalMessageAdmin, type LiveStatus, type MessageQuery, type OperatorInfo } from './transactional-message-admin.service.js';
 
 const ADMIN_MODULE = 'TransactionalMessageAdminModule';
@@ -184,10 +185,20 @@ export class TransactionalMessageAdminModule {
       }
     }
 
+    const activityToken = Symbol(`TransactionalMessageDashboardActivity:${path}`);
+
     @Controller(path)
     @UseGuards(...guards)
     class TransactionalMessageAdminController {
-      constructor(@Inject(adminToken) private readonly admin: TransactionalMessageAdmin) {}
+      constructor(
+        @Inject(adminToken) private readonly admin: TransactionalMessageAdmin,
+        @Inject(activityToken) private readonly activity: DashboardActivity,
+      ) {}
+
+      @Get('api/activity')
+      activityOverTime() {
+        return this.activity.activity();
+      }
 
       @Get('api/summary')
       summary() {
@@ -262,7 +273,14 @@ export class TransactionalMessageAdminModule {
       module: TransactionalMessageAdminModule,
       imports: options.imports ?? [],
       controllers: [TransactionalMessageDashboardController, TransactionalMessageAdminController],
-      providers: options.guard ? [] : [unguardedExposureCheck(path)],
+      providers: [
+        {
+          provide: activityToken,
+          inject: [adminToken],
+          useFactory: (admin: TransactionalMessageAdmin) => new DashboardActivity(options.instance ?? DEFAULT_INSTANCE_NAME, admin),
+        },
+        ...(options.guard ? [] : [unguardedExposureCheck(path)]),
+      ],
     };
   }
 }

@@ -28,6 +28,13 @@ const PAGE = `<!doctype html>
   body { margin: 0; }
   [hidden] { display: none !important; }
   #auth { padding: 12px 20px 0; margin: 0; }
+  header label { font-size: 13px; }
+  .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(280px, 1fr)); gap: 12px; margin-bottom: 16px; }
+  .chart { background: #fff; border-radius: 6px; padding: 8px 12px; box-shadow: 0 1px 2px #0002; }
+  .chart .title { display: flex; justify-content: space-between; font-size: 13px; color: #5a6675; }
+  .chart .title b { color: #1d2733; }
+  .chart svg { width: 100%; height: 64px; display: block; }
+  .chart .legend { font-size: 11px; color: #5a6675; } .chart .legend i { display: inline-block; width: 8px; height: 8px; margin: 0 3px 0 8px; }
   header { background: #1d2733; color: #fff; padding: 12px 20px; display: flex; align-items: center; gap: 16px; }
   header h1 { font-size: 17px; margin: 0; flex: 1; }
   main { padding: 16px 20px; }
@@ -61,7 +68,7 @@ const PAGE = `<!doctype html>
 </style>
 </head>
 <body>
-<header><h1>Transactional messages</h1><button class="secondary" id="forget" data-testid="forget" hidden>Forget token</button><button class="secondary" id="refresh" data-testid="refresh">Refresh</button></header>
+<header><h1>Transactional messages</h1><label><input type="checkbox" id="auto" data-testid="auto" checked> Auto-refresh (5 s)</label><button class="secondary" id="forget" data-testid="forget" hidden>Forget token</button><button class="secondary" id="refresh" data-testid="refresh">Refresh</button></header>
 <form id="auth" data-testid="auth" class="bar" hidden>
   <label>This API needs a bearer token <input id="token" type="password" autocomplete="off" data-testid="token" placeholder="token"></label>
   <button type="submit" data-testid="use-token">Use it</button>
@@ -69,6 +76,7 @@ const PAGE = `<!doctype html>
 </form>
 <main>
   <div class="cards" id="cards" data-testid="summary"></div>
+  <div class="charts" id="charts" data-testid="charts"></div>
   <div id="notice" data-testid="notice"></div>
   <div class="bar">
     <label>Show <select id="view" data-testid="view">
@@ -81,7 +89,10 @@ const PAGE = `<!doctype html>
       <option value="DISCARDED">Discarded</option>
     </select></label>
     <label>Topic <input id="topic" placeholder="any" data-testid="topic"></label>
+    <label>Key <input id="key" placeholder="any" data-testid="key"></label>
     <button class="secondary" id="apply" data-testid="apply">Apply</button>
+    <label>Message id <input id="find" placeholder="01…" data-testid="find" size="38"></label>
+    <button class="secondary" id="find-go" data-testid="find-go">Open</button>
     <button class="danger" id="replay-all" data-testid="replay-all">Replay every DEAD message shown</button>
   </div>
   <table><thead><tr><th>Id</th><th>Status</th><th>Topic</th><th>Key</th><th>Stored</th><th>Due</th><th>Checks</th><th>Attempts</th><th>Last error</th></tr></thead>
@@ -134,11 +145,51 @@ async function loadSummary() {
 }
 
 let after;
-function filter() { const f = { status: $('view').value }; if ($('topic').value.trim()) f.topic = $('topic').value.trim(); return f; }
+let pages = 0;
+function filter() {
+  const f = { status: $('view').value };
+  if ($('topic').value.trim()) f.topic = $('topic').value.trim();
+  if ($('key').value.trim()) f.key = $('key').value.trim();
+  return f;
+}
+
+// Charts over the last hour (slices of 10 s): an SVG line per series, no library.
+const COLORS = ['#2d6cdf', '#1e8a4c', '#b8860b', '#8e44ad', '#c0392b', '#5a6675'];
+function chart(id, title, series, format) {
+  const n = Math.max(2, series[0] ? series[0].values.length : 2);
+  const max = Math.max(1, ...series.flatMap((s) => s.values.filter((v) => v !== null)));
+  const x = (i) => (i * 300) / (n - 1);
+  const y = (v) => 60 - (v / max) * 56;
+  const lines = series.map((s, k) => {
+    const points = s.values.map((v, i) => (v === null ? null : x(i).toFixed(1) + ',' + y(v).toFixed(1))).filter(Boolean).join(' ');
+    return '<polyline fill="none" stroke-width="1.5" stroke="' + COLORS[k % COLORS.length] + '" points="' + points + '" data-series="' + esc(s.name) + '"></polyline>';
+  }).join('');
+  const latest = series.map((s) => s.values.filter((v) => v !== null).at(-1) ?? 0).reduce((a, b) => a + b, 0);
+  const legend = series.length > 1 ? '<div class="legend">' + series.map((s, k) => '<i style="background:' + COLORS[k % COLORS.length] + '"></i>' + esc(s.name)).join('') + '</div>' : '';
+  return '<div class="chart" data-testid="chart-' + id + '"><div class="title">' + title + '<b data-testid="chart-' + id + '-latest">' + format(latest) + '</b></div>' +
+    '<svg viewBox="0 0 300 62" preserveAspectRatio="none">' + lines + '</svg>' + legend + '</div>';
+}
+async function loadActivity() {
+  const { buckets } = await call('GET', '/activity');
+  const totals = {};
+  for (const b of buckets) for (const [t, c] of Object.entries(b.published)) totals[t] = (totals[t] || 0) + c;
+  const topics = Object.keys(totals).sort((a, b) => totals[b] - totals[a]);
+  const shown = topics.slice(0, 5);
+  const published = shown.map((t) => ({ name: t, values: buckets.map((b) => b.published[t] || 0) }));
+  if (topics.length > 5) published.push({ name: 'other topics', values: buckets.map((b) => topics.slice(5).reduce((sum, t) => sum + (b.published[t] || 0), 0)) });
+  const count = (v) => String(v);
+  $('charts').innerHTML =
+    chart('published', 'Published per 10 s, by topic', published.length ? published : [{ name: 'none', values: buckets.map(() => 0) }], count) +
+    chart('failures', 'Failed attempts per 10 s', [{ name: 'failed', values: buckets.map((b) => b.failed) }, { name: 'DEAD', values: buckets.map((b) => b.dead) }], count) +
+    chart('lag', 'Relay lag', [{ name: 'lag', values: buckets.map((b) => b.relayLagMs) }], ms) +
+    chart('half', 'Half messages waiting', [{ name: 'half', values: buckets.map((b) => b.halfWaiting) }], count);
+}
+
 async function loadRows(append) {
   const q = new URLSearchParams({ ...filter(), limit: '50', ...(append && after ? { after } : {}) });
   const page = await call('GET', '/messages?' + q);
   after = page.next;
+  pages = append ? pages + 1 : 1;
   const html = page.messages.map((m) => '<tr data-id="' + esc(m.id) + '" data-testid="row"><td class="mono">' + esc(m.id) + '</td><td><span class="status ' + esc(m.status) + '">' + esc(m.status) +
     '</span></td><td>' + esc(m.topic) + '</td><td>' + esc(m.key ?? '–') + '</td><td title="' + esc(m.createdAt) + '">' + age(m.createdAt) + '</td><td title="' + esc(m.deliverAt ?? '') + '" data-testid="due">' + due(m.deliverAt) + '</td><td>' + m.checkCount +
     '</td><td>' + m.deliveryAttempts + '</td><td>' + esc(m.lastError ?? '') + '</td></tr>').join('');
@@ -183,7 +234,17 @@ async function openMessage(id) {
   }
 }
 
-async function refresh() { await Promise.all([loadSummary(), loadRows(false)]); }
+async function refresh() { await Promise.all([loadSummary(), loadRows(false), loadActivity()]); }
+// Auto-refresh: the counts, the charts, and the list while it shows its first page only (a list
+// paged further stays as the operator left it); never while the tab is hidden.
+setInterval(() => {
+  if (!$('auto').checked || document.hidden || !$('auth').hidden) return;
+  Promise.all([loadSummary(), loadActivity(), pages <= 1 ? loadRows(false) : null]).catch((e) => notice(e.message, 'error'));
+}, 5000);
+$('find-go').onclick = () => {
+  const id = $('find').value.trim();
+  if (id) openMessage(id).then(() => notice('')).catch((e) => notice(e.message, 'error'));
+};
 $('auth').onsubmit = (event) => {
   event.preventDefault();
   sessionStorage.setItem(TOKEN_KEY, $('token').value);
