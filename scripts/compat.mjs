@@ -10,10 +10,14 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const WORK = join(ROOT, '.cache', 'compat');
+// Outside the repository: an app under it would resolve packages from the repository's own
+// node_modules (a client "not installed" in the app would still load). One directory per checkout,
+// so two copies of the suite on one machine keep apart.
+const WORK = join(tmpdir(), `nestjs-transactional-message-compat-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}`);
 const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const KAFKA_BROKERS = process.env.KAFKA_BROKERS ?? `127.0.0.1:${process.env.KAFKA_PORT ?? 9092}`;
 const NODE22_DIR = join(ROOT, '.tools', 'node22');
@@ -28,7 +32,8 @@ const CELLS = [
   { name: 'nest11-cjs', nest: '^11.1.0', typeorm: '^0.3.31', type: 'commonjs', tsModule: 'commonjs', jest: 'transform', node22: true, kafkaInstalled: 'kafkajs' },
   { name: 'nest11-esm', nest: '^11.1.0', typeorm: '^0.3.31', type: 'module', tsModule: 'nodenext' },
   { name: 'nest12-cjs', nest: '^12.5.0', typeorm: '^1.1.1', type: 'commonjs', tsModule: 'nodenext', jest: 'native' },
-  { name: 'nest12-esm', nest: '^12.5.0', typeorm: '^1.1.1', type: 'module', tsModule: 'nodenext', node22: true },
+  // NestJS 12's default test runner: Vitest, with no configuration of its own for the library.
+  { name: 'nest12-esm', nest: '^12.5.0', typeorm: '^1.1.1', type: 'module', tsModule: 'nodenext', node22: true, vitest: true },
   // A producer with a publisher of its own: no Kafka client (optional peers) is installed at all.
   { name: 'nest12-cjs-no-kafka-client', nest: '^12.5.0', typeorm: '^1.1.1', type: 'commonjs', tsModule: 'nodenext', publisher: 'custom' },
 ];
@@ -88,7 +93,9 @@ function prepare(cell, tarball) {
   const devDependencies = {
     typescript: '^6.0.3',
     '@types/node': '^24.0.0',
-    ...(cell.jest ? { jest: '^30.0.0', 'ts-jest': '^29.4.0', '@types/jest': '^30.0.0' } : {}),
+    ...(cell.jest ? { jest: '^30.0.0', 'ts-jest': '^29.4.0', '@types/jest': '^30.0.0', '@nestjs/testing': cell.nest } : {}),
+    // As `nest new` (12) sets Vitest up: SWC for the decorators and their metadata.
+    ...(cell.vitest ? { vitest: '^5.1.0', 'unplugin-swc': '^2.0.0', '@swc/core': '^1.16.0' } : {}),
   };
   const jest = !cell.jest
     ? {}
@@ -105,6 +112,14 @@ function prepare(cell, tarball) {
         };
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `compat-${cell.name}`, private: true, type: cell.type, dependencies, devDependencies, ...jest }, null, 2));
   if (cell.jest) cpSync(join(ROOT, 'compat', 'app', 'test'), join(dir, 'test'), { recursive: true });
+  if (cell.vitest) {
+    cpSync(join(ROOT, 'compat', 'app', 'vitest'), join(dir, 'vitest'), { recursive: true });
+    writeFileSync(
+      join(dir, 'vitest.config.mjs'),
+      "import swc from 'unplugin-swc';\nimport { defineConfig } from 'vitest/config';\n" +
+        "export default defineConfig({ test: { root: './' }, plugins: [swc.vite({ module: { type: 'es6' } })] });\n",
+    );
+  }
   const nodenext = cell.tsModule === 'nodenext';
   writeFileSync(
     join(dir, 'tsconfig.json'),
@@ -160,13 +175,38 @@ function runApp(cell, dir, nodeBin) {
   }
 }
 
+/** Vitest as `nest new` 12 configures it (SWC for decorators), nothing for the library: what `vitest run` finds (vitest/*.test.ts). */
+function runVitest(dir, nodeBin) {
+  const env = { ...process.env, NODE_OPTIONS: '', PATH: `${dirname(nodeBin)}:${process.env.PATH}` };
+  const { code, out } = run(nodeBin, [join(dir, 'node_modules', 'vitest', 'vitest.mjs'), 'run'], { cwd: dir, env, timeout: 180_000 });
+  if (code !== 0 || !/1 passed/.test(out)) throw new Error(`vitest failed (${code}):\n${out.slice(-4000)}`);
+}
+
 function runJest(cell, dir, nodeBin) {
   // 'native': Jest loads the library (ESM) from a CommonJS test through require(esm), which its vm
-  // modules allow with the flag (Node 24.9+); 'transform': Jest compiles it, no flag.
-  const flag = cell.jest === 'native' ? '--experimental-vm-modules' : '';
-  const env = { ...process.env, NODE_OPTIONS: flag, PATH: `${dirname(nodeBin)}:${process.env.PATH}` };
-  const { code, out } = run(nodeBin, [join(dir, 'node_modules', 'jest', 'bin', 'jest.js')], { cwd: dir, env, timeout: 180_000 });
-  if (code !== 0) throw new Error(`jest failed (${code}):\n${out.slice(-4000)}`);
+  // modules allow with the flag (Node 24.9+); 'transform': Jest compiles it, no flag. The tests: a
+  // unit test with the capture, and an end-to-end one that publishes through the Kafka client that
+  // is installed (its own database).
+  const db = `compat_${randomBytes(4).toString('hex')}`;
+  psql(`CREATE DATABASE ${db}`);
+  try {
+    const url = new URL(POSTGRES_URL);
+    url.pathname = `/${db}`;
+    const flag = cell.jest === 'native' ? '--experimental-vm-modules' : '';
+    const env = {
+      ...process.env,
+      NODE_OPTIONS: flag,
+      PATH: `${dirname(nodeBin)}:${process.env.PATH}`,
+      DATABASE_URL: url.toString(),
+      KAFKA_BROKERS,
+      COMPAT_TOPIC: `tm-compat.jest.${cell.name}.${randomBytes(3).toString('hex')}`,
+    };
+    const { code, out } = run(nodeBin, [join(dir, 'node_modules', 'jest', 'bin', 'jest.js')], { cwd: dir, env, timeout: 180_000 });
+    if (code !== 0) throw new Error(`jest failed (${code}):\n${out.slice(-4000)}`);
+    if (!/Tests:\s+2 passed, 2 total/.test(out)) throw new Error(`jest ran other than the two tests:\n${out.slice(-2000)}`);
+  } finally {
+    psql(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+  }
 }
 
 /**
@@ -207,12 +247,20 @@ for (const cell of cells) {
       runJest(cell, dir, node24);
       runs.push('jest (node 24)');
     }
+    if (cell.vitest) {
+      runVitest(dir, node24);
+      runs.push('vitest (node 24)');
+    }
     if (cell.node22) {
       const bin = node22();
       runs.push(`node ${runApp(cell, dir, bin).node}`);
       if (cell.jest) {
         runJest(cell, dir, bin);
         runs.push('jest (node 22)');
+      }
+      if (cell.vitest) {
+        runVitest(dir, bin);
+        runs.push('vitest (node 22)');
       }
     }
     results.push(`${cell.name}: ok (${runs.join(', ')}; ${Math.round((Date.now() - started) / 1000)} s)`);

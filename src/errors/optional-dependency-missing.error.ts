@@ -20,7 +20,8 @@ function loadFailureFix(error: unknown): string {
   if (code === 'ERR_REQUIRE_ESM' || /Must use import to load ES Module|Cannot use import statement outside a module|require\(\) of ES Module/.test(text)) {
     return (
       'It is an ES module loaded through require(): under Jest in a CommonJS app, run Jest with ' +
-      "NODE_OPTIONS=--experimental-vm-modules (Node 24.9+), or let ts-jest transform it (the README's Testing, Jest in a CommonJS application)."
+      'NODE_OPTIONS=--experimental-vm-modules on Node 24.9+; on Node 22, choose a CommonJS alternative in tests where there is one ' +
+      "(kafka.client: 'kafkajs'). See the README's Testing, Jest in a CommonJS application."
     );
   }
   return 'Reinstall it (npm install), and check that its version is within the peer range this library declares.';
