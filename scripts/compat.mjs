@@ -113,11 +113,13 @@ function prepare(cell, tarball) {
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `compat-${cell.name}`, private: true, type: cell.type, dependencies, devDependencies, ...jest }, null, 2));
   if (cell.jest) cpSync(join(ROOT, 'compat', 'app', 'test'), join(dir, 'test'), { recursive: true });
   if (cell.vitest) {
-    cpSync(join(ROOT, 'compat', 'app', 'vitest'), join(dir, 'vitest'), { recursive: true });
+    // The same unit test as the Jest cells' (describe/it/expect as globals, as nest new 12 sets Vitest up).
+    mkdirSync(join(dir, 'test'), { recursive: true });
+    cpSync(join(ROOT, 'compat', 'app', 'test', 'order.spec.ts'), join(dir, 'test', 'order.spec.ts'));
     writeFileSync(
       join(dir, 'vitest.config.mjs'),
       "import swc from 'unplugin-swc';\nimport { defineConfig } from 'vitest/config';\n" +
-        "export default defineConfig({ test: { root: './' }, plugins: [swc.vite({ module: { type: 'es6' } })] });\n",
+        "export default defineConfig({ test: { globals: true, root: './', include: ['test/order.spec.ts'] }, plugins: [swc.vite({ module: { type: 'es6' } })] });\n",
     );
   }
   const nodenext = cell.tsModule === 'nodenext';
@@ -175,7 +177,7 @@ function runApp(cell, dir, nodeBin) {
   }
 }
 
-/** Vitest as `nest new` 12 configures it (SWC for decorators), nothing for the library: what `vitest run` finds (vitest/*.test.ts). */
+/** Vitest as `nest new` 12 configures it (SWC for decorators, globals), nothing for the library. */
 function runVitest(dir, nodeBin) {
   const env = { ...process.env, NODE_OPTIONS: '', PATH: `${dirname(nodeBin)}:${process.env.PATH}` };
   const { code, out } = run(nodeBin, [join(dir, 'node_modules', 'vitest', 'vitest.mjs'), 'run'], { cwd: dir, env, timeout: 180_000 });
