@@ -16,12 +16,18 @@ const PROMOTE_BATCH = 500;
 const MIN_WOKEN_GAP_MS = 50;
 /** A due time already past (another relay holds the row, or it became due between the two reads): look again this soon. */
 const PAST_DUE_RETRY_MS = 10;
+/**
+ * The most often the timer looks on its own (it also looks at the earliest due time it knows, and
+ * when woken): a relay polling every few ms does not make it poll as often.
+ */
+const MIN_LOOK_INTERVAL_MS = 1_000;
 
 /**
  * @internal The timer of delayed messages: makes each DELAYED message COMMITTED once it is due (by
  * the database's clock), then rings the relay. It sleeps until the earliest due time it knows, at
- * most `relay.pollIntervalMs` (so a delayed message committed by another instance is learned within
- * that), and is woken when this instance commits a delayed message. Every relay runs one; whichever
+ * most a second (or `relay.pollIntervalMs` when longer: a delayed message committed by another
+ * instance is learned within that), and is woken when this instance commits a delayed message. A
+ * look when nothing is due is one read of an index of the DELAYED rows (empty when none waits). Every relay runs one; whichever
  * comes first makes a message COMMITTED (row locks, skipped), and every relay whose due time came
  * looks for its own buckets' messages at once.
  */
@@ -40,7 +46,7 @@ export class DelayedMessageTimer {
     /** The relay's doorbell. */
     private readonly relay: Doorbell,
   ) {
-    this.task = new PeriodicTask('Delayed messages', options.relay.pollIntervalMs, () => this.round(), this.logger);
+    this.task = new PeriodicTask('Delayed messages', Math.max(options.relay.pollIntervalMs, MIN_LOOK_INTERVAL_MS), () => this.round(), this.logger);
   }
 
   /** A delayed message may have been committed here: look again now, or MIN_WOKEN_GAP_MS after the last round. */
@@ -84,7 +90,10 @@ export class DelayedMessageTimer {
     this.lastRoundAt = performance.now();
     const dueCame = this.dueAt !== undefined && this.lastRoundAt >= this.dueAt;
     this.dueAt = undefined;
-    const { promoted, nextDueInMs } = await this.promoteDue();
+    // One read when nothing is due; the promotion (a transaction of its own) only when something is.
+    let promoted = 0;
+    let nextDueInMs = await this.runner.autocommit('relay.delayed', (m) => this.store.nextDueInMs(m));
+    if (nextDueInMs !== null && nextDueInMs <= 0) ({ promoted, nextDueInMs } = await this.promoteDue());
     // The relay that owns the message looks at once, whichever relay made it COMMITTED.
     if (promoted > 0 || dueCame) this.relay.ring();
     if (nextDueInMs === null) return undefined;
