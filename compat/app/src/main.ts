@@ -67,8 +67,14 @@ class AppModule {
   }
 }
 
-async function kafkaClient() {
-  const { Kafka, logLevel } = await import('kafkajs');
+/**
+ * kafkajs for the app's own topic admin and consumer, loaded by name without its types: the cell with
+ * no Kafka client installed compiles this file too (it never calls it).
+ */
+type KafkaJs = { Kafka: new (config: object) => any; logLevel: { NOTHING: number } };
+async function kafkaClient(): Promise<any> {
+  const name = 'kafkajs';
+  const { Kafka, logLevel } = (await import(name)) as KafkaJs;
   return new Kafka({ brokers: env('KAFKA_BROKERS').split(','), clientId: 'compat', logLevel: logLevel.NOTHING });
 }
 
@@ -92,7 +98,7 @@ async function waitForRecord(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no record of ${orderId} on ${topic} within 60 s`)), 60_000);
       void consumer.run({
-        eachMessage: async ({ message }) => {
+        eachMessage: async ({ message }: { message: { key: Buffer | null } }) => {
           if (message.key?.toString() === orderId) {
             clearTimeout(timer);
             resolve();
