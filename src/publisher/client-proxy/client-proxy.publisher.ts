@@ -142,7 +142,9 @@ export class ClientProxyPublisher implements MessagePublisher {
     const chains = new Map<string, OutgoingMessage[]>();
     messages.forEach((message, i) => {
       const chain = message.key === null ? `\u0000${i}` : `${message.topic}\u0000${message.key}`;
-      chains.set(chain, [...(chains.get(chain) ?? []), message]);
+      const messagesOfChain = chains.get(chain);
+      if (messagesOfChain) messagesOfChain.push(message);
+      else chains.set(chain, [message]);
     });
     const accepted = new Set<string>();
     const failures: unknown[] = [];
