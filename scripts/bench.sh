@@ -5,8 +5,8 @@
 # version with the earlier one (bench/compare-versions.ts). Real PostgreSQL and Kafka, loopback only.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
-rm -rf dist bench/dist
-npx tsc -p tsconfig.build.json
+rm -rf bench/dist
+node scripts/build.mjs
 npx tsc -p bench/tsconfig.json
 if [[ "${1:-}" == "--versions" ]]; then
   # This version against the earlier one, side by side (bench/compare-versions.ts).

@@ -25,11 +25,12 @@ const NODE22_DIR = join(ROOT, '.tools', 'node22');
 /** NestJS and TypeORM pairs as `nest new` (CLI 11 and 12) apps have them. */
 const CELLS = [
   // CLI 11's CommonJS template: module commonjs (moduleResolution node10); most such apps are on TypeORM 0.3.
-  // Its Jest transforms the library to CommonJS (works on Node 22 and 24, no flag); nest12-cjs's Jest
-  // loads it natively with require(esm) (Node 24.9+, --experimental-vm-modules). README, Testing.
+  // Its Jest is `nest new` 11's, unchanged and with no flag (it requires the library's CommonJS build),
+  // on Node 22 and 24; nest12-cjs's Jest needs --experimental-vm-modules for NestJS 12 itself (ES
+  // modules only, loaded with require(esm)). README, Testing.
   // This one has only kafkajs installed and no kafka.client: the library takes the installed client
   // (an app of the previous version upgrading); the others have both and take @platformatic/kafka.
-  { name: 'nest11-cjs', nest: '^11.1.0', typeorm: '^0.3.31', type: 'commonjs', tsModule: 'commonjs', jest: 'transform', node22: true, kafkaInstalled: 'kafkajs' },
+  { name: 'nest11-cjs', nest: '^11.1.0', typeorm: '^0.3.31', type: 'commonjs', tsModule: 'commonjs', jest: 'default', node22: true, kafkaInstalled: 'kafkajs' },
   { name: 'nest11-esm', nest: '^11.1.0', typeorm: '^0.3.31', type: 'module', tsModule: 'nodenext' },
   { name: 'nest12-cjs', nest: '^12.5.0', typeorm: '^1.1.1', type: 'commonjs', tsModule: 'nodenext', jest: 'native' },
   // NestJS 12's default test runner: Vitest, with no configuration of its own for the library.
@@ -102,12 +103,15 @@ function prepare(cell, tarball) {
     : cell.jest === 'native'
       ? { jest: { testEnvironment: 'node', testMatch: ['<rootDir>/test/**/*.spec.ts'], transform: { '^.+\\.ts$': 'ts-jest' } } }
       : {
+          // `nest new` 11's Jest configuration as it writes it (rootDir test/ here: the tests live there).
           jest: {
+            moduleFileExtensions: ['js', 'json', 'ts'],
+            rootDir: 'test',
+            testRegex: '.*\\.spec\\.ts$',
+            transform: { '^.+\\.(t|j)s$': 'ts-jest' },
+            collectCoverageFrom: ['**/*.(t|j)s'],
+            coverageDirectory: '../coverage',
             testEnvironment: 'node',
-            testMatch: ['<rootDir>/test/**/*.spec.ts'],
-            // The README's recipe for Node 22: compile the library (ESM) to CommonJS like the app's own code.
-            transform: { '^.+\\.ts$': 'ts-jest', '^.+\\.js$': ['ts-jest', { tsconfig: { allowJs: true } }] },
-            transformIgnorePatterns: ['/node_modules/(?!nestjs-transactional-message/)'],
           },
         };
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `compat-${cell.name}`, private: true, type: cell.type, dependencies, devDependencies, ...jest }, null, 2));
@@ -185,8 +189,8 @@ function runVitest(dir, nodeBin) {
 }
 
 function runJest(cell, dir, nodeBin) {
-  // 'native': Jest loads the library (ESM) from a CommonJS test through require(esm), which its vm
-  // modules allow with the flag (Node 24.9+); 'transform': Jest compiles it, no flag. The tests: a
+  // 'native': Jest loads NestJS 12 (ESM) from a CommonJS test through require(esm), which its vm
+  // modules allow with the flag (Node 24.9+); 'default': no flag, the library's CommonJS build. The tests: a
   // unit test with the capture, and an end-to-end one that publishes through the Kafka client that
   // is installed (its own database).
   const db = `compat_${randomBytes(4).toString('hex')}`;
@@ -225,10 +229,13 @@ function gitInstall() {
   mkdirSync(app, { recursive: true });
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'compat-git-install', private: true }, null, 2));
   must('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock', `git+file://${source}`], { cwd: app });
+  // One module whichever way: the same classes from import and require, for both entries.
   const check =
     "const esm = await import('nestjs-transactional-message'); const { createRequire } = await import('node:module');" +
-    "const cjs = createRequire(process.cwd() + '/')('nestjs-transactional-message');" +
-    "if (typeof esm.TransactionalMessageModule !== 'function' || cjs.TransactionalMessageModule !== esm.TransactionalMessageModule) process.exit(1);";
+    "const require = createRequire(process.cwd() + '/'); const cjs = require('nestjs-transactional-message');" +
+    "const esmTesting = await import('nestjs-transactional-message/testing'); const cjsTesting = require('nestjs-transactional-message/testing');" +
+    "const same = (a, b) => Object.keys(a).length > 0 && Object.keys(a).every((name) => a[name] === b[name]) && Object.keys(b).every((name) => name === 'default' || name in a);" +
+    "if (typeof esm.TransactionalMessageModule !== 'function' || !same(esm, cjs) || !same(esmTesting, cjsTesting)) process.exit(1);";
   must(process.execPath, ['--input-type=module', '-e', check], { cwd: app });
 }
 

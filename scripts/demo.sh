@@ -44,8 +44,8 @@ if [[ -n "${DATABASE_URL:-}" ]]; then
 fi
 
 echo "[demo] building the library and the sample app"
-rm -rf dist sample-app/dist
-npx tsc -p tsconfig.build.json
+rm -rf sample-app/dist
+node scripts/build.mjs
 npx tsc -p sample-app/tsconfig.json
 echo "[demo] running"
 cd sample-app

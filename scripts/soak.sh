@@ -6,6 +6,6 @@
 # Record the figures in test/faults/RESULTS.md.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
-rm -rf dist && npx tsc -p tsconfig.build.json
+node scripts/build.mjs
 rm -rf test/faults/dist && npx tsc -p test/faults/worker/tsconfig.json
 TM_FAULT_SOAK=1 NODE_OPTIONS="--experimental-vm-modules --unhandled-rejections=strict" npx jest test/faults/chaos --selectProjects integration "$@"

@@ -11,7 +11,7 @@ import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './support
 import { ControlledPublisher, InjectedFailure } from './support/relay.fixture.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+const CLI = join(ROOT, 'dist', 'cjs', 'cli', 'main.js');
 
 /** Runs the built CLI as an operator would. */
 function cli(...args: string[]): { code: number; out: string; err: string } {
@@ -25,7 +25,7 @@ describe.each(DATABASE_KINDS)('the CLI on %s (npx nestjs-transactional-message)'
   let app: INestApplicationContext | undefined;
 
   beforeAll(async () => {
-    if (!existsSync(CLI)) throw new Error('dist/cli/main.js is missing: run the tests with `bash scripts/test.sh` (it builds the package)');
+    if (!existsSync(CLI)) throw new Error('dist/cjs/cli/main.js is missing: run the tests with `bash scripts/test.sh` (it builds the package)');
     db = await createTestDatabase(kind, { migrate: false });
     // A DataSource file as an application has one (the CLI's --data-source).
     const dir = join(ROOT, '.cache', 'cli-test');

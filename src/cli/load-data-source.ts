@@ -3,6 +3,12 @@ import { pathToFileURL } from 'node:url';
 import type { DataSource } from 'typeorm';
 
 /**
+ * The runtime's own `import()`, which the CommonJS build would otherwise turn into `require()` (a
+ * data-source file may be an ES module with top-level await), as TypeORM's CLI loads its files.
+ */
+const nativeImport = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
+
+/**
  * @internal Loads the DataSource a file exports, as TypeORM's CLI does: the default export or a
  * named `dataSource` (a DataSource, or a function or promise giving one). JavaScript files; for
  * TypeScript, point to the compiled file (decorated entities need compiling).
@@ -11,7 +17,7 @@ export async function loadDataSource(file: string): Promise<DataSource> {
   const path = resolve(process.cwd(), file);
   let module: Record<string, unknown>;
   try {
-    module = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    module = (await nativeImport(pathToFileURL(path).href)) as Record<string, unknown>;
   } catch (error) {
     throw new Error(`Could not load the DataSource file ${path}: ${(error as Error)?.message ?? error}`);
   }

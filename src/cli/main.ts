@@ -3,7 +3,8 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { Command, Option } from 'commander';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { LIVE_STATUSES, TransactionalMessageAdmin, type MessageQuery } from '../admin/transactional-message-admin.service.js';
 import { transactionalMessageInboxMigrations } from '../consumer/inbox-migrations.js';
@@ -19,8 +20,17 @@ interface CommonOptions {
   json?: boolean;
 }
 
-/** This package's version, from its package.json (two levels above dist/cli/). */
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+/** This package's version, from its package.json: the first one above this script (dist/cjs/cli/main.js). */
+function packageVersion(): string {
+  for (let dir = dirname(realpathSync(process.argv[1] ?? '.')); dir !== dirname(dir); dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (!existsSync(file)) continue;
+    const manifest = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+    if (manifest.name === 'nestjs-transactional-message' && manifest.version) return manifest.version;
+  }
+  return 'unknown';
+}
+const version = packageVersion();
 
 const program = new Command('nestjs-transactional-message')
   .description('Transactional messages: run the migrations, see what waits, replay and resolve messages.')
