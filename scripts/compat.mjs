@@ -27,7 +27,7 @@ const CELLS = [
   // CLI 11's CommonJS template: module commonjs (moduleResolution node10); most such apps are on TypeORM 0.3.
   // Its Jest is `nest new` 11's, unchanged and with no flag (it requires the library's CommonJS build),
   // on Node 22 and 24; nest12-cjs's Jest needs --experimental-vm-modules for NestJS 12 itself (ES
-  // modules only, loaded with require(esm)). README, Testing.
+  // modules only, loaded with require(esm)). docs/testing.md.
   // This one has only kafkajs installed and no kafka.client: the library takes the installed client
   // (an app of the previous version upgrading); the others have both and take @platformatic/kafka.
   { name: 'nest11-cjs', nest: '^11.1.0', typeorm: '^0.3.31', type: 'commonjs', tsModule: 'commonjs', jest: 'default', node22: true, kafkaInstalled: 'kafkajs' },

@@ -17,6 +17,8 @@ node --input-type=module -e "const m = await import('nestjs-transactional-messag
 # The sample app and the benchmarks compile against the built package, as a user's app would.
 npx tsc -p sample-app/tsconfig.json --noEmit
 npx tsc -p bench/tsconfig.json --noEmit
+# The documentation: tables of contents, links, and every TypeScript snippet compiled against the built package.
+node scripts/check-docs.mjs
 # The fault tests' worker processes run the built package too (test/faults/worker → test/faults/dist).
 rm -rf test/faults/dist && npx tsc -p test/faults/worker/tsconfig.json
 # The dashboard's browser test drives Debian's Chromium (no browser download: the machine has no

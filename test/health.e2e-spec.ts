@@ -13,7 +13,7 @@ import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, uniqueTopic } from './support/kafka.js';
 import { ControlledPublisher, FAST_RELAY, InjectedFailure } from './support/relay.fixture.js';
 
-// The README's health recipe with the real @nestjs/terminus, over HTTP.
+// docs/operations.md's health recipe with the real @nestjs/terminus, over HTTP.
 describe('health: a @nestjs/terminus indicator (PostgreSQL, real Kafka)', () => {
   const topic = uniqueTopic('health');
   let db: TestDatabase;

@@ -44,7 +44,7 @@ async function startMetricsApp(exporter: PrometheusExporter, imports: ModuleMeta
   return app;
 }
 
-// The README's Prometheus recipe: OpenTelemetry's Prometheus exporter served by the application's
+// docs/operations.md's Prometheus recipe: OpenTelemetry's Prometheus exporter served by the application's
 // own /metrics route, scraped over HTTP.
 describe('metrics: OpenTelemetry, scraped by Prometheus from /metrics (PostgreSQL, real Kafka)', () => {
   const topic = uniqueTopic('metrics');

@@ -18,7 +18,7 @@ import {
 import { createTopics, eventually, KAFKA_BROKERS, KAFKA_CLIENT, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { ShopOrder } from './support/shop.fixture.js';
 
-// The README's recipe for an application's integration tests: in-memory SQLite, the relay run on
+// docs/testing.md's recipe for an application's integration tests: in-memory SQLite, the relay run on
 // demand (relay.autoStart: false), no sleeping.
 describe('testing recipe: in-memory SQLite, relay and checks on demand (real Kafka)', () => {
   const topic = uniqueTopic('recipe.order-paid');

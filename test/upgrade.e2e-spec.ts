@@ -40,7 +40,7 @@ interface Publish {
 }
 
 /**
- * The upgrade the README's *Upgrading* describes, done beside live traffic: a relay of the earlier
+ * The upgrade docs/upgrading.md describes, done beside live traffic: a relay of the earlier
  * design (the packed earlier version, in a process of its own) delivers while keys are written;
  * the new migrations run; a relay of this version starts; the earlier instance is stopped. A
  * retriable failure hits a key on each side. No key may be published by both relays at once, and
@@ -123,7 +123,7 @@ describe('upgrading from the row-lease relay (PostgreSQL, real Kafka, the earlie
     return { child, reached };
   }
 
-  it('a rolling deploy as the README says: no key in two relays at once, every key in write order, nothing lost, the failures retried in order', async () => {
+  it('a rolling deploy as docs/upgrading.md says: no key in two relays at once, every key in write order, nothing lost, the failures retried in order', async () => {
     // The table as the earlier version made it (its four migrations), and the earlier version running.
     const migrate = runEarlier({ mode: 'migrate' }, 'migrated');
     await migrate.reached;

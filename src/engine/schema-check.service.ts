@@ -51,7 +51,7 @@ export class SchemaCheck {
       if (retired.length === 0) {
         throw new MessageTableMissingError(
           tableName,
-          'the migration RetireTransactionalMessageRowLeases has not run (it makes key buckets the only relay design; see the README\'s Upgrading)',
+          'the migration RetireTransactionalMessageRowLeases has not run (it makes key buckets the only relay design; see docs/upgrading.md)',
         );
       }
       // The sixth migration: the due time of delayed messages.

@@ -1,6 +1,6 @@
 /**
  * The `code` of every error the library throws, by name: compare `error.code` with these instead of
- * string literals. Grouped by the class to catch (README: Errors).
+ * string literals. Grouped by the class to catch (docs/operations.md, Errors).
  */
 export const TransactionalMessageErrorCode = {
   // TransactionalMessageConfigurationError: the setup is wrong (boot, or the first use).

@@ -21,7 +21,7 @@ function loadFailureFix(error: unknown): string {
     return (
       'It is an ES module loaded through require(): under Jest in a CommonJS app, run Jest with ' +
       'NODE_OPTIONS=--experimental-vm-modules on Node 24.9+; on Node 22, choose a CommonJS alternative in tests where there is one ' +
-      "(kafka.client: 'kafkajs'). See the README's Testing, Jest in a CommonJS application."
+      "(kafka.client: 'kafkajs'). See docs/testing.md, Jest in a CommonJS application."
     );
   }
   return 'Reinstall it (npm install), and check that its version is within the peer range this library declares.';

@@ -24,7 +24,7 @@ export interface MessageInput<TBody = unknown> {
   /**
    * A delayed message: not published until this many milliseconds after it is stored (by the
    * database's clock), 0 to 365 days. While it waits, later messages of its key go out without it;
-   * see the README's *Delayed messages*. Not with `deliverAt`.
+   * see docs/guide.md, *Delayed messages*. Not with `deliverAt`.
    */
   delayMs?: number;
   /**

@@ -26,7 +26,7 @@ export interface TransactionalMessageOptions<TArgs extends unknown[] = any[], TR
   /**
    * A delayed message: published no sooner than this many ms after it is stored (by the database's
    * clock), 0 to 365 days. While it waits, the later messages of its key go out without it (see the
-   * README's *Delayed messages*). Not with `deliverAt`. Default: no delay.
+   * docs/guide.md, *Delayed messages*). Not with `deliverAt`. Default: no delay.
    */
   delayMs?: FromCall<TArgs, TResult, number | undefined>;
   /**

@@ -82,7 +82,7 @@ describe('resolveOptions', () => {
     ],
     [
       { dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, relay: { ownership: 'rows' } },
-      "'relay.ownership' is \"rows\"; expected no such option any more: key buckets are the only relay design. Remove the option (its last value, 'buckets', is still accepted and changes nothing); to move relays of the row-lease design over, follow the README's Upgrading section",
+      "'relay.ownership' is \"rows\"; expected no such option any more: key buckets are the only relay design. Remove the option (its last value, 'buckets', is still accepted and changes nothing); to move relays of the row-lease design over, follow docs/upgrading.md",
     ],
     [{ dataSource, producerGroup: 'shop', kafka: { brokers: ['b:1'] }, check: 5 }, "'check' is 5; expected an object"],
   ])('refuses %p', (options, expected) => {

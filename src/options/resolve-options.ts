@@ -192,7 +192,7 @@ function resolveRelay(relay: RelayOptions | undefined): Required<Omit<RelayOptio
       'relay.ownership',
       ownership,
       "no such option any more: key buckets are the only relay design. Remove the option (its last value, 'buckets', is still accepted " +
-        "and changes nothing); to move relays of the row-lease design over, follow the README's Upgrading section",
+        "and changes nothing); to move relays of the row-lease design over, follow docs/upgrading.md",
     );
   }
   const merged = { ...DEFAULT_RELAY_OPTIONS, ...given };

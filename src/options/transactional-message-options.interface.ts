@@ -45,7 +45,7 @@ export interface RelayOptions {
   onDead?: DeadMessagePolicy;
   /**
    * @deprecated Key buckets are the only relay design now: `'buckets'` is accepted and changes
-   * nothing; `'rows'` is refused (see the README's *Upgrading*). Remove the option.
+   * nothing; `'rows'` is refused (see docs/upgrading.md). Remove the option.
    */
   ownership?: 'buckets';
   /** First retry delay in ms, doubled on each attempt up to `backoffMaxMs`, with ±20 % jitter. Default `1000`. */

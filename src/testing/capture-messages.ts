@@ -57,7 +57,7 @@ function noDatabase(label: string): EntityManager {
       if (property === 'then') return undefined;
       throw new TransactionalMessageError(
         `${label} used the transaction's EntityManager (${String(property)}) while messages are captured without a database. ` +
-          `Give the service a mocked TransactionContext, or test it against a real database (see the README, Testing).`,
+          `Give the service a mocked TransactionContext, or test it against a real database (see docs/testing.md).`,
       );
     },
   });

@@ -79,7 +79,7 @@ function loadNatsHeaders(): Promise<() => NatsHeaders> {
  * string); the library's headers travel as the transport's headers (see ClientProxyTransport). The
  * messages of one key are sent one after the other, each once the one before was acknowledged, so
  * a failure never lets a later message of its key pass it; different keys go at once. Whether a
- * publish is acknowledged depends on the transport: see the README's *Other transports*.
+ * publish is acknowledged depends on the transport: see docs/guide.md, *Other transports*.
  */
 export class ClientProxyPublisher implements MessagePublisher {
   readonly transport: ClientProxyTransport;

@@ -33,7 +33,7 @@ export class RowLeaseUpgrade {
       this.logger.warn(
         `Relay ${this.identity} waits: relays of the row-lease design (an earlier version of this library) hold ${leased} committed ` +
           `message(s) under a lease, and two designs must never publish at once. It delivers once those leases end (at most their ` +
-          `relay.leaseMs); stop the relays of the earlier version (README: Upgrading).`,
+          `relay.leaseMs); stop the relays of the earlier version (docs/upgrading.md).`,
       );
     } else if (leased === 0 && this.leasesSeen) {
       this.logger.log(`Relay ${this.identity} goes on: no lease of the row-lease design is left`);
