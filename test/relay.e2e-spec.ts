@@ -753,18 +753,23 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
       const deliver = async (vacuumAfterRows: number, count: number) => {
         const { app, producer } = await boot([], { relay: { autoStart: false, retentionMs: 0, vacuumAfterRows } });
         for (let i = 0; i < count; i++) await producer.sendMessageInTransaction({ topic: topic.wake, key: `vacuum-${i % 3}`, body: { i } }, () => TransactionStatus.COMMIT);
+        const [{ drainedFrom }] = await db.dataSource.query(`SELECT clock_timestamp() AS "drainedFrom"`);
         expect(await app.get(TransactionalMessageRelay).drain()).toBe(count);
         await app.close(); // waits for a vacuum in progress
         apps.splice(apps.indexOf(app), 1);
+        return new Date(drainedFrom);
       };
       const before = await vacuums();
       await deliver(0, 30); // closed: a vacuum it had started would have finished
-      await deliver(10, 30); // one vacuum once caught up (30 ≥ 10)
+      const drainedFrom = await deliver(10, 30); // one vacuum once caught up (30 ≥ 10)
       // The second relay's vacuum seen is the positive sign; a vacuum of the first would make two.
       await eventually('the relay vacuumed the table', async () => (await vacuums()) > before);
       expect(await vacuums()).toBe(before + 1);
-      const [{ dead }] = await db.dataSource.query(`SELECT n_dead_tup::int AS dead FROM pg_stat_user_tables WHERE relname = $1`, [db.tableName]);
-      expect(dead).toBeLessThan(60); // the deleted rows were vacuumed, not left for autovacuum
+      // After the messages it delivered were deleted (what the dead entries are), not before. How many
+      // dead rows it removed is PostgreSQL's business: a page pinned by a concurrent read at that
+      // moment is skipped (VACUUM waits for no cleanup lock), so that count is not asserted.
+      const [{ lastVacuum }] = await db.dataSource.query(`SELECT last_vacuum AS "lastVacuum" FROM pg_stat_user_tables WHERE relname = $1`, [db.tableName]);
+      expect(new Date(lastVacuum).getTime()).toBeGreaterThan(drainedFrom.getTime());
     });
   }
 });
