@@ -7,11 +7,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { MessageStatus, TransactionalMessageModule, TransactionalMessageProducer, TransactionalMessageRelay, TransactionStatus, transactionalMessageMigrations } from '../src/index.js';
+import { CLI_SCRIPT as CLI } from './support/cli.js';
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './support/databases.js';
 import { ControlledPublisher, InjectedFailure } from './support/relay.fixture.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'dist', 'cjs', 'cli', 'main.js');
 
 /** Runs the built CLI as an operator would. */
 function cli(...args: string[]): { code: number; out: string; err: string } {
@@ -81,8 +81,9 @@ describe.each(DATABASE_KINDS)('the CLI on %s (npx nestjs-transactional-message)'
     expect((await producer.getMessage(half))?.status).toBe(MessageStatus.ROLLED_BACK);
   });
 
-  it('--version prints the package version', () => {
-    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  it('--version prints the package version (of the file the package names as its bin)', () => {
+    const { version, bin } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
+    expect(join(ROOT, bin['nestjs-transactional-message'])).toBe(CLI);
     for (const flag of ['--version', '-V']) {
       const printed = cli(flag);
       expect(printed.code).toBe(0);

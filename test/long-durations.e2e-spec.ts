@@ -19,12 +19,12 @@ import {
   transactionalMessageInboxMigrations,
   type MessagePublisher,
 } from '../src/index.js';
+import { CLI_SCRIPT as CLI } from './support/cli.js';
 import { createTestDatabase, DATABASE_KINDS, type DatabaseKind, type TestDatabase } from './support/databases.js';
 import { eventually } from './support/kafka.js';
 
 const DAY_MS = 86_400_000;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 
 /** Nothing is published in this test; the relay runs for its pruning and its checks. */
 const idle: MessagePublisher = { connect: async () => undefined, publish: async () => undefined, classify: () => ({ kind: 'unknown' }), close: async () => undefined };
