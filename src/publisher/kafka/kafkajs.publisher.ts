@@ -130,20 +130,7 @@ export class KafkaJsPublisher implements MessagePublisher {
 
   private async start(): Promise<Producer> {
     const { Kafka, Partitioners } = await loadKafkaJs();
-    const o = this.options;
-    const kafka = new Kafka({
-      ...kafkaLogBridge('TransactionalMessage:kafkajs'),
-      // Bounded like the producer's: an unreachable broker fails a connect within seconds, and the
-      // relay retries with its own backoff (kafkajs' default grows to 30 s per try).
-      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
-      brokers: o.brokers,
-      clientId: o.clientId ?? this.defaultClientId,
-      ...(o.ssl !== undefined ? { ssl: o.ssl } : {}),
-      ...(o.sasl !== undefined ? { sasl: o.sasl as KafkaConfig['sasl'] } : {}),
-      ...(o.connectionTimeoutMs !== undefined ? { connectionTimeout: o.connectionTimeoutMs } : {}),
-      ...(o.requestTimeoutMs !== undefined ? { requestTimeout: o.requestTimeoutMs } : {}),
-      ...(o.authenticationTimeoutMs !== undefined ? { authenticationTimeout: o.authenticationTimeoutMs } : {}),
-    });
+    const kafka = new Kafka(kafkaJsConfig(this.options, this.defaultClientId));
     const producer = kafka.producer({
       // The Java client's murmur2 partitioner: a key lands on the same partition as with other clients.
       createPartitioner: () => {
@@ -167,6 +154,23 @@ export class KafkaJsPublisher implements MessagePublisher {
     return producer;
   }
 
+}
+
+/** @internal The kafkajs client's configuration from the `kafka` option (the publisher's and the transactional producer's). */
+export function kafkaJsConfig(o: KafkaOptions, defaultClientId: string): KafkaConfig {
+  return {
+    ...kafkaLogBridge('TransactionalMessage:kafkajs'),
+    // Bounded like the producer's: an unreachable broker fails a connect within seconds, and the
+    // relay retries with its own backoff (kafkajs' default grows to 30 s per try).
+    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
+    brokers: o.brokers,
+    clientId: o.clientId ?? defaultClientId,
+    ...(o.ssl !== undefined ? { ssl: o.ssl } : {}),
+    ...(o.sasl !== undefined ? { sasl: o.sasl as KafkaConfig['sasl'] } : {}),
+    ...(o.connectionTimeoutMs !== undefined ? { connectionTimeout: o.connectionTimeoutMs } : {}),
+    ...(o.requestTimeoutMs !== undefined ? { requestTimeout: o.requestTimeoutMs } : {}),
+    ...(o.authenticationTimeoutMs !== undefined ? { authenticationTimeout: o.authenticationTimeoutMs } : {}),
+  };
 }
 
 /**

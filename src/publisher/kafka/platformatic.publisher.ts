@@ -132,30 +132,8 @@ export class PlatformaticKafkaPublisher implements MessagePublisher {
   }
 
   private async start(): Promise<Producer<Buffer, Buffer, string, string>> {
-    const { Producer, ProduceAcks } = await loadPlatformaticKafka();
-    const o = this.options;
-    const brokers = typeof o.brokers === 'function' ? await o.brokers() : o.brokers;
-    const requestTimeout = o.requestTimeoutMs ?? 30_000;
-    const options: ProducerOptions<Buffer, Buffer, string, string> = {
-      clientId: o.clientId ?? this.defaultClientId,
-      bootstrapBrokers: brokers,
-      idempotent: true,
-      acks: ProduceAcks.ALL,
-      maxInflights: 1,
-      serializers: RAW,
-      connectTimeout: o.connectionTimeoutMs ?? 1_000,
-      requestTimeout,
-      // How long the broker waits for the in-sync replicas before it answers REQUEST_TIMED_OUT:
-      // within the client's own wait, so that the answer arrives.
-      timeout: Math.max(1, Math.floor(requestTimeout / 2)),
-      // Bounded like the kafkajs publisher's: 5 retries from 100 ms to 2 s; the relay backs off after.
-      retries: 5,
-      retryDelay: (_client, _operation, attempt) => Math.min(2_000, 100 * 2 ** (attempt - 1)),
-      // As kafkajs and the Java client do: the broker's auto.create.topics.enable decides.
-      autocreateTopics: true,
-      ...(o.ssl !== undefined && o.ssl !== false ? { tls: o.ssl === true ? {} : o.ssl } : {}),
-      ...(o.sasl !== undefined ? { sasl: saslOptions(o.sasl) } : {}),
-    };
+    const { Producer } = await loadPlatformaticKafka();
+    const options = await platformaticProducerOptions(this.options, this.defaultClientId);
     const producer = new Producer<Buffer, Buffer, string, string>(options);
     try {
       // Connects, authenticates and gets a producer id: a configuration error shows here, at boot.
@@ -167,6 +145,33 @@ export class PlatformaticKafkaPublisher implements MessagePublisher {
     return producer;
   }
 
+}
+
+/** @internal The producer options from the `kafka` option (the publisher's and the transactional producer's). */
+export async function platformaticProducerOptions(o: KafkaOptions, defaultClientId: string): Promise<ProducerOptions<Buffer, Buffer, string, string>> {
+  const { ProduceAcks } = await loadPlatformaticKafka();
+  const brokers = typeof o.brokers === 'function' ? await o.brokers() : o.brokers;
+  const requestTimeout = o.requestTimeoutMs ?? 30_000;
+  return {
+    clientId: o.clientId ?? defaultClientId,
+    bootstrapBrokers: brokers,
+    idempotent: true,
+    acks: ProduceAcks.ALL,
+    maxInflights: 1,
+    serializers: RAW,
+    connectTimeout: o.connectionTimeoutMs ?? 1_000,
+    requestTimeout,
+    // How long the broker waits for the in-sync replicas before it answers REQUEST_TIMED_OUT:
+    // within the client's own wait, so that the answer arrives.
+    timeout: Math.max(1, Math.floor(requestTimeout / 2)),
+    // Bounded like the kafkajs publisher's: 5 retries from 100 ms to 2 s; the relay backs off after.
+    retries: 5,
+    retryDelay: (_client, _operation, attempt) => Math.min(2_000, 100 * 2 ** (attempt - 1)),
+    // As kafkajs and the Java client do: the broker's auto.create.topics.enable decides.
+    autocreateTopics: true,
+    ...(o.ssl !== undefined && o.ssl !== false ? { tls: o.ssl === true ? {} : o.ssl } : {}),
+    ...(o.sasl !== undefined ? { sasl: saslOptions(o.sasl) } : {}),
+  };
 }
 
 function saslOptions(sasl: NonNullable<KafkaOptions['sasl']>): SASLOptions {
