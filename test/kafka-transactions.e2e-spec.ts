@@ -4,6 +4,7 @@
 // the transactional id aborts the previous holder's open transaction (its records written to the
 // log, never visible) and fences it (its later sends fail, told apart by isProducerFenced); a
 // transactional id the broker already knows can be taken again (restarts, takeovers).
+import { Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { KAFKA_CLIENTS, type KafkaClientName } from '../src/index.js';
 import { readCommittedPartition } from '../src/publisher/kafka/committed-records.js';
@@ -26,6 +27,9 @@ async function endOffset(topic: string): Promise<number> {
     await admin.disconnect();
   }
 }
+
+// The clients' own log lines go to Nest's logger at debug; no application here sets its levels.
+beforeAll(() => Logger.overrideLogger(['error', 'warn']));
 
 describe.each(KAFKA_CLIENTS)('the transactional producer on %s (real Kafka)', (client: KafkaClientName) => {
   const producers: TransactionalKafkaProducer[] = [];
