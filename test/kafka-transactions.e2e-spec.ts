@@ -7,7 +7,8 @@
 import { Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { KAFKA_CLIENTS, type KafkaClientName } from '../src/index.js';
-import { readCommittedPartition } from '../src/publisher/kafka/committed-records.js';
+import { readCommittedPartition, readLastCommitted } from '../src/publisher/kafka/committed-records.js';
+import { decodeMarksRecord, encodeMarksRecord } from '../src/publisher/kafka/marks-record.js';
 import { createTransactionalKafkaProducer, isProducerFenced, type TransactionalKafkaProducer } from '../src/publisher/kafka/transactional-producer.js';
 import { createTopics, KAFKA_BROKERS, testKafka, TestConsumer, uniqueTopic } from './support/kafka.js';
 
@@ -169,6 +170,48 @@ describe("the recovery read of a partition's committed records (@platformatic/ka
       }
     } finally {
       await consumer.close(true);
+    }
+  });
+});
+
+describe.each(KAFKA_CLIENTS)("a takeover's recovery read of the slot's marks, written with %s (real Kafka)", (client: KafkaClientName) => {
+  it("finds the last committed marks record behind aborted ones and the fenced holder's open one; none in an empty slot", async () => {
+    const { Consumer } = await import('@platformatic/kafka');
+    const [data, marks] = [uniqueTopic('eo-data'), uniqueTopic('eo-marks')];
+    await createTopics([data], 1);
+    await createTopics([marks], 2); // slots 0 and 1
+    const id = `tm-test-slot0-${randomBytes(4).toString('hex')}`;
+    const inTransaction = (sequence: number) => {
+      const messageId = `m-${sequence}`;
+      return [{ topic: data, key: Buffer.from('k'), value: Buffer.from(messageId) }, { topic: marks, partition: 0, ...encodeMarksRecord({ slot: 0, sequence, ids: [messageId] }) }];
+    };
+    const holder = createTransactionalKafkaProducer(client, { brokers: KAFKA_BROKERS }, id, 'tm-test');
+    await holder.start();
+    for (let sequence = 1; sequence <= 40; sequence++) await holder.send(inTransaction(sequence));
+    await holder.close();
+    // The holder's successor in time: ten transactions aborted (20 offsets at the end with nothing
+    // committed: the read must look further back than its first window), then frozen mid-transaction.
+    const zombie = testKafka().producer({ transactionalId: id, idempotent: true, maxInFlightRequests: 1 });
+    await zombie.connect();
+    for (let sequence = 41; sequence <= 50; sequence++) {
+      const aborted = await zombie.transaction();
+      await aborted.send({ topic: marks, acks: -1, messages: [{ partition: 0, ...encodeMarksRecord({ slot: 0, sequence, ids: [`m-${sequence}`] }) }] });
+      await aborted.abort();
+    }
+    const open = await zombie.transaction();
+    await open.send({ topic: marks, acks: -1, messages: [{ partition: 0, ...encodeMarksRecord({ slot: 0, sequence: 51, ids: ['m-51'] }) }] });
+    const next = createTransactionalKafkaProducer(client, { brokers: KAFKA_BROKERS }, id, 'tm-test');
+    const consumer = new Consumer({ clientId: 'tm-test', groupId: `tm-test-${randomBytes(4).toString('hex')}`, bootstrapBrokers: KAFKA_BROKERS });
+    try {
+      await next.start(); // fence: the open transaction is aborted
+      const last = await readLastCommitted(consumer, marks, 0);
+      expect(last).toBeDefined();
+      expect(decodeMarksRecord(last!.value, `${marks}/0@${last!.offset}`)).toEqual({ slot: 0, sequence: 40, ids: ['m-40'] });
+      expect(await readLastCommitted(consumer, marks, 1)).toBeUndefined();
+    } finally {
+      await consumer.close(true);
+      await next.close();
+      await zombie.disconnect().catch(() => undefined);
     }
   });
 });

@@ -120,3 +120,30 @@ export async function readCommittedPartition(
     }
   }
 }
+
+/**
+ * @internal The last committed record of a partition (undefined when it holds none): the recovery
+ * read of a slot's marks (docs/exactly-once.md), whose last committed record alone says what Kafka
+ * committed and the database may not know. Reads back from the end in growing windows (16, 64, ...
+ * offsets), so a partition that compaction has not cleaned yet costs little.
+ */
+export async function readLastCommitted(
+  consumer: import('@platformatic/kafka').Consumer<Buffer, Buffer, Buffer, Buffer>,
+  topic: string,
+  partition: number,
+): Promise<CommittedRecord | undefined> {
+  const { FetchIsolationLevels } = await loadPlatformaticKafka();
+  const offsetAt = async (timestamp: bigint) => {
+    const offsets = await consumer.listOffsets({ topics: [topic], timestamp, isolationLevel: FetchIsolationLevels.READ_COMMITTED });
+    const offset = offsets.get(topic)?.[partition];
+    if (offset === undefined) throw new Error(`Kafka knows no partition ${partition} of topic ${topic}`);
+    return offset;
+  };
+  // -2: the log's start; -1: its end for a read_committed reader (the last stable offset).
+  const [start, end] = [await offsetAt(-2n), await offsetAt(-1n)];
+  for (let window = 16n; ; window *= 4n) {
+    const from = end - window > start ? end - window : start;
+    const last = (await readCommittedPartition(consumer, topic, partition, from)).at(-1);
+    if (last || from === start) return last;
+  }
+}
