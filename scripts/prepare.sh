@@ -15,9 +15,11 @@ fi
 # grep reads every line (with -q it would stop at the match and the status script die of SIGPIPE under pipefail).
 if ! bash scripts/services.sh status | grep '^kafka: up' >/dev/null; then
   trap 'bash "$ROOT/scripts/services.sh" stop' EXIT
+  export TM_KAFKA_WAS_UP=0
 else
   # Kafka was up already (not ours to stop): only the transports this run starts are stopped.
   trap 'bash "$ROOT/scripts/services.sh" stop transports' EXIT
+  export TM_KAFKA_WAS_UP=1
 fi
 for service in ${TM_SERVICES:-postgres mariadb kafka transports}; do
   bash scripts/services.sh start "$service"

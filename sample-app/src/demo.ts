@@ -155,8 +155,13 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     console.log('Consistent: shipments, credit points and cleared carts exactly for the paid orders, none for the declined one.');
     console.log(
       '\nRun the shop yourself to see, while it runs, the dashboard of the messages at http://127.0.0.1:3000/ops/messages, ' +
-        'Prometheus metrics at /metrics and the health check at /health. The demo stopped the broker it started: start it again first, ' +
-        '`bash scripts/services.sh start kafka` (or `start rabbitmq` with SHOP_TRANSPORT=rabbitmq), then `node sample-app/dist/src/main.js` (port 3000).',
+        'Prometheus metrics at /metrics and the health check at /health. ' +
+        // scripts/prepare.sh says whether Kafka was running before (then it is left running).
+        (process.env.TM_KAFKA_WAS_UP === '1' && (process.env.SHOP_TRANSPORT ?? 'kafka') === 'kafka'
+          ? 'Kafka was running before the demo and still is: run '
+          : 'The demo stopped the broker it started: start it again first, ' +
+            '`bash scripts/services.sh start kafka` (or `start rabbitmq` with SHOP_TRANSPORT=rabbitmq), then ') +
+        '`node sample-app/dist/src/main.js` (port 3000).',
     );
     process.exit(0);
   }
