@@ -24,7 +24,7 @@ import type { ResolvedOptions } from '../options/transactional-message-options.i
 import { MessageSender } from '../producer/message-sender.service.js';
 import { TransactionalMessageProducer } from '../producer/transactional-message.producer.js';
 import { KafkaPublisher } from '../publisher/kafka/kafka.publisher.js';
-import type { MessagePublisher } from '../publisher/message-publisher.interface.js';
+import { slotTransactionsOf, type MessagePublisher } from '../publisher/message-publisher.interface.js';
 import { DeliveryRelay } from '../relay/delivery-relay.service.js';
 import { DeadRowVacuum } from '../relay/delivery/dead-row-vacuum.js';
 import { DelayedMessageTimer } from '../relay/delayed-message-timer.js';
@@ -131,7 +131,7 @@ export class TransactionalMessageEngine {
     const dialect = resolveDialect(options.dataSource);
     const notify = dialect.notifications && options.relay.listenNotify;
     this.identity = relayIdentity(options.producerGroup);
-    this.publisher = options.publisher ?? (options.kafka ? new KafkaPublisher(options.kafka, options.producerGroup) : null);
+    this.publisher = options.publisher ?? (options.kafka ? new KafkaPublisher(options.kafka, options.producerGroup, options) : null);
 
     this.store = new MessageStore(dialect, options.tableName, notify ? `tm_${options.tableName}` : null, options.preparedStatements === true);
     this.checkStore = new CheckStore(this.store);
@@ -152,7 +152,7 @@ export class TransactionalMessageEngine {
     this.sender = new MessageSender(options, this.runner, this.store, this.notifier);
     this.checkHandlers = new CheckHandlerRegistry();
     const bucketStore = new BucketStore(this.store, options.relay.onDead === 'hold', options.relay.retentionMs === 0);
-    this.ownership = new BucketOwnership(options, this.identity, this.background, bucketStore);
+    this.ownership = new BucketOwnership(options, this.identity, this.background, bucketStore, slotTransactionsOf(this.publisher));
     // Without a publisher the relay never starts (consumer-only, or relay.enabled: false without kafka).
     const vacuum = new DeadRowVacuum(dialect.vacuum(this.store.t), options.relay.vacuumAfterRows, this.background);
     this.delivery = new DeliveryRelay(options, this.publisher as MessagePublisher, this.ownership, this.doorbell, vacuum);

@@ -1,6 +1,7 @@
 import { DEFAULT_INSTANCE_NAME } from './instance-name.js';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error.js';
 import { MAX_DURATION_MS } from '../message/encode-message.js';
+import { resolveExactlyOnceScope } from '../publisher/kafka/exactly-once.publisher.js';
 import { KAFKA_CLIENTS, KAFKA_OPTION_NAMES, type KafkaOptions } from '../publisher/kafka/kafka-options.interface.js';
 import { resolveDialect } from '../store/dialects/resolve-dialect.js';
 import { DEFAULT_INBOX_TABLE_NAME, DEFAULT_TABLE_NAME, validateTableName } from '../store/table-name.js';
@@ -151,6 +152,8 @@ export function resolveOptions(options: TransactionalMessageModuleOptions, name 
   const check = resolveCheck(options.check);
   const inbox = resolveInbox(producer ? options.inbox : { enabled: true, ...options.inbox });
   validatePublisher(options, relay.enabled);
+  // Its names come from the producer group and the table by default: checked with them.
+  if (options.kafka?.exactlyOnce !== undefined) resolveExactlyOnceScope(options.kafka.exactlyOnce, { producerGroup: options.producerGroup ?? '', tableName });
   const metrics = options.metrics ?? true;
   booleanOption('metrics', metrics);
   return {

@@ -54,3 +54,35 @@ export interface MessagePublisher {
   /** Disconnects. Called once no publish is in flight. */
   close(): Promise<void>;
 }
+
+/**
+ * @internal A publisher whose deliveries are exactly-once per *slot* (a fixed group of key buckets
+ * that one relay owns at a time: `kafka.exactlyOnce`, docs/exactly-once.md). The relay's ownership
+ * leases slots whole, tells the publisher when it takes one (the publisher takes the slot's
+ * transactional id over and recovers before its next send) and when the database recorded
+ * messages as delivered; the publisher asks the ownership whether it still holds a slot (after
+ * fencing, before it reads what Kafka committed) and has it mark what a recovery found.
+ */
+export interface SlotTransactions {
+  /** Key buckets per slot: slot = floor(bucket / bucketsPerSlot). */
+  readonly bucketsPerSlot: number;
+  /** Called once by the relay's ownership. */
+  bind(owner: SlotOwner): void;
+  /** This relay took these slots (again): each is recovered before its next send. */
+  taken(slots: readonly number[]): void;
+  /** The database recorded these messages as delivered. */
+  delivered(ids: readonly string[]): void;
+}
+
+/** @internal What a {@link SlotTransactions} publisher asks of the relay's ownership. */
+export interface SlotOwner {
+  /** Renews the leases and says whether this relay still holds every bucket of `slot`. */
+  holds(slot: number): Promise<boolean>;
+  /** Marks these messages delivered (those still committed): Kafka committed them, the database may not know. */
+  applyMarks(ids: readonly string[]): Promise<void>;
+}
+
+/** @internal The publisher's slot transactions, when it delivers exactly once (the relay leases slots then). */
+export function slotTransactionsOf(publisher: MessagePublisher | null): SlotTransactions | undefined {
+  return (publisher as { slotTransactions?: SlotTransactions } | null)?.slotTransactions;
+}

@@ -250,6 +250,23 @@ export class BucketStore {
   }
 
   /**
+   * Marks the messages with these ids DELIVERED (or deletes them with `relay.retentionMs: 0`) where
+   * they are still COMMITTED; returns how many. Exactly-once recovery: Kafka committed them (a
+   * slot's last committed marks record) and the database may not have marked them. Applying a
+   * record again is harmless: every message it names is in Kafka, so marking it is true whenever it
+   * happens.
+   */
+  async markDeliveredIds(manager: EntityManager, ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const p = new SqlParams(this.d);
+    const rows: Array<Record<string, unknown>> = await manager.query(
+      `SELECT ${deliveryColumns(this.d, 'r')} FROM ${this.store.t} r WHERE r.id IN (${p.list([...ids])}) AND r.status = ${COMMITTED}`,
+      p.values,
+    );
+    return this.markDelivered(manager, rows.map((row) => new DeliveryRow(row)));
+  }
+
+  /**
    * Counts a failed attempt: retried after `retryInMs`, or DEAD when `dead`. Fenced by the bucket's
    * token: a relay that lost the bucket does not count attempts against its new owner's work.
    */

@@ -42,6 +42,10 @@ const CLUSTER_FAULTS = new Set([
   'THROTTLING_QUOTA_EXCEEDED',
   'CONCURRENT_TRANSACTIONS',
   'OPERATION_NOT_ATTEMPTED',
+  // The transaction coordinator (kafka.exactlyOnce) moving or loading its log.
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR',
+  'COORDINATOR_LOAD_IN_PROGRESS',
 ]);
 
 /**
@@ -55,6 +59,8 @@ const PRODUCER_STATE_FAULTS = new Set([
   'INVALID_PRODUCER_EPOCH',
   'INVALID_PRODUCER_ID_MAPPING',
   'PRODUCER_FENCED',
+  'INVALID_TXN_STATE',
+  'TRANSACTION_COORDINATOR_FENCED',
 ]);
 
 /** The client is configured wrongly for this cluster: no message can get through until it is fixed. */

@@ -72,7 +72,7 @@ const MAX_FETCH_BYTES = 64 * 1024 * 1024;
  * with @platformatic/kafka's fetch, deciding what is committed with {@link committedRecords}
  * instead of the client's read_committed filter (which may leave aborted records in; it never
  * removes committed ones, so deciding again on what it returns is exact). The recovery read of
- * exactly-once delivery (docs/exactly-once.md; not in use yet).
+ * exactly-once delivery (docs/exactly-once.md).
  */
 export async function readCommittedPartition(
   consumer: import('@platformatic/kafka').Consumer<Buffer, Buffer, Buffer, Buffer>,

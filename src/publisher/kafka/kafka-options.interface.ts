@@ -40,7 +40,32 @@ export interface KafkaOptions {
   requestTimeoutMs?: number;
   /** Time allowed for SASL authentication, in ms (kafkajs only: refused with kafka.client '@platformatic/kafka', ignored when it is picked as the installed one). Default `10000`. */
   authenticationTimeoutMs?: number;
+  /**
+   * Exactly-once delivery into Kafka (docs/exactly-once.md): each committed message is in its
+   * topic once for `read_committed` consumers, also when relays are killed or frozen at any point.
+   * The relay publishes in Kafka transactions, one per *slot* of key buckets (8 slots), with a
+   * marks record on the library's marks topic in each. Needs a cluster that allows transactions,
+   * and @platformatic/kafka installed (it reads the marks topic, whichever client publishes).
+   * `true`, or the names to use. Default `false` (at least once: the consumer's inbox removes
+   * duplicates).
+   */
+  exactlyOnce?: boolean | KafkaExactlyOnceOptions;
+}
+
+/** The names `kafka.exactlyOnce` uses in Kafka. */
+export interface KafkaExactlyOnceOptions {
+  /**
+   * Slot n's producer has the transactional id `<transactionalIdPrefix>.tm-slot-<n>`. Every
+   * application instance sharing a message table uses the same prefix. Default
+   * `<producerGroup>.<tableName>` (required with `new KafkaPublisher()`).
+   */
+  transactionalIdPrefix?: string;
+  /**
+   * The marks topic: 8 partitions (one per slot), compacted; created when missing. Default
+   * `<producerGroup>.<tableName>.tm-marks` (required with `new KafkaPublisher()`).
+   */
+  marksTopic?: string;
 }
 
 /** @internal The options' names, for the module's validation. */
-export const KAFKA_OPTION_NAMES = ['client', 'brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'authenticationTimeoutMs'];
+export const KAFKA_OPTION_NAMES = ['client', 'brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'authenticationTimeoutMs', 'exactlyOnce'];

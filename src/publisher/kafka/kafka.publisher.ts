@@ -2,8 +2,9 @@ import { Logger } from '@nestjs/common';
 import { LOGGER_CONTEXT } from '../../common/constants.js';
 import { InvalidModuleOptionsError } from '../../errors/invalid-module-options.error.js';
 import { OptionalDependencyMissingError } from '../../errors/optional-dependency-missing.error.js';
-import type { MessagePublisher, OutgoingMessage, PublishFailure } from '../message-publisher.interface.js';
+import type { MessagePublisher, OutgoingMessage, PublishFailure, SlotTransactions } from '../message-publisher.interface.js';
 import { KAFKA_CLIENTS, type KafkaClientName, type KafkaOptions } from './kafka-options.interface.js';
+import { ExactlyOnceKafkaPublisher, resolveExactlyOnceScope } from './exactly-once.publisher.js';
 import { KafkaJsPublisher, loadKafkaJs } from './kafkajs.publisher.js';
 import { loadPlatformaticKafka, PlatformaticKafkaPublisher } from './platformatic.publisher.js';
 
@@ -38,22 +39,36 @@ export async function installedKafkaClient(): Promise<KafkaClientName> {
  * flight per connection (a retry cannot reorder a key), one request per publish, the Java client's
  * partitioner for keyed records, bounded client retries (the relay retries with backoff), a fresh
  * producer after any failure, and errors classified as the relay needs them (transport,
- * configuration, the message's fault, unknown).
+ * configuration, the message's fault, unknown). With `options.exactlyOnce`, Kafka transactions
+ * per slot of key buckets (docs/exactly-once.md).
  */
 export class KafkaPublisher implements MessagePublisher {
   private readonly logger = new Logger(LOGGER_CONTEXT);
   private client: MessagePublisher | undefined;
   private choosing: Promise<MessagePublisher> | undefined;
+  /** `options.exactlyOnce`: publishes, connects and classifies instead of `client`. */
+  private readonly exactlyOnce: ExactlyOnceKafkaPublisher | undefined;
 
-  /** `defaultClientId`: the client id when `options.clientId` is not given. */
+  /**
+   * `defaultClientId`: the client id when `options.clientId` is not given. `scope`: the module's
+   * producer group and table (the default names of `options.exactlyOnce`).
+   */
   constructor(
     private readonly options: KafkaOptions,
     private readonly defaultClientId = 'nestjs-transactional-message',
+    scope?: { producerGroup: string; tableName: string },
   ) {
     if (options.client !== undefined && !(KAFKA_CLIENTS as readonly string[]).includes(options.client)) {
       throw new InvalidModuleOptionsError('kafka.client', options.client, `one of ${KAFKA_CLIENTS.map((c) => `'${c}'`).join(', ')} (installed in your app)`);
     }
     if (options.client !== undefined) this.client = this.create(options.client);
+    const names = resolveExactlyOnceScope(options.exactlyOnce, scope);
+    if (names) this.exactlyOnce = new ExactlyOnceKafkaPublisher(options, () => this.chosen().then(() => this.clientName!), names, defaultClientId);
+  }
+
+  /** @internal With `exactlyOnce`: the slots the relay leases whole. */
+  get slotTransactions(): SlotTransactions | undefined {
+    return this.exactlyOnce;
   }
 
   /** The client this publisher runs on: `options.client`, or the one installed (known after the first connect). */
@@ -62,20 +77,23 @@ export class KafkaPublisher implements MessagePublisher {
   }
 
   async connect(): Promise<void> {
+    if (this.exactlyOnce) return this.exactlyOnce.connect();
     return (await this.chosen()).connect();
   }
 
   async publish(messages: readonly OutgoingMessage[]): Promise<void> {
+    if (this.exactlyOnce) return this.exactlyOnce.publish(messages);
     return (await this.chosen()).publish(messages);
   }
 
   classify(error: unknown): PublishFailure {
     if (error instanceof OptionalDependencyMissingError) return { kind: 'config' };
+    if (this.exactlyOnce) return this.exactlyOnce.classify(error);
     return this.client ? this.client.classify(error) : { kind: 'unknown' };
   }
 
   async close(): Promise<void> {
-    await this.client?.close();
+    await Promise.all([this.client?.close(), this.exactlyOnce?.close()]);
   }
 
   private chosen(): Promise<MessagePublisher> {

@@ -1,13 +1,12 @@
 /**
- * @internal The marks record of exactly-once delivery (docs/exactly-once.md; not in use yet): one
+ * @internal The marks record of exactly-once delivery (docs/exactly-once.md): one
  * per Kafka transaction, on the slot's partition of the marks topic, in the same transaction as the
  * messages. It lists the ids of every message of the slot that Kafka committed and the database is
  * not yet known to have marked: this transaction's, plus those of earlier transactions whose mark
  * has not completed (none in the normal case). So the slot's last committed marks record alone
  * tells a new owner what to mark instead of publishing again, and the topic can be compacted by
- * slot. `sequence` grows by one per transaction of the slot; the database keeps the last sequence
- * it marked, so a record already applied (an operator may have replayed one of its messages since)
- * is never applied again.
+ * slot. `sequence` grows by one per transaction of the slot (a new owner goes on from the last
+ * one). Applying a record twice is harmless: every id in it is in Kafka.
  */
 export interface MarksRecord {
   slot: number;

@@ -10,11 +10,13 @@ export interface TransactionalRecord {
   key?: Buffer;
   value: Buffer;
   headers?: Record<string, string>;
+  /** The record's timestamp (ms since the epoch); default: when it is sent. */
+  timestamp?: number;
 }
 
 /**
  * @internal The Kafka producer of one `transactional.id`: the building block of exactly-once
- * delivery into Kafka (docs/exactly-once.md; the relay does not use it yet). One transactional id
+ * delivery into Kafka (docs/exactly-once.md; ExactlyOnceKafkaPublisher). One transactional id
  * per unit of ownership, so that whoever takes the unit over fences the previous holder:
  *
  * - `start()` takes the id over. The transaction coordinator aborts the previous holder's open
@@ -106,11 +108,11 @@ class KafkaJsTransactionalProducer implements TransactionalKafkaProducer {
     if (!this.producer) throw new Error(`The transactional producer ${this.transactionalId} is not started`);
     const transaction = await this.producer.transaction();
     try {
-      const byTopic = new Map<string, { key?: Buffer; value: Buffer; partition?: number; headers?: Record<string, string> }[]>();
+      const byTopic = new Map<string, { key?: Buffer; value: Buffer; partition?: number; headers?: Record<string, string>; timestamp?: string }[]>();
       for (const r of records) {
         let messages = byTopic.get(r.topic);
         if (!messages) byTopic.set(r.topic, (messages = []));
-        messages.push({ value: r.value, ...(r.key !== undefined ? { key: r.key } : {}), ...(r.partition !== undefined ? { partition: r.partition } : {}), ...(r.headers ? { headers: r.headers } : {}) });
+        messages.push({ value: r.value, ...(r.key !== undefined ? { key: r.key } : {}), ...(r.partition !== undefined ? { partition: r.partition } : {}), ...(r.headers ? { headers: r.headers } : {}), ...(r.timestamp !== undefined ? { timestamp: String(r.timestamp) } : {}) });
       }
       await transaction.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
       await transaction.commit();
@@ -177,6 +179,7 @@ class PlatformaticTransactionalProducer implements TransactionalKafkaProducer {
           ...(r.key !== undefined ? { key: r.key } : {}),
           ...(r.partition !== undefined ? { partition: r.partition } : {}),
           ...(r.headers ? { headers: r.headers } : {}),
+          ...(r.timestamp !== undefined ? { timestamp: BigInt(r.timestamp) } : {}),
         })),
       });
       await transaction.commit();

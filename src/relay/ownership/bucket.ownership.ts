@@ -5,6 +5,7 @@ import { emitEvent } from '../../events/transactional-message-events.js';
 import type { BackgroundWork } from '../../context/background-work.js';
 import { settlesWithin } from '../../common/within.js';
 import type { ResolvedOptions } from '../../options/transactional-message-options.interface.js';
+import type { SlotTransactions } from '../../publisher/message-publisher.interface.js';
 import type { BucketRow, BucketStore } from '../../store/bucket.store.js';
 import { KEY_BUCKETS } from '../../store/dialects/bucket-tables.js';
 import type { DeliveryClaim } from './delivery-ownership.js';
@@ -56,14 +57,34 @@ export class BucketOwnership implements DeliveryOwnership {
   private maintaining: Promise<void> | undefined;
   private stopped = false;
 
+  /** Buckets leased as one unit: 1, or a slot's with exactly-once delivery (`slots`). */
+  private readonly perSlot: number;
+
   constructor(
     private readonly options: ResolvedOptions,
     private readonly identity: string,
     private readonly runner: BackgroundWork,
     private readonly store: BucketStore,
+    /** The publisher's slots when it delivers exactly once: buckets are then leased by whole slots. */
+    private readonly slots?: SlotTransactions,
   ) {
     this.blocks = new KeyBlocks(options.relay.onDead === 'hold');
     this.upgrade = new RowLeaseUpgrade(identity, runner, store, this.logger);
+    this.perSlot = slots?.bucketsPerSlot ?? 1;
+    slots?.bind({
+      holds: async (slot) => {
+        await this.renewLeases();
+        return this.bucketsOf(slot).every((b) => this.owned.has(b));
+      },
+      applyMarks: async (ids) => {
+        await this.runner.autocommit('relay.mark', (m) => this.store.markDeliveredIds(m, ids));
+      },
+    });
+  }
+
+  /** The buckets of a slot (of a unit of lease). */
+  private bucketsOf(slot: number): number[] {
+    return Array.from({ length: this.perSlot }, (_, i) => slot * this.perSlot + i);
   }
 
   private get maintenanceIntervalMs(): number {
@@ -113,7 +134,10 @@ export class BucketOwnership implements DeliveryOwnership {
 
   async markDelivered(claim: DeliveryClaim, seqs: number[]): Promise<number> {
     try {
-      return await this.runner.autocommit('relay.mark', (m) => this.store.markDelivered(m, rowsOf(claim, seqs)));
+      const rows = rowsOf(claim, seqs);
+      const marked = await this.runner.autocommit('relay.mark', (m) => this.store.markDelivered(m, rows));
+      this.slots?.delivered(rows.map((r) => r.id));
+      return marked;
     } finally {
       this.settle(claim, seqs);
     }
@@ -182,7 +206,7 @@ export class BucketOwnership implements DeliveryOwnership {
     const relays = await this.runner.autocommit('relay.buckets', (m) => this.store.heartbeat(m, this.identity, leaseMs));
     await this.renewLeases(false); // the heartbeat just announced this relay
     await this.upgrade.run();
-    const share = Math.ceil(KEY_BUCKETS / relays);
+    const share = Math.ceil(KEY_BUCKETS / this.perSlot / relays) * this.perSlot;
     if (this.owned.size - this.leaving.size > share) {
       // The highest buckets go first, so relays keep stable shares across rebalances.
       const excess = this.owned.size - this.leaving.size - share;
@@ -201,15 +225,18 @@ export class BucketOwnership implements DeliveryOwnership {
     let taken: number[] = [];
     const want = share - this.owned.size;
     if (want > 0 && this.leaving.size === 0) {
-      const free = await this.runner.autocommit('relay.buckets', (m) => this.store.free(m));
+      const free = this.wholeSlots(await this.runner.autocommit('relay.buckets', (m) => this.store.free(m)));
       if (free.length > 0) {
-        const pick = pickSome(free, want);
+        const pick = pickSome(free, want / this.perSlot).flatMap((slot) => this.bucketsOf(slot));
         const token = randomUUID();
         const startedAt = performance.now();
         taken = await this.runner.autocommit('relay.buckets', (m) => this.store.acquire(m, this.identity, token, pick, leaseMs));
+        taken = await this.keepWholeSlots(taken, token);
         for (const bucket of taken) this.owned.set(bucket, token);
         if (taken.length > 0) this.logger.debug(`Took ${taken.length} key bucket(s): ${relays} relay(s) share them`);
         if (this.owned.size === taken.length) this.confirmedAt = startedAt;
+        // Before any of their messages is read: the publisher recovers each slot before its next send.
+        this.slots?.taken([...new Set(taken.map((b) => Math.floor(b / this.perSlot)))]);
       }
     }
     // Retries not due are known to this relay (its own failures); the database is asked for them
@@ -220,6 +247,28 @@ export class BucketOwnership implements DeliveryOwnership {
     const since = this.blocks.mark();
     const found = await this.runner.autocommit('relay.claim', (m) => this.store.blockedKeys(m, new Set(this.owned.keys()), full));
     this.blocks.refresh(since, { notDue: full ? found.notDue : undefined, dead: found.dead });
+  }
+
+  /** The slots (units of lease) all of whose buckets are among `free`. */
+  private wholeSlots(free: readonly number[]): number[] {
+    if (this.perSlot === 1) return [...free];
+    const count = new Map<number, number>();
+    for (const bucket of free) count.set(Math.floor(bucket / this.perSlot), (count.get(Math.floor(bucket / this.perSlot)) ?? 0) + 1);
+    return [...count].filter(([, n]) => n === this.perSlot).map(([slot]) => slot);
+  }
+
+  /**
+   * Of the buckets just taken under `token`, those of slots taken whole; the others (another relay
+   * took part of their slot at the same moment) are given back at once.
+   */
+  private async keepWholeSlots(taken: number[], token: string): Promise<number[]> {
+    if (this.perSlot === 1) return taken;
+    const whole = new Set(this.wholeSlots(taken));
+    const partial = taken.filter((b) => !whole.has(Math.floor(b / this.perSlot)));
+    if (partial.length > 0) {
+      await this.runner.autocommit('relay.buckets', (m) => this.store.release(m, this.identity, new Map(partial.map((b) => [b, token]))));
+    }
+    return taken.filter((b) => whole.has(Math.floor(b / this.perSlot)));
   }
 
   /**
@@ -235,6 +284,11 @@ export class BucketOwnership implements DeliveryOwnership {
     for (const bucket of lost) {
       this.owned.delete(bucket);
       this.leaving.delete(bucket);
+    }
+    // A slot is held whole or not at all: the rest of a slot that lost a bucket is given back (once
+    // nothing of it is in flight), so that another relay can take the slot.
+    for (const bucket of lost) {
+      for (const other of this.bucketsOf(Math.floor(bucket / this.perSlot))) if (this.owned.has(other)) this.leaving.add(other);
     }
     if (lost.length > 0) {
       emitEvent('lease.lost', () => ({ instance: this.options.name, producerGroup: this.options.producerGroup, count: lost.length, during: 'renewal' }));
