@@ -4,7 +4,7 @@
 import { afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createFaultDatabase } from './support/fault-db.js';
 import { runOracle } from './support/oracle.js';
-import { consumerConfig, expectNoViolations, FAULT_RELAY, recordsInTopic, settleAndCheck, workerConfig } from './support/scenario.js';
+import { consumerConfig, exactlyOnceConfig, expectNoViolations, FAULT_RELAY, recordsInTopic, settleAndCheck, workerConfig } from './support/scenario.js';
 import { WorkerFleet } from './support/workers.js';
 import { createTopics, eventually, KAFKA_BROKERS, uniqueTopic } from '../support/kafka.js';
 import type { TestDatabase } from '../support/databases.js';
@@ -265,5 +265,77 @@ describe('fault injection: processes', () => {
         expect(calls.length).toBe(10 * maxChecks);
       }
     });
+  });
+});
+
+// kafka.exactlyOnce (docs/exactly-once.md): the two faults above that publish a copy again at least
+// once (a relay killed after Kafka's acknowledgement and before its mark; a relay frozen past its
+// lease) leave no second copy in the topic, read with read_committed (the consumer worker's
+// kafkajs), on both clients. Each run ends with one more order per key written after everything
+// settled: once the consumer has it, whatever the relays wrote before it in that key's partition
+// (a second copy) has been read too.
+describe.each(['@platformatic/kafka', 'kafkajs'] as const)('fault injection: processes, kafka.exactlyOnce on %s', (client) => {
+  const keys = ['a', 'b', 'c'];
+
+  /** One more order per key, after everything settled; then settles again and returns the oracle's report. */
+  async function lastOrderPerKeyAndCheck(d: FaultDb, topic: string, perKey: number) {
+    await fleet.start(workerConfig(d, topic, KAFKA_BROKERS, 'writer-last', { relay: false, produce: { keys, perKey: perKey + 1 } })).waitFor('produced');
+    return settleAndCheck(d, fleet, 60_000, { exactlyOnce: true });
+  }
+
+  it('2e. a relay killed after the Kafka commit and before the mark: the next relay finds the batch in the marks record, marks it and publishes no second copy', async () => {
+    const { db, topic } = await setup(`eos-relay-killed-${client === 'kafkajs' ? 'kjs' : 'plt'}`);
+    const eos = exactlyOnceConfig('killed', client);
+    const consumer = fleet.supervise(consumerConfig(db, topic, KAFKA_BROKERS));
+    const writer = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'writer', { relay: false, produce: { keys, perKey: 20 } }));
+    await writer.waitFor('produced');
+    const relay = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'relay-a', { ...eos, fault: { kind: 'kill-after-publish', at: 1 } }));
+    expect((await relay.exited).signal).toBe('SIGKILL');
+    const fault = relay.events.find((e) => e.event === 'fault');
+    if (fault?.event !== 'fault') throw new Error(`the relay died without reaching its fault:\n${relay.tail()}`);
+    expect(fault.ids.length).toBe(60);
+    // Kafka committed them; the table does not know.
+    expect((await rowsOf(db, fault.ids)).every((r: any) => r.status === 'COMMITTED')).toBe(true);
+
+    const next = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'relay-b', eos));
+    await settleAndCheck(db, fleet, 60_000, { exactlyOnce: true });
+    expect((await rowsOf(db, fault.ids)).every((r: any) => r.status === 'DELIVERED')).toBe(true);
+    const report = await lastOrderPerKeyAndCheck(db, topic, 20);
+    await consumer.stop();
+    expectNoViolations(report, true);
+    expect(report.consumedMessages).toBe(63);
+    expect(report.duplicateRecords).toBe(0);
+    expect(next.tail(200)).toMatch(/Slot \d+: marked \d+ message\(s\) delivered that Kafka had committed before the database knew/);
+  });
+
+  it('4e. a relay frozen after its lease check and before its send, past its lease, while another takes its slots over: its transaction is refused (fenced), no second copy', async () => {
+    const { db, topic } = await setup(`eos-relay-frozen-${client === 'kafkajs' ? 'kjs' : 'plt'}`);
+    const eos = exactlyOnceConfig('frozen', client);
+    const consumer = fleet.supervise(consumerConfig(db, topic, KAFKA_BROKERS));
+    const writer = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'writer', { relay: false, produce: { keys, perKey: 10 } }));
+    await writer.waitFor('produced');
+    // Batches of 10: its first publish recovers its slots (their producers hold the current epoch), the second one freezes.
+    const relayOptions = { ...FAULT_RELAY, leaseMs: 1_500, batchSize: 10 };
+    const paused = fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'relay-a', { ...eos, relayOptions, fault: { kind: 'stop-before-publish', at: 2 } }));
+    const fault = await paused.waitFor('fault');
+    await eventually('relay A is stopped (SIGSTOP)', () => paused.isStopped(), 10_000);
+    if (fault.event !== 'fault') throw new Error('no fault event');
+    expect(fault.ids.length).toBe(10);
+
+    fleet.start(workerConfig(db, topic, KAFKA_BROKERS, 'relay-b', { ...eos, relayOptions }));
+    await settleAndCheck(db, fleet, 60_000, { exactlyOnce: true });
+
+    paused.signal('SIGCONT');
+    // Resumed, it sends the batch it held with its producer of before the takeover: refused.
+    const attempted = async () => Number((await db.dataSource.query(`SELECT COUNT(*) AS n FROM fault_publish WHERE pid = $1 AND phase = 'attempt' AND message_id = $2`, [paused.pid, fault.ids[0]]))[0].n);
+    await eventually('relay A sent the batch it held', async () => (await attempted()) > 0, 20_000);
+    await eventually('relay A found its send refused', () => /Downstream unavailable/.test(paused.tail(200)), 20_000);
+    const acked = await db.dataSource.query(`SELECT message_id FROM fault_publish WHERE pid = $1 AND phase = 'acked' AND message_id = ANY($2)`, [paused.pid, fault.ids]);
+    expect(acked).toEqual([]);
+    const report = await lastOrderPerKeyAndCheck(db, topic, 10);
+    await consumer.stop();
+    expectNoViolations(report, true);
+    expect(report.consumedMessages).toBe(33);
+    expect(report.duplicateRecords).toBe(0);
   });
 });

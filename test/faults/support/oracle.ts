@@ -13,6 +13,13 @@ export interface OracleReport {
   deliveries: number;
   /** Records the consumer received more than once (at-least-once: allowed, counted). */
   duplicatedDeliveries: number;
+  /**
+   * Copies of a message in the topic beyond the first, as the consumer (kafkajs, read_committed)
+   * read them: distinct partition/offset pairs per message, less one. A record read twice (the
+   * consumer restarted before committing its offset) is one copy. At least once: allowed, counted;
+   * with kafka.exactlyOnce: must be 0.
+   */
+  duplicateRecords: number;
   /** Effects the inbox let through more than once: must be 0. */
   duplicatedEffects: number;
   /** To deliver but never consumed. */
@@ -60,7 +67,10 @@ export interface Pause {
   to: number;
 }
 
-export async function runOracle(db: TestDatabase, options: { exhaustedStatus?: string; pauses?: Pause[]; leaseMs?: number } = {}): Promise<OracleReport> {
+export async function runOracle(
+  db: TestDatabase,
+  options: { exhaustedStatus?: string; pauses?: Pause[]; leaseMs?: number; exactlyOnce?: boolean } = {},
+): Promise<OracleReport> {
   const q = (sql: string): Promise<Row[]> => db.dataSource.query(sql);
   const t = db.tableName;
   const [intents, orders, deliveries, effects, calls, messages, history] = await Promise.all([
@@ -141,6 +151,18 @@ export async function runOracle(db: TestDatabase, options: { exhaustedStatus?: s
   }
   let duplicatedDeliveries = 0;
   for (const count of deliveryCount.values()) duplicatedDeliveries += Math.max(0, count - 1);
+  const copies = new Map<string, Set<string>>();
+  for (const d of deliveries) {
+    const id = String(d.message_id);
+    if (!copies.has(id)) copies.set(id, new Set());
+    copies.get(id)!.add(`${d.partition_no}@${d.offset_no}`);
+  }
+  let duplicateRecords = 0;
+  for (const [id, at] of copies) {
+    if (at.size < 2) continue;
+    duplicateRecords += at.size - 1;
+    if (options.exactlyOnce) example(`duplicate record: message ${id} is in the topic ${at.size} times (${[...at].join(', ')})`);
+  }
 
   // Order: per key, the first effects of orders their producer committed follow the write order.
   let orderViolations = 0;
@@ -234,6 +256,7 @@ export async function runOracle(db: TestDatabase, options: { exhaustedStatus?: s
     consumedMessages: effectCount.size,
     deliveries: deliveries.length,
     duplicatedDeliveries,
+    duplicateRecords,
     duplicatedEffects,
     lost,
     unexpected,

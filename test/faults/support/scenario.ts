@@ -57,7 +57,7 @@ export async function settleAndCheck(
   db: TestDatabase,
   fleet: WorkerFleet,
   timeoutMs: number,
-  options: { exhaustedStatus?: string; pauses?: Pause[]; leaseMs?: number } = {},
+  options: { exhaustedStatus?: string; pauses?: Pause[]; leaseMs?: number; exactlyOnce?: boolean } = {},
 ): Promise<OracleReport> {
   try {
     // Polled twice a second: the check reads the whole history, and the run is still working.
@@ -84,9 +84,18 @@ export async function settleAndCheck(
   return runOracle(db, options);
 }
 
-/** Fails with the oracle's examples if any violation count is not 0. */
-export function expectNoViolations(report: OracleReport): void {
-  const counts = violations(report);
+/**
+ * kafka.exactlyOnce's names for one run (nothing shared between runs or suites), on the given
+ * client: what a worker's configuration takes.
+ */
+export function exactlyOnceConfig(run: string, kafkaClient?: 'kafkajs' | '@platformatic/kafka'): Pick<WorkerConfig, 'exactlyOnce' | 'kafkaClient'> {
+  const unique = `${run}.${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+  return { exactlyOnce: { transactionalIdPrefix: `tm-test.faults.${unique}`, marksTopic: `tm-test.faults-marks.${unique}` }, ...(kafkaClient ? { kafkaClient } : {}) };
+}
+
+/** Fails with the oracle's examples if any violation count is not 0 (with `exactlyOnce`, duplicate records too). */
+export function expectNoViolations(report: OracleReport, exactlyOnce = false): void {
+  const counts = { ...violations(report), ...(exactlyOnce ? { duplicateRecords: report.duplicateRecords } : {}) };
   if (Object.values(counts).some((n) => n !== 0)) {
     throw new Error(`the oracle found violations: ${JSON.stringify(counts)}\n${report.examples.join('\n')}`);
   }

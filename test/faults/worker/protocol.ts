@@ -12,6 +12,8 @@ export type Fault =
   | { kind: 'kill-after-publish'; at: number }
   /** SIGSTOP itself in the `at`-th connect call (after the claim, before the lease re-check); SIGCONT resumes it. */
   | { kind: 'stop-in-connect'; at: number }
+  /** SIGSTOP itself at the start of the `at`-th publish call (after the lease re-check, before anything reaches Kafka); SIGCONT resumes it. */
+  | { kind: 'stop-before-publish'; at: number }
   /** Explicit API: SIGKILL itself after storing the `at`-th half message, before its local transaction. */
   | { kind: 'kill-after-half'; at: number }
   /** Explicit API: SIGKILL itself after the `at`-th local transaction committed, before commit(). */
@@ -63,6 +65,10 @@ export interface WorkerConfig {
   consumerConcurrency?: number;
   /** Explicit role: how many half messages to send (keys `x-<i % 4>`). */
   explicitCount?: number;
+  /** The Kafka client of the relay's publisher (default: TM_KAFKA_CLIENT, else the installed one). */
+  kafkaClient?: 'kafkajs' | '@platformatic/kafka';
+  /** kafka.exactlyOnce's names: the relay publishes in Kafka transactions per slot (docs/exactly-once.md). */
+  exactlyOnce?: { transactionalIdPrefix: string; marksTopic: string };
   /** On SIGTERM, close the application and the DataSource and let the process end by itself (no process.exit). */
   exitByItself?: boolean;
 }

@@ -166,9 +166,18 @@ class FaultPublisher implements MessagePublisher {
     await this.inner.connect();
   }
 
+  /** The inner publisher's slots (kafka.exactlyOnce): the relay leases buckets by slot for them. */
+  get slotTransactions(): unknown {
+    return (this.inner as { slotTransactions?: unknown }).slotTransactions;
+  }
+
   async publish(messages: readonly OutgoingMessage[]): Promise<void> {
     this.publishes++;
     const ids = messages.map((m) => m.id);
+    if (config.fault?.kind === 'stop-before-publish' && this.publishes === config.fault.at) {
+      emit({ event: 'fault', pid: process.pid, kind: config.fault.kind, ids });
+      process.kill(process.pid, 'SIGSTOP');
+    }
     if (config.fault?.kind === 'kill-before-publish' && this.publishes === config.fault.at) {
       emit({ event: 'fault', pid: process.pid, kind: config.fault.kind, ids });
       process.kill(process.pid, 'SIGKILL');
@@ -217,8 +226,10 @@ async function createApp(ds: DataSource, relay: boolean, providers: Function[]):
   const publisher = new FaultPublisher(new KafkaPublisher({
       // TM_KAFKA_CLIENT runs the suite on another Kafka client ('kafkajs', '@platformatic/kafka').
       ...(process.env.TM_KAFKA_CLIENT ? { client: process.env.TM_KAFKA_CLIENT as 'kafkajs' | '@platformatic/kafka' } : {}),
+      ...(config.kafkaClient ? { client: config.kafkaClient } : {}),
       brokers: config.brokers,
       clientId: `tm-fault-${config.name}`,
+      ...(config.exactlyOnce ? { exactlyOnce: config.exactlyOnce } : {}),
     }), ds);
   const library: DynamicModule = TransactionalMessageModule.forRoot({
     dataSource: ds,
