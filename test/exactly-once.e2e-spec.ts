@@ -24,6 +24,8 @@ import { resolveOptions } from '../src/options/resolve-options.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { createTopics, eventually, KAFKA_BROKERS, testKafka, TestConsumer, uniqueTopic } from './support/kafka.js';
 import { FAST_RELAY } from './support/relay.fixture.js';
+import { OwnBroker } from './support/own-broker.js';
+import { testPort } from './support/ports.js';
 
 jest.setTimeout(120_000);
 
@@ -214,6 +216,56 @@ describe.each(KAFKA_CLIENTS)('kafka.exactlyOnce on %s', (client: KafkaClientName
     }
     expect(new Set(owners.map((o) => o.owner)).size).toBe(2);
     void b;
+  });
+});
+
+describe('kafka.exactlyOnce on a cluster that cannot serve transactions', () => {
+  // One broker whose __transaction_state topic cannot be created (3 replicas wanted, 1 broker).
+  const broker = new OwnBroker(testPort('TM_TEST_TXN_BROKER_PORT', 19492), undefined, { 'transaction.state.log.replication.factor': '3' });
+  let db: TestDatabase;
+  const warnings: string[] = [];
+  let spies: { mockRestore(): void }[] = [];
+
+  beforeAll(async () => {
+    spies = (['debug', 'log', 'warn', 'error'] as const).map((level) =>
+      jest.spyOn(Logger.prototype, level).mockImplementation((message: unknown) => void (level === 'warn' || level === 'error' ? warnings.push(String(message)) : undefined)),
+    );
+    await broker.start();
+    db = await createTestDatabase('postgres');
+  }, 240_000);
+
+  afterAll(async () => {
+    for (const spy of spies) spy.mockRestore();
+    await db?.drop();
+    await broker.stop();
+  });
+
+  it.each(KAFKA_CLIENTS)('on %s: the relay says what the cluster must allow and counts nothing against the messages', async (client) => {
+    warnings.length = 0;
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        TransactionalMessageModule.forRoot({
+          dataSource: db.dataSource,
+          producerGroup: 'shop',
+          kafka: { client, brokers: broker.brokers, clientId: 'tm-test-eos', exactlyOnce: { transactionalIdPrefix: `tm-test.no-txn.${randomBytes(4).toString('hex')}`, marksTopic: `tm-test.no-txn-marks.${randomBytes(4).toString('hex')}` } },
+          relay: FAST_RELAY,
+        }),
+      ],
+    }).compile();
+    const app = await moduleRef.init();
+    try {
+      await app.get(TransactionalMessageProducer).sendMessageInTransaction({ topic: 'tm-test.no-txn', key: 'k', body: { n: 1 } }, () => TransactionStatus.COMMIT);
+      await eventually('the relay reports it', () => warnings.some((w) => w.startsWith('Downstream unavailable (') && w.includes('Kafka did not start the transactions of')), 60_000).catch((error: Error) => {
+        throw new Error(`${error.message}; it said:\n${warnings.join('\n')}`);
+      });
+      const warning = warnings.find((w) => w.includes('Kafka did not start the transactions of'))!;
+      expect(warning).toMatch(/tm-slot-\d+ .*transaction\.state\.log\.replication\.factor.*docs\/exactly-once\.md/);
+      const [row] = await db.dataSource.query(`SELECT status, delivery_attempts FROM "${db.tableName}"`);
+      expect(row).toEqual({ status: 'COMMITTED', delivery_attempts: 0 });
+    } finally {
+      await app.close();
+      await db.dataSource.query(`DELETE FROM "${db.tableName}"`);
+    }
   });
 });
 

@@ -84,6 +84,25 @@ class SlotLostError extends Error {
   }
 }
 
+/**
+ * A slot's transactional producer could not start: Kafka refused or could not serve transactions.
+ * Classified by its cause (an outage, or the configuration: an ACL); the message says what the
+ * cluster must allow.
+ */
+class TransactionsUnavailableError extends Error {
+  constructor(
+    transactionalId: string,
+    override readonly cause: unknown,
+  ) {
+    super(
+      `Kafka did not start the transactions of ${transactionalId} (${(cause as Error)?.message ?? cause}). kafka.exactlyOnce needs a cluster ` +
+        `that serves transactions: the __transaction_state topic must exist or be creatable (transaction.state.log.replication.factor, ` +
+        `default 3, at most the brokers; transaction.state.log.min.isr in sync), and with ACLs the producer needs WRITE and DESCRIBE on its ` +
+        `transactional ids (prefix of kafka.exactlyOnce.transactionalIdPrefix); docs/exactly-once.md`,
+    );
+  }
+}
+
 /** The marks topic cannot be used as it is: nothing is published until it is fixed. */
 class MarksTopicError extends Error {}
 
@@ -193,10 +212,15 @@ export class ExactlyOnceKafkaPublisher implements MessagePublisher, SlotTransact
 
   classify(error: unknown): PublishFailure {
     const cause = error instanceof PartialPublishError ? error.cause : error;
+    // Not the messages' fault whatever it is: the configuration (an ACL), or an outage.
+    if (cause instanceof TransactionsUnavailableError) return this.classifyClient(cause.cause).kind === 'config' ? { kind: 'config' } : { kind: 'transport' };
     if (cause instanceof SlotLostError || isProducerFenced(cause)) return { kind: 'transport' };
     if (cause instanceof MarksTopicError || cause instanceof OptionalDependencyMissingError) return { kind: 'config' };
-    if (this.clientName === 'kafkajs') return classifyKafkaError(cause);
-    return classifyPlatformaticKafkaError(cause);
+    return this.classifyClient(cause);
+  }
+
+  private classifyClient(error: unknown): PublishFailure {
+    return this.clientName === 'kafkajs' ? classifyKafkaError(error) : classifyPlatformaticKafkaError(error);
   }
 
   async close(): Promise<void> {
@@ -265,8 +289,13 @@ export class ExactlyOnceKafkaPublisher implements MessagePublisher, SlotTransact
     const reader = await this.marksReader();
     await slot.producer?.close();
     slot.producer = undefined;
-    const producer = createTransactionalKafkaProducer(await this.chosenClient(), this.options, `${this.scope.transactionalIdPrefix}.tm-slot-${n}`, this.defaultClientId);
-    await producer.start();
+    const transactionalId = `${this.scope.transactionalIdPrefix}.tm-slot-${n}`;
+    const producer = createTransactionalKafkaProducer(await this.chosenClient(), this.options, transactionalId, this.defaultClientId);
+    try {
+      await producer.start();
+    } catch (error) {
+      throw new TransactionsUnavailableError(transactionalId, error);
+    }
     try {
       if (!(await owner.holds(n))) throw new SlotLostError(n);
       const last = await readLastCommitted(reader, this.scope.marksTopic, n);
