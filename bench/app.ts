@@ -82,6 +82,6 @@ export async function benchApp(dataSource: DataSource, options: Partial<Transact
       ],
       providers: [OrderWriter, CheckAnswerer, ...extraProviders, { provide: DataSource, useValue: dataSource }],
     },
-    { logger: ['error'] },
+    { logger: process.env.TM_BENCH_LOGS === '1' ? ['error', 'warn', 'log'] : ['error'] },
   );
 }

@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { onTransactionalMessageEvent, type KafkaClientName, type MessagePublisher } from 'nestjs-transactional-message';
+import { onTransactionalMessageEvent, type KafkaClientName, type KafkaOptions, type MessagePublisher } from 'nestjs-transactional-message';
 import { benchApp } from '../app.js';
 import { BENCH_CLIENT, body, kafka, KAFKA_BROKERS, waitUntil } from '../harness.js';
 
@@ -65,13 +65,15 @@ export async function drainRates(
   publisher?: MessagePublisher,
   client: KafkaClientName | undefined = BENCH_CLIENT,
   relay: { retentionMs?: number } = {},
+  /** More `kafka` options (e.g. `exactlyOnce`). */
+  kafkaOptions: Partial<KafkaOptions> = {},
 ): Promise<DrainRates> {
   const started = performance.now();
   let firstPublish: number | undefined;
   const off = onTransactionalMessageEvent('batch.published', (event) => {
     firstPublish ??= performance.now() - event.durationMs;
   });
-  const sink = publisher ? { publisher, kafka: undefined } : { kafka: { ...(client ? { client } : {}), brokers: KAFKA_BROKERS, clientId: 'tm-bench-relay' } };
+  const sink = publisher ? { publisher, kafka: undefined } : { kafka: { ...(client ? { client } : {}), brokers: KAFKA_BROKERS, clientId: 'tm-bench-relay', ...kafkaOptions } };
   const apps = await Promise.all(Array.from({ length: relays }, () => benchApp(db, { relay: { batchSize, pollIntervalMs: 50, ...relay }, ...sink })));
   try {
     // A probe of the committed messages' index, not a count: the poll must not load the database it measures.

@@ -80,12 +80,15 @@ export async function readCommittedPartition(
   partition: number,
   fromOffset: bigint,
   fetchBytes = 1024 * 1024,
+  /** Where to stop when the caller knows the last stable offset: nothing is fetched from there on (a fetch there waits for records). */
+  until?: bigint,
 ): Promise<CommittedRecord[]> {
   const { FetchIsolationLevels } = await loadPlatformaticKafka();
   const found: CommittedRecord[] = [];
   let offset = fromOffset;
   let bytes = fetchBytes;
   for (;;) {
+    if (until !== undefined && offset >= until) return found;
     const metadata = await consumer.metadata({ topics: [topic] });
     const topicMetadata = metadata.topics.get(topic);
     const leader = topicMetadata?.partitions[partition];
@@ -143,7 +146,7 @@ export async function readLastCommitted(
   const [start, end] = [await offsetAt(-2n), await offsetAt(-1n)];
   for (let window = 16n; ; window *= 4n) {
     const from = end - window > start ? end - window : start;
-    const last = (await readCommittedPartition(consumer, topic, partition, from)).at(-1);
+    const last = (await readCommittedPartition(consumer, topic, partition, from, undefined, end)).at(-1);
     if (last || from === start) return last;
   }
 }
