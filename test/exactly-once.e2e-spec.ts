@@ -194,6 +194,31 @@ describe.each(KAFKA_CLIENTS)('kafka.exactlyOnce on %s', (client: KafkaClientName
     expect(consumer.of(topic).map((r) => r.headers['tm-message-id']).sort()).toEqual([...ids].sort());
   });
 
+  it('a relay that loses one bucket of a slot gives the slot back whole; it is taken whole again, and nothing is published twice', async () => {
+    const topic = uniqueTopic('eos.bucket-lost');
+    await createTopics([topic], 3);
+    const names = scope();
+    await instance(names, { leaseMs: 1_500 });
+    const owned = async () => (await db.dataSource.query(`SELECT bucket, owner, token FROM "${db.tableName}_bucket" WHERE owner IS NOT NULL AND expires_at > now() ORDER BY bucket`)) as { bucket: number; owner: string; token: string }[];
+    await eventually('the relay holds all 256 buckets', async () => (await owned()).length === 256, 30_000);
+    // Bucket 5's lease taken away (as if it had run out and another relay had taken it): the
+    // relay's next renewal finds it lost and gives back slot 0's other 31 buckets.
+    await db.dataSource.query(`UPDATE "${db.tableName}_bucket" SET owner = 'someone-else', token = 'theirs', expires_at = now() + interval '2 seconds' WHERE bucket = 5`);
+    await eventually('slot 0 given back whole', async () => (await owned()).filter((o) => o.bucket < 32 && o.owner !== 'someone-else').length === 0, 30_000);
+    expect((await owned()).filter((o) => o.bucket >= 32)).toHaveLength(224);
+    // Once bucket 5 is free again, the slot is taken whole, under one token.
+    await eventually('slot 0 taken again whole', async () => {
+      const slot0 = (await owned()).filter((o) => o.bucket < 32);
+      return slot0.length === 32 && new Set(slot0.map((o) => o.token)).size === 1;
+    }, 30_000);
+    const ids = await write(apps[0].get(TransactionalMessageProducer), topic, ['a', 'b', 'c', 'd', 'e', 'f'], 5);
+    const consumer = await reader(topic);
+    await eventually('all delivered', async () => JSON.stringify(await statuses()) === JSON.stringify([{ status: 'DELIVERED', n: 30 }]), 30_000);
+    await consumer.waitFor('the 30 messages', (r) => r.length >= 30);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(consumer.of(topic).map((r) => r.headers['tm-message-id']).sort()).toEqual([...ids].sort());
+  });
+
   it('two relays share the slots whole and publish each message once', async () => {
     const topic = uniqueTopic('eos.two-relays');
     await createTopics([topic], 6);
