@@ -23,6 +23,17 @@ describe('classifyKafkaError', () => {
     },
   );
 
+  it.each(['COORDINATOR_NOT_AVAILABLE', 'NOT_COORDINATOR', 'COORDINATOR_LOAD_IN_PROGRESS', 'INVALID_TXN_STATE', 'TRANSACTION_COORDINATOR_FENCED', 'PRODUCER_FENCED'])(
+    'a transaction coordinator moving, loading or fencing (%s, kafka.exactlyOnce): an outage, never counted against the message',
+    (type) => {
+      expect(classifyKafkaError(retriesExceeded(protocol(type, true)))).toEqual({ kind: 'transport' });
+    },
+  );
+
+  it('transactions refused by an ACL: a configuration error', () => {
+    expect(classifyKafkaError(wrapped(protocol('TRANSACTIONAL_ID_AUTHORIZATION_FAILED', false)))).toEqual({ kind: 'config' });
+  });
+
   it("the producer's own state (sequence numbers, id): not the message's fault, a new producer fixes it", () => {
     expect(classifyKafkaError(wrapped(protocol('OUT_OF_ORDER_SEQUENCE_NUMBER', false)))).toEqual({ kind: 'transport' });
     expect(classifyKafkaError(protocol('UNKNOWN_PRODUCER_ID', true))).toEqual({ kind: 'transport' });
