@@ -174,6 +174,44 @@ describe("the recovery read of a partition's committed records (@platformatic/ka
   });
 });
 
+describe("the recovery read where @platformatic/kafka's read_committed filter removes committed records", () => {
+  it('returns the committed transactions between an aborted one and a later ABORT marker of the same producer that holds no record', async () => {
+    const { Consumer } = await import('@platformatic/kafka');
+    const topic = uniqueTopic('tx-read-dataless');
+    // Records over 2,000 bytes are refused by the partition, after the transaction added it: that
+    // transaction's abort writes an ABORT marker with no record of its own before it (as a send cut
+    // by a fence or a broker's death does; found by the exactly-once soak).
+    await createTopics([topic], 1, KAFKA_BROKERS, [{ name: 'max.message.bytes', value: '2000' }]);
+    const producer = testKafka().producer({ transactionalId: `tm-test-dataless-${randomBytes(4).toString('hex')}`, idempotent: true, maxInFlightRequests: 1 });
+    const inTransaction = async (value: string | Buffer, end: 'commit' | 'abort') => {
+      const transaction = await producer.transaction();
+      try {
+        await transaction.send({ topic, acks: -1, messages: [{ partition: 0, key: 'k', value }] });
+      } catch {
+        // refused (too large): the partition was added to the transaction, nothing written
+      }
+      await (end === 'commit' ? transaction.commit() : transaction.abort());
+    };
+    await producer.connect();
+    try {
+      await inTransaction('aborted-1', 'abort'); // listed as aborted by every fetch that reaches its marker
+      await inTransaction('committed-2', 'commit');
+      await inTransaction('committed-3', 'commit');
+      await inTransaction(Buffer.alloc(10_000), 'abort'); // an ABORT marker with no record before it
+      await inTransaction('committed-4', 'commit');
+    } finally {
+      await producer.disconnect();
+    }
+    const consumer = new Consumer({ clientId: 'tm-test', groupId: `tm-test-${randomBytes(4).toString('hex')}`, bootstrapBrokers: KAFKA_BROKERS });
+    try {
+      const read = await readCommittedPartition(consumer, topic, 0, 0n);
+      expect(read.map((r) => r.value?.toString())).toEqual(['committed-2', 'committed-3', 'committed-4']);
+    } finally {
+      await consumer.close(true);
+    }
+  });
+});
+
 describe.each(KAFKA_CLIENTS)("a takeover's recovery read of the slot's marks, written with %s (real Kafka)", (client: KafkaClientName) => {
   it("finds the last committed marks record behind aborted ones and the fenced holder's open one; none in an empty slot", async () => {
     const { Consumer } = await import('@platformatic/kafka');
