@@ -717,6 +717,31 @@ describe.each(DATABASE_KINDS)('relay and transaction checks on %s (real Kafka)',
     for (const [key, ids] of written) expect(publisher.sent.flat().filter((m) => m.key === key).map((m) => m.id)).toEqual(ids);
   });
 
+  it('a claim that let messages go and gives them back when it is finished does not take them from the claim that read them since: no third read publishes them again', async () => {
+    // The relay's own sequence, step by step: claim A lets a key go (held back behind a failure),
+    // the next claim B reads the key again once it is due, then A is finished and gives back what
+    // it let go. Were B's messages taken out of flight by A's give-back, the read after B would
+    // hold them too: published twice, after the later messages of their key.
+    const { app, producer } = await boot([], { relay: { autoStart: false } });
+    const ownership = app.get(TransactionalMessageEngine).ownership;
+    const key = `late-${randomUUID()}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push((await producer.sendMessageInTransaction({ topic: topic.order, key, body: { i } }, () => TransactionStatus.COMMIT)).messageId);
+    const ours = (messages: readonly { id: string }[]) => messages.map((m) => m.id).filter((id) => ids.includes(id));
+    const a = await ownership.claim(true);
+    expect(ours(a.messages)).toEqual(ids);
+    const aRows = a.messages.filter((m) => ids.includes(m.id));
+    ownership.letGo(a, aRows);
+    const b = await ownership.claim(false);
+    expect(ours(b.messages)).toEqual(ids);
+    await ownership.release(a, aRows.map((r) => r.seq));
+    const c = await ownership.claim(false);
+    expect(ours(c.messages)).toEqual([]);
+    await ownership.markDelivered(b, b.messages.filter((m) => ids.includes(m.id)).map((m) => m.seq));
+    expect(ours((await ownership.claim(false)).messages)).toEqual([]);
+    expect(await Promise.all(ids.map((id) => statusOf(producer, id)))).toEqual([MessageStatus.DELIVERED, MessageStatus.DELIVERED]);
+  });
+
   it('wakes on a local commit without waiting for the poll', async () => {
     @Injectable()
     class Writer {

@@ -101,7 +101,7 @@ export class BucketOwnership implements DeliveryOwnership {
     const claim: BucketClaim = { token: '', messages, confirmedAt, tokens: new Map(this.owned) };
     for (const row of messages) {
       this.blocks.read(row);
-      this.inFlight.add(row);
+      this.inFlight.add(claim, row);
     }
     return claim;
   }
@@ -186,7 +186,7 @@ export class BucketOwnership implements DeliveryOwnership {
 
   /** Seqs no longer in flight (marked, failed or given back). */
   private settle(claim: DeliveryClaim, seqs: readonly number[]): void {
-    this.inFlight.settle(claim.messages as BucketRow[], seqs);
+    this.inFlight.settle(claim, seqs);
   }
 
   private maintain(): Promise<void> {
