@@ -21,6 +21,11 @@ const common = {
 export default {
   // A deadline for a failure message when something never arrives, not a timing assertion.
   testTimeout: 60_000,
+  // A worker's memory grows suite by suite (each test file loads its own module registry, and the
+  // ESM ones are not freed at once). A worker past this after a file is replaced by a fresh one,
+  // so that none ends the run with a heap too big to tear down in Jest's half second of grace
+  // ("A worker process has failed to exit gracefully").
+  workerIdleMemoryLimit: '1GB',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
     {

@@ -216,7 +216,8 @@ describe('upgrading from the row-lease relay (PostgreSQL, real Kafka, the earlie
     // Nothing was published twice: neither design took over what the other had in hand.
     const ids = consumer.of(topic).map((r) => r.headers['tm-message-id']);
     expect(ids.length - new Set(ids).size).toBe(0);
-  });
+    // A deadline above the sum of the steps' own (60 s, 90 s), so that a step that hangs fails with its name.
+  }, 300_000);
 });
 
 /** This version's publisher in the test: the real Kafka publisher, k3 refused twice (retriable), every publish recorded. */
