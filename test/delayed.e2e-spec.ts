@@ -111,11 +111,18 @@ describe.each(DATABASE_KINDS)('delayed messages on %s (real Kafka)', (kind) => {
   const notesOf = (t: string, key: string) => consumer.of(t).filter((r) => r.key === key).map((r) => (r.json as { note: string }).note);
   const rowOf = async (key: string, note: string) => (await messageRows(db)).find((r) => r.message_key === key && JSON.parse(Buffer.from(r.body).toString('utf8')).note === note)!;
 
-  /** Published no sooner than due, by the database's clock (both times are the database's). */
-  function expectPublishedWhenDue(message: StoredMessage | null): void {
+  /**
+   * Marked DELIVERED (waited for: the broker acknowledges, and a consumer can read the record, before
+   * the relay marks the row), and published no sooner than due, by the database's clock (both times
+   * are the database's).
+   */
+  async function expectPublishedWhenDue(producer: TransactionalMessageProducer, id: string): Promise<StoredMessage> {
+    await eventually('marked delivered', async () => (await producer.getMessage(id))?.status === MessageStatus.DELIVERED);
+    const message = await producer.getMessage(id);
     expect(message).toMatchObject({ status: MessageStatus.DELIVERED });
     expect(message!.deliverAt).toBeInstanceOf(Date);
     expect(message!.deliveredAt!.getTime()).toBeGreaterThanOrEqual(message!.deliverAt!.getTime());
+    return message!;
   }
 
   it('waits DELAYED until due, while the later messages of its key go out without it; then goes out once', async () => {
@@ -134,9 +141,8 @@ describe.each(DATABASE_KINDS)('delayed messages on %s (real Kafka)', (kind) => {
     expect((await producer.getMessage(reminder.id))!.deliverAt).toBeInstanceOf(Date);
 
     await consumer.waitFor('the delayed message, once due', () => notesOf(topic.reminder, key).length >= 3);
-    await eventually('marked delivered', async () => (await producer.getMessage(reminder.id))?.status === MessageStatus.DELIVERED);
     expect(notesOf(topic.reminder, key)).toEqual(['paid', 'shipped', 'reminder']);
-    expectPublishedWhenDue(await producer.getMessage(reminder.id));
+    await expectPublishedWhenDue(producer, reminder.id);
     expect(publisher.sentIds().filter((id) => id === reminder.id)).toHaveLength(1);
   });
 
@@ -163,9 +169,7 @@ describe.each(DATABASE_KINDS)('delayed messages on %s (real Kafka)', (kind) => {
     refuse = false;
     await consumer.waitFor('all three', () => notesOf(topic.reminder, key).length >= 3);
     expect(notesOf(topic.reminder, key)).toEqual(['first', 'second (delayed)', 'third']);
-    // The consumer may read the record before the relay marks the row: wait for the mark.
-    await eventually('marked delivered', async () => (await producer.getMessage(second.id))?.status === MessageStatus.DELIVERED);
-    expectPublishedWhenDue(await producer.getMessage(second.id));
+    await expectPublishedWhenDue(producer, second.id);
   });
 
   it('survives a restart: written with deliverAt by one instance, published when due by the next', async () => {
@@ -181,11 +185,9 @@ describe.each(DATABASE_KINDS)('delayed messages on %s (real Kafka)', (kind) => {
 
     const second = await boot();
     await consumer.waitFor('the scheduled message', () => consumer.of(topic.restart).some((r) => r.key === key));
-    await eventually('marked delivered', async () => (await second.producer.getMessage(row.id))?.status === MessageStatus.DELIVERED);
-    const stored = await second.producer.getMessage(row.id);
-    expectPublishedWhenDue(stored);
+    const stored = await expectPublishedWhenDue(second.producer, row.id);
     // The instant given, to the millisecond.
-    expect(stored!.deliverAt!.getTime()).toBe(due.getTime());
+    expect(stored.deliverAt!.getTime()).toBe(due.getTime());
     expect(consumer.of(topic.restart).filter((r) => r.key === key)).toHaveLength(1);
   });
 
@@ -200,8 +202,7 @@ describe.each(DATABASE_KINDS)('delayed messages on %s (real Kafka)', (kind) => {
     await eventually('the check committed it', async () => (await producer.getMessage(checked.messageId))!.checkCount >= 1);
     await consumer.waitFor('both', () => consumer.of(topic.explicit).filter((r) => String(r.key).startsWith(key)).length >= 2);
     for (const id of [committed, checked.messageId]) {
-      await eventually('marked delivered', async () => (await producer.getMessage(id))?.status === MessageStatus.DELIVERED);
-      expectPublishedWhenDue(await producer.getMessage(id));
+      await expectPublishedWhenDue(producer, id);
     }
   });
 
@@ -220,7 +221,7 @@ describe.each(DATABASE_KINDS)('delayed messages on %s (real Kafka)', (kind) => {
     let published = 0;
     await eventually('drain() publishes it once due', async () => (published += await relay.drain()) > 0);
     expect(published).toBe(1);
-    expectPublishedWhenDue(await producer.getMessage(page.messages[0].id));
+    await expectPublishedWhenDue(producer, page.messages[0].id);
   });
 
   it('refuses bad delays with the value and the fix, storing nothing', async () => {
