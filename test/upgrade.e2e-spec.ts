@@ -129,17 +129,24 @@ describe('upgrading from the row-lease relay (PostgreSQL, real Kafka, the earlie
     await migrate.reached;
     // Its relay fails k1 twice (retriable), and publishes one batch of k2 slowly: the upgrade
     // happens while that batch is leased and in flight.
-    let slowPublish!: () => void;
-    const slow = new Promise<void>((r) => (slowPublish = r));
+    let slowBegan = false;
     const started = runEarlier(
       { mode: 'run', writeKeys: KEYS, writeIntervalMs: 5, failKey: 'k1', failTimes: 2, slowKey: 'k2', slowAfter: 20, slowMs: 60_000 },
       'ready',
-      { 'slow-publish': slowPublish },
+      { 'slow-publish': () => (slowBegan = true) },
     );
     earlier = started.child;
     await started.reached;
-    await consumer.waitFor('the earlier relay delivering', (r) => r.length >= 60, 60_000);
-    await slow;
+    await eventually('the earlier relay beginning its slow publish of k2 (after 20 publishes)', () => slowBegan, 60_000);
+    // What it published before reaches the topic. (Not a count of records: the slow publish holds
+    // its relay up, and 20 publishes may carry fewer records than a count would ask; CI's machine
+    // under load once waited out the slow publish's 60 s so.)
+    const earlierPublished = publishes.filter((p) => p.relay === 'earlier' && p.ok).flatMap((p) => p.ids);
+    expect(earlierPublished.length).toBeGreaterThan(0);
+    await consumer.waitFor('what the earlier relay published before its slow publish', (r) => {
+      const read = new Set(r.map((x) => x.headers['tm-message-id']));
+      return earlierPublished.every((id) => read.has(id));
+    }, 60_000);
 
     // Step 2: this version's migrations, while the earlier version writes and delivers.
     const migrator = await new DataSource({ ...db.options, migrations: transactionalMessageMigrations() } as never).initialize();
