@@ -139,13 +139,34 @@ function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
   return result;
 }
 
+/** The waits of `eventually` under way in this test file, each by what it waits for. */
+const waiting = new Set<{ what: string }>();
+
+// A test that reaches jest's deadline inside a wait fails with "Exceeded timeout" alone, naming no
+// step (two 30 s waits in a row outlast the 60 s deadline). jest runs the afterEach hooks of a test
+// that timed out while its body still runs: this one names the wait it was in, and ends it.
+afterEach(() => {
+  if (waiting.size === 0) return;
+  const steps = [...waiting].map((w) => w.what);
+  waiting.clear();
+  throw new Error(`The test ended while still waiting for: ${steps.join('; ')}`);
+});
+
 /** Polls `condition` until it holds; rejects naming `what` after `timeoutMs`. Not a timing assertion: a deadline for a failure message. */
 export async function eventually(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
+  const wait = { what };
+  waiting.add(wait);
+  try {
+    for (;;) {
+      if (await condition()) return;
+      if (Date.now() > deadline) throw new Error(`Timed out waiting for: ${what}`);
+      // Ended by the afterEach above: the test is over, stop polling what it left behind.
+      if (!waiting.has(wait)) throw new Error(`Abandoned, the test having ended: ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  } finally {
+    waiting.delete(wait);
   }
 }
 
