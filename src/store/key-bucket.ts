@@ -7,7 +7,6 @@ import { hash32 } from './sql-params.js';
  */
 export function keyBucket(key: string | null, id: string): number {
   // Unsigned first: a negative hash that is a multiple of the bucket count would otherwise give -0,
-  // which Object.is (and so a test, a Map of a few engines, a JSON round trip) tells from 0.
-  // KEY_BUCKETS divides 2^32, so this is the same bucket as `h & 255` on the signed hash in SQL.
+  // not the 0 the database gives back. KEY_BUCKETS divides 2^32, so the bucket is `h & 255` as in SQL.
   return (hash32(key ?? id) >>> 0) % KEY_BUCKETS;
 }
